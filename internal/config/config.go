@@ -1,0 +1,139 @@
+// Package config reads Countersign's settings from the environment. It is the
+// one place that names environment variables: docker-compose.yml, the README
+// and the tests all check against Vars.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Config is everything the production commands read from the environment.
+type Config struct {
+	DatabaseURL string // DATABASE_URL
+
+	TemporalAddress   string // TEMPORAL_ADDRESS
+	TemporalNamespace string // TEMPORAL_NAMESPACE
+	TemporalTLSCert   string // TEMPORAL_TLS_CERT: path of a client certificate (mTLS)
+	TemporalTLSKey    string // TEMPORAL_TLS_KEY
+	TemporalTLSCA     string // TEMPORAL_TLS_CA: path of a CA bundle for the server
+	TemporalAPIKey    string // TEMPORAL_API_KEY: Temporal Cloud API key (implies TLS)
+
+	HTTPAddr  string // COUNTERSIGN_HTTP_ADDR
+	PublicURL string // COUNTERSIGN_PUBLIC_URL: where users reach the API (links, Slack)
+	SecretKey []byte // COUNTERSIGN_SECRET_KEY: 32 bytes, hex or base64, encrypts credentials
+
+	LogFormat string // COUNTERSIGN_LOG_FORMAT: json | text
+	LogLevel  string // COUNTERSIGN_LOG_LEVEL: debug | info | warn | error
+
+	SlackBotToken      string // COUNTERSIGN_SLACK_BOT_TOKEN
+	SlackSigningSecret string // COUNTERSIGN_SLACK_SIGNING_SECRET
+	SlackAPIURL        string // COUNTERSIGN_SLACK_API_URL
+	SlackAppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (Socket Mode)
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name, Default, Help string
+}
+
+// Vars lists every variable Countersign reads, in the order the README shows them.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL connection URL (required for serve, worker, migrate, bootstrap)"},
+	{"TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port"},
+	{"TEMPORAL_NAMESPACE", "default", "Temporal namespace"},
+	{"TEMPORAL_TLS_CERT", "", "client certificate file for mTLS to Temporal"},
+	{"TEMPORAL_TLS_KEY", "", "client key file for mTLS to Temporal"},
+	{"TEMPORAL_TLS_CA", "", "CA bundle that signed the Temporal server's certificate"},
+	{"TEMPORAL_API_KEY", "", "Temporal Cloud API key (turns TLS on)"},
+	{"COUNTERSIGN_HTTP_ADDR", ":8080", "address the API listens on"},
+	{"COUNTERSIGN_PUBLIC_URL", "http://localhost:8080", "public base URL of the API, used in links"},
+	{"COUNTERSIGN_SECRET_KEY", "", "32-byte key, hex or base64, that encrypts social account credentials (required)"},
+	{"COUNTERSIGN_LOG_FORMAT", "json", "log format: json or text"},
+	{"COUNTERSIGN_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+	{"COUNTERSIGN_SLACK_BOT_TOKEN", "", "Slack bot token (xoxb-…); without it notifications go to the log"},
+	{"COUNTERSIGN_SLACK_SIGNING_SECRET", "", "Slack signing secret that verifies interaction requests"},
+	{"COUNTERSIGN_SLACK_API_URL", "https://slack.com/api/", "Slack API base URL (tests, proxies)"},
+	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) { return Load(os.Getenv) }
+
+// Load reads the configuration through getenv, applying the defaults of Vars.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+		panic("config: undocumented variable " + name)
+	}
+	c := Config{
+		DatabaseURL:        get("DATABASE_URL"),
+		TemporalAddress:    get("TEMPORAL_ADDRESS"),
+		TemporalNamespace:  get("TEMPORAL_NAMESPACE"),
+		TemporalTLSCert:    get("TEMPORAL_TLS_CERT"),
+		TemporalTLSKey:     get("TEMPORAL_TLS_KEY"),
+		TemporalTLSCA:      get("TEMPORAL_TLS_CA"),
+		TemporalAPIKey:     get("TEMPORAL_API_KEY"),
+		HTTPAddr:           get("COUNTERSIGN_HTTP_ADDR"),
+		PublicURL:          strings.TrimRight(get("COUNTERSIGN_PUBLIC_URL"), "/"),
+		LogFormat:          get("COUNTERSIGN_LOG_FORMAT"),
+		LogLevel:           get("COUNTERSIGN_LOG_LEVEL"),
+		SlackBotToken:      get("COUNTERSIGN_SLACK_BOT_TOKEN"),
+		SlackSigningSecret: get("COUNTERSIGN_SLACK_SIGNING_SECRET"),
+		SlackAPIURL:        get("COUNTERSIGN_SLACK_API_URL"),
+		SlackAppToken:      get("COUNTERSIGN_SLACK_APP_TOKEN"),
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return c, fmt.Errorf("COUNTERSIGN_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	if key := get("COUNTERSIGN_SECRET_KEY"); key != "" {
+		k, err := ParseSecretKey(key)
+		if err != nil {
+			return c, err
+		}
+		c.SecretKey = k
+	}
+	return c, nil
+}
+
+// ParseSecretKey decodes a 32-byte key written as 64 hex digits or base64.
+func ParseSecretKey(s string) ([]byte, error) {
+	if k, err := hex.DecodeString(s); err == nil && len(k) == 32 {
+		return k, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("COUNTERSIGN_SECRET_KEY must be 32 bytes written as 64 hex digits or base64 (try: openssl rand -hex 32)")
+}
+
+// RequireDatabase returns an error naming DATABASE_URL when it is unset.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("DATABASE_URL is not set: point it at PostgreSQL, e.g. postgres://countersign:countersign@localhost:5432/countersign")
+	}
+	return nil
+}
+
+// RequireSecretKey returns an error naming COUNTERSIGN_SECRET_KEY when it is unset.
+func (c Config) RequireSecretKey() error {
+	if len(c.SecretKey) == 0 {
+		return fmt.Errorf("COUNTERSIGN_SECRET_KEY is not set: generate one with `openssl rand -hex 32`")
+	}
+	return nil
+}

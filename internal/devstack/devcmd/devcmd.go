@@ -1,0 +1,85 @@
+// Package devcmd adds `countersign dev` to the command line. Only the dev
+// build (go build -tags dev) imports it, so the production binary does not
+// link the Temporal server.
+package devcmd
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"text/template"
+
+	"github.com/spf13/cobra"
+
+	"github.com/countersign/countersign/internal/cli"
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/devstack"
+)
+
+func init() { cli.Register(Command()) }
+
+// Command is `countersign dev`.
+func Command() *cobra.Command {
+	var o devstack.Options
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything on this machine: Temporal + Web UI, PostgreSQL, API and worker",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(func(name string) string {
+				if name == "COUNTERSIGN_LOG_FORMAT" && os.Getenv(name) == "" {
+					return "text" // people read dev logs
+				}
+				return os.Getenv(name)
+			})
+			if err != nil {
+				return err
+			}
+			o.Logger = cli.NewLogger(cfg, cmd.ErrOrStderr())
+			o.DatabaseURL = cfg.DatabaseURL
+			fmt.Fprintln(cmd.OutOrStdout(), "Starting Countersign dev stack in", o.DataDir, "…")
+			s, err := devstack.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			PrintBanner(cmd.OutOrStdout(), s)
+			<-cmd.Context().Done()
+			fmt.Fprintln(cmd.OutOrStdout(), "\nStopping…")
+			return s.Stop()
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.DataDir, "data-dir", devstack.DefaultDataDir, "where PostgreSQL, Temporal's SQLite file and the demo credentials live")
+	f.StringVar(&o.HTTPAddr, "http-addr", devstack.DefaultHTTPAddr, "API listen address")
+	f.IntVar(&o.TemporalPort, "temporal-port", devstack.DefaultTemporalPort, "Temporal frontend gRPC port (on 127.0.0.1)")
+	f.IntVar(&o.UIPort, "ui-port", devstack.DefaultUIPort, "Temporal Web UI port (-1 disables the UI)")
+	f.IntVar(&o.PGPort, "pg-port", devstack.DefaultPGPort, "PostgreSQL port (on 127.0.0.1), unless DATABASE_URL is set")
+	return c
+}
+
+var banner = template.Must(template.New("banner").Parse(`
+Countersign dev stack is up.
+
+  API             {{.APIURL}}        (health: {{.APIURL}}/readyz)
+  Temporal UI     {{if .Temporal.UIURL}}{{.Temporal.UIURL}}{{else}}disabled{{end}}
+  Temporal        {{.Temporal.Address}}  namespace {{.Temporal.Namespace}}
+{{- if .PG}}
+  PostgreSQL      {{.PG.URL}}
+{{- end}}
+
+{{if .Seeded}}Seeded the demo org (credentials kept in the data directory, demo.json):{{else}}Demo org (from demo.json in the data directory):{{end}}
+  org id          {{.Demo.OrgID}}
+  owner           {{.Demo.Email}}
+  owner token     {{.Demo.Token}}
+
+Try it:
+  export CS={{.APIURL}} TOKEN={{.Demo.Token}} ORG={{.Demo.OrgID}}
+  curl -s -H "Authorization: Bearer $TOKEN" $CS/v1/me
+
+Ctrl-C stops everything; the next start finds every post where it was.
+`))
+
+// PrintBanner prints the URLs, the demo credentials and a first curl.
+func PrintBanner(w io.Writer, s *devstack.Stack) {
+	_ = banner.Execute(w, s)
+}

@@ -1,0 +1,247 @@
+// Package devstack runs all of Countersign on one machine with no other
+// setup: an embedded Temporal server and Web UI, a private PostgreSQL, the
+// migrations, the API and a worker. It backs `countersign dev` and the tests,
+// and is the only production-adjacent package that links the Temporal server.
+package devstack
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/countersign/countersign/internal/app"
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/devtemporal"
+	"github.com/countersign/countersign/internal/pgserver"
+	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/store"
+)
+
+// Options configures the dev stack. Zero ports mean the documented defaults.
+type Options struct {
+	DataDir      string // default ./.countersign
+	HTTPAddr     string // default :8080
+	TemporalPort int    // default 7233
+	UIPort       int    // default 8233; -1 disables the Web UI
+	PGPort       int    // default 5433 (beside a system PostgreSQL on 5432)
+	DatabaseURL  string // use this PostgreSQL instead of starting one
+	PGBinDir     string // where initdb and postgres are; default: PATH and the usual places
+	Logger       *slog.Logger
+}
+
+// Defaults of Options, as documented in the README.
+const (
+	DefaultDataDir      = ".countersign"
+	DefaultHTTPAddr     = ":8080"
+	DefaultTemporalPort = 7233
+	DefaultUIPort       = 8233
+	DefaultPGPort       = 5433
+)
+
+// Stack is a running dev stack.
+type Stack struct {
+	App      *app.App
+	Temporal *devtemporal.Server
+	PG       *pgserver.Server // nil when DatabaseURL was given
+	APIURL   string
+	Demo     *Demo // the demo org's credentials
+	Seeded   bool  // the demo org was created by this start
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	err    error
+}
+
+// Demo is what the first start seeded; it is kept in the data directory
+// (mode 0600) so later starts can print it again.
+type Demo struct {
+	OrgID  string `json:"org_id"`
+	UserID string `json:"user_id"`
+	Email  string `json:"email"`
+	Token  string `json:"token"`
+}
+
+// Start brings the stack up; on error, whatever started is stopped again.
+func Start(ctx context.Context, o Options) (s *Stack, err error) {
+	o.applyDefaults()
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	s = &Stack{}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+
+	dbURL := o.DatabaseURL
+	if dbURL == "" {
+		pgLog, err := os.OpenFile(filepath.Join(o.DataDir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return s, err
+		}
+		defer pgLog.Close() // the child process keeps its own descriptor
+		if s.PG, err = pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(o.DataDir, "postgres"), Port: o.PGPort, BinDir: o.PGBinDir, Log: pgLog}); err != nil {
+			return s, fmt.Errorf("PostgreSQL: %w", err)
+		}
+		dbURL = s.PG.URL
+	}
+
+	uiPort := o.UIPort
+	if uiPort < 0 {
+		uiPort = 0
+	}
+	s.Temporal, err = devtemporal.Start(ctx, devtemporal.Options{
+		DBFile:  filepath.Join(o.DataDir, "temporal.db"),
+		Port:    o.TemporalPort,
+		UIPort:  uiPort,
+		LogFile: filepath.Join(o.DataDir, "temporal.log"),
+	})
+	if err != nil {
+		return s, err
+	}
+
+	key, err := secretKey(o.DataDir)
+	if err != nil {
+		return s, err
+	}
+	cfg, err := config.Load(func(name string) string {
+		switch name {
+		case "DATABASE_URL":
+			return dbURL
+		case "TEMPORAL_ADDRESS":
+			return s.Temporal.Address
+		case "TEMPORAL_NAMESPACE":
+			return s.Temporal.Namespace
+		case "COUNTERSIGN_HTTP_ADDR":
+			return o.HTTPAddr
+		case "COUNTERSIGN_SECRET_KEY":
+			return key
+		}
+		return os.Getenv(name) // Slack settings and the like still come from the environment
+	})
+	if err != nil {
+		return s, err
+	}
+	if s.App, err = app.Open(ctx, cfg, o.Logger); err != nil {
+		return s, err
+	}
+	if _, err := s.App.Store.Migrate(ctx); err != nil {
+		return s, err
+	}
+	if s.Demo, s.Seeded, err = seed(ctx, s.App.Store, o.DataDir); err != nil {
+		return s, err
+	}
+
+	l, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return s, fmt.Errorf("API: %w (choose another address with --http-addr)", err)
+	}
+	s.APIURL = "http://" + hostPort(l.Addr().(*net.TCPAddr))
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.run(func() error { return s.App.ServeAPI(runCtx, l) })
+	s.run(func() error { return s.App.RunWorker(runCtx) })
+	return s, nil
+}
+
+func (s *Stack) run(f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil {
+			s.errMu.Lock()
+			s.err = errors.Join(s.err, err)
+			s.errMu.Unlock()
+		}
+	}()
+}
+
+// Stop stops the API and worker, then Temporal, then PostgreSQL, and returns
+// what failed while running.
+func (s *Stack) Stop() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.App != nil {
+		s.App.Close()
+	}
+	if s.Temporal != nil {
+		s.Temporal.Stop()
+	}
+	if s.PG != nil {
+		s.PG.Stop()
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (o *Options) applyDefaults() {
+	if o.DataDir == "" {
+		o.DataDir = DefaultDataDir
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = DefaultHTTPAddr
+	}
+	if o.TemporalPort == 0 {
+		o.TemporalPort = DefaultTemporalPort
+	}
+	if o.UIPort == 0 {
+		o.UIPort = DefaultUIPort
+	}
+	if o.PGPort == 0 {
+		o.PGPort = DefaultPGPort
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// secretKey returns the dev stack's credential key, made on first start and
+// kept in the data directory.
+func secretKey(dir string) (string, error) {
+	path := filepath.Join(dir, "secret.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b), nil
+	}
+	key := hex.EncodeToString(secrets.RandomBytes(32))
+	return key, os.WriteFile(path, []byte(key), 0o600)
+}
+
+// seed creates the demo org on first start and saves its credentials.
+func seed(ctx context.Context, st *store.Store, dir string) (*Demo, bool, error) {
+	path := filepath.Join(dir, "demo.json")
+	if b, err := os.ReadFile(path); err == nil {
+		var d Demo
+		if err := json.Unmarshal(b, &d); err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", path, err)
+		}
+		return &d, false, nil
+	}
+	b, err := st.Bootstrap(ctx, "Demo", "owner@demo.countersign.test", "Demo Owner")
+	if err != nil {
+		return nil, false, fmt.Errorf("seed demo org: %w", err)
+	}
+	d := &Demo{OrgID: b.Org.ID, UserID: b.User.ID, Email: b.User.Email, Token: b.Token}
+	out, _ := json.MarshalIndent(d, "", "  ")
+	return d, true, os.WriteFile(path, out, 0o600)
+}
+
+func hostPort(a *net.TCPAddr) string {
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(a.Port))
+}

@@ -1,0 +1,168 @@
+package devstack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/internal/cli"
+	"github.com/countersign/countersign/internal/devstack"
+	"github.com/countersign/countersign/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestDevStack is the walking skeleton end to end: `dev` starts everything
+// in-process, /readyz turns ready once the worker polls, `bootstrap` creates
+// an org whose token authenticates GET /v1/me, and after a stop and a second
+// start on the same data directory the org and its token are still there.
+func TestDevStack(t *testing.T) {
+	testenv.RequirePostgresBinaries(t)
+	dir := testenv.DataDir(t)
+	opts := devstack.Options{
+		DataDir:      dir,
+		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
+		TemporalPort: testenv.FreePort(t),
+		UIPort:       testenv.FreePort(t),
+		PGPort:       testenv.FreePort(t),
+		Logger:       testenv.Logger(t),
+	}
+	ctx := context.Background()
+
+	s, err := devstack.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Seeded || s.Demo == nil || s.Demo.Token == "" {
+		t.Fatalf("first start should seed the demo org, got seeded=%v demo=%+v", s.Seeded, s.Demo)
+	}
+	waitReady(t, s.APIURL)
+	if got := getMe(t, s.APIURL, s.Demo.Token); !strings.Contains(got, s.Demo.OrgID) {
+		t.Fatalf("demo token's /v1/me does not list the demo org: %s", got)
+	}
+
+	// The Web UI serves its app and can reach the namespace's workflows.
+	resp, err := http.Get(s.Temporal.UIURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Web UI answered %s", resp.Status)
+	}
+	uiAPI := strings.Replace(s.Temporal.UIURL, "/namespaces/default/workflows", "/api/v1/namespaces/default/workflows", 1)
+	if resp, err = http.Get(uiAPI); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("Web UI's workflow list API answered %s", resp.Status)
+	}
+
+	// bootstrap, the production command, against the dev stack's database.
+	t.Setenv("DATABASE_URL", s.PG.URL)
+	var out, errOut bytes.Buffer
+	if code := cli.Main([]string{"bootstrap", "--org", "Acme", "--email", "Ana@Acme.test", "--name", "Ana", "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("bootstrap exited %d: %s", code, errOut.String())
+	}
+	var boot2 struct {
+		OrgID  string `json:"org_id"`
+		UserID string `json:"user_id"`
+		Token  string `json:"token"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &boot2); err != nil {
+		t.Fatalf("bootstrap --json printed %q: %v", out.String(), err)
+	}
+	if boot2.OrgID == "" || boot2.UserID == "" || !strings.HasPrefix(boot2.Token, "cs_") {
+		t.Fatalf("bootstrap --json = %s, want org_id, user_id and a cs_ token", out.String())
+	}
+	if me := getMe(t, s.APIURL, boot2.Token); !strings.Contains(me, boot2.OrgID) || !strings.Contains(me, `"org_role":"owner"`) {
+		t.Fatalf("bootstrap token's /v1/me does not show the owner of the new org: %s", me)
+	}
+
+	if err := s.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	select {
+	case <-s.PG.Done():
+	default:
+		t.Fatal("PostgreSQL still running after Stop")
+	}
+	if _, err := http.Get(s.APIURL + "/healthz"); err == nil {
+		t.Fatal("API still answering after Stop")
+	}
+
+	// Second start: same data, nothing re-seeded, the org and token still work.
+	s2, err := devstack.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Stop() })
+	if s2.Seeded || s2.Demo.Token != s.Demo.Token {
+		t.Fatalf("second start re-seeded the demo org")
+	}
+	waitReady(t, s2.APIURL)
+	if me := getMe(t, s2.APIURL, boot2.Token); !strings.Contains(me, boot2.OrgID) {
+		t.Fatalf("after restart the org is gone: %s", me)
+	}
+}
+
+func TestDevStackWithoutPostgresBinaries(t *testing.T) {
+	_, err := devstack.Start(context.Background(), devstack.Options{
+		DataDir:      t.TempDir(),
+		HTTPAddr:     "127.0.0.1:0",
+		TemporalPort: testenv.FreePort(t),
+		UIPort:       -1,
+		PGPort:       testenv.FreePort(t),
+		Logger:       testenv.Logger(t),
+		PGBinDir:     t.TempDir(), // holds no binaries
+	})
+	if err == nil || !strings.Contains(err.Error(), "install PostgreSQL") || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("want one clear line saying what to install or set, got %v", err)
+	}
+	if strings.Count(err.Error(), "\n") > 0 {
+		t.Fatalf("want one line, got %q", err.Error())
+	}
+}
+
+func waitReady(t *testing.T, api string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(api + "/readyz")
+		if err == nil {
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			resp.Body.Close()
+			last = fmt.Sprintf("%s %s", resp.Status, body.String())
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("/readyz never turned ready; last answer: %s", last)
+}
+
+func getMe(t *testing.T, api, token string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, api+"/v1/me", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/me: %s %s", resp.Status, body.String())
+	}
+	return body.String()
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	cs "github.com/countersign/countersign"
+)
+
+// Problem is an RFC 9457 problem document with Countersign's stable code.
+type Problem struct {
+	Type   string          `json:"type"`
+	Title  string          `json:"title"`
+	Status int             `json:"status"`
+	Detail string          `json:"detail,omitempty"`
+	Code   string          `json:"code"`
+	Errors []cs.FieldError `json:"errors,omitempty"`
+}
+
+func problem(c *gin.Context, status int, code, detail string, fields []cs.FieldError) {
+	c.Header("Content-Type", "application/problem+json")
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatusJSON(status, Problem{
+		Type:   "about:blank",
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Code:   code,
+		Errors: fields,
+	})
+}
+
+// statusOf maps domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	cs.EINVALID:      http.StatusUnprocessableEntity,
+	cs.ENOTFOUND:     http.StatusNotFound,
+	cs.ECONFLICT:     http.StatusConflict,
+	cs.EUNAUTHORIZED: http.StatusUnauthorized,
+	cs.EFORBIDDEN:    http.StatusForbidden,
+}
+
+// fail writes err as a problem. Domain errors keep their message; anything
+// else is logged and answered with a bare 500 that leaks nothing.
+func (s *Server) fail(c *gin.Context, err error) {
+	var e *cs.Error
+	if errors.As(err, &e) {
+		status, ok := statusOf[e.Code]
+		if !ok {
+			status = http.StatusBadRequest
+		}
+		problem(c, status, e.Code, e.Message, e.Fields)
+		return
+	}
+	s.Logger.Error("request failed", "route", c.FullPath(), "error", err)
+	problem(c, http.StatusInternalServerError, cs.EINTERNAL, "internal error", nil)
+}
+
+// bindJSON decodes the body strictly (one JSON object, no unknown fields)
+// into v; on failure it writes a 4xx problem and returns false.
+func bindJSON(c *gin.Context, v any) bool {
+	if ct := c.ContentType(); ct != "" && ct != "application/json" {
+		problem(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", nil)
+		return false
+	}
+	dec := json.NewDecoder(c.Request.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		return true
+	}
+	var (
+		maxErr    *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the body is larger than %d bytes", maxErr.Limit), nil)
+	case errors.Is(err, io.EOF):
+		problem(c, http.StatusBadRequest, "invalid_json", "the body is empty; send a JSON object", nil)
+	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
+		problem(c, http.StatusBadRequest, "invalid_json", "the body is not valid JSON: "+err.Error(), nil)
+	case errors.As(err, &typeErr):
+		problem(c, http.StatusUnprocessableEntity, cs.EINVALID, "a field has the wrong type",
+			[]cs.FieldError{{Field: typeErr.Field, Message: "must be a " + typeErr.Type.String()}})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		problem(c, http.StatusUnprocessableEntity, "unknown_field", "unknown field "+field,
+			[]cs.FieldError{{Field: field, Message: "is not a known field"}})
+	default:
+		problem(c, http.StatusBadRequest, "invalid_json", err.Error(), nil)
+	}
+	return false
+}

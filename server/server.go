@@ -1,0 +1,112 @@
+// Package server is Countersign's HTTP API (Gin). It only translates between
+// HTTP and the store or Temporal: rules live in the store and the workflows.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/sdk/client"
+
+	"github.com/countersign/countersign/internal/store"
+)
+
+// maxBodyBytes bounds every request body (SPEC §6: 1 MiB).
+const maxBodyBytes = 1 << 20
+
+// Deps are what the API needs.
+type Deps struct {
+	Store    *store.Store
+	Temporal client.Client
+	Logger   *slog.Logger
+}
+
+// Server holds the API's dependencies and routes.
+type Server struct {
+	Deps
+	engine *gin.Engine
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New builds the API.
+func New(d Deps) *Server {
+	s := &Server{Deps: d, engine: gin.New()}
+	e := s.engine
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.recoverer(), s.accessLog(), limitBody)
+	e.NoRoute(func(c *gin.Context) {
+		problem(c, http.StatusNotFound, "not_found", "no such route: "+c.Request.Method+" "+c.Request.URL.Path, nil)
+	})
+	e.NoMethod(func(c *gin.Context) {
+		problem(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path, nil)
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+
+	v1 := e.Group("/v1", s.authenticate)
+	v1.GET("/me", s.me)
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// Routes lists the registered method and path templates (for the OpenAPI check).
+func (s *Server) Routes() gin.RoutesInfo { return s.engine.Routes() }
+
+// HTTPServer wraps the handler with the timeouts a public listener needs.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+func limitBody(c *gin.Context) {
+	if c.Request.Body != nil {
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	}
+	c.Next()
+}
+
+// accessLog logs one line per request with the route template, never the
+// raw path: invitation tokens travel in paths.
+func (s *Server) accessLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+			slog.String("method", c.Request.Method),
+			slog.String("route", route),
+			slog.Int("status", c.Writer.Status()),
+			slog.Duration("duration", time.Since(start)),
+		)
+	}
+}
+
+// recoverer turns a panic into a logged 500 problem instead of a dropped connection.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.Logger.Error("panic in handler", "route", c.FullPath(), "panic", r)
+				problem(c, http.StatusInternalServerError, "internal", "internal error", nil)
+				c.Abort()
+			}
+		}()
+		c.Next()
+	}
+}
