@@ -3,7 +3,6 @@
 package worker
 
 import (
-	"log/slog"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -12,27 +11,20 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
-	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/workflows"
 )
 
 // TaskQueue is the queue the worker polls.
 const TaskQueue = cs.TaskQueue
 
-// Deps are the worker's dependencies.
-type Deps struct {
-	Store  *store.Store
-	Logger *slog.Logger
-}
-
 // New returns a worker with every workflow and activity registered; the
 // caller starts and stops it.
-func New(c client.Client, d Deps) sdkworker.Worker {
+func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, TaskQueue, sdkworker.Options{
 		// Let a publish or a notification in flight finish on shutdown.
 		WorkerStopTimeout: 30 * time.Second,
 	})
 	w.RegisterWorkflowWithOptions(workflows.PostWorkflow, workflow.RegisterOptions{Name: cs.WorkflowType})
-	w.RegisterActivity(&activities.Activities{Logger: d.Logger})
+	w.RegisterActivity(acts)
 	return w
 }

@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/temporalclient"
@@ -79,10 +80,17 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 	return nil
 }
 
+// Activities builds the workflow's activities on the app's dependencies.
+func (a *App) Activities() *activities.Activities {
+	return &activities.Activities{
+		Notifier: activities.LogNotifier{Logger: a.Logger},
+	}
+}
+
 // RunWorker polls the task queue until ctx is done, then stops gracefully
 // (in-flight activities get the worker's stop timeout to finish).
 func (a *App) RunWorker(ctx context.Context) error {
-	w := worker.New(a.Temporal, worker.Deps{Store: a.Store, Logger: a.Logger})
+	w := worker.New(a.Temporal, a.Activities())
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -1,0 +1,154 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// Activities holds the dependencies of the post workflow's activities. Register
+// a filled *Activities with the worker (worker.RegisterActivity(acts)); the
+// workflow refers to the methods through a nil *Activities, so the activity
+// names are the method names: ResolveApprovers, AuthorizeDecision,
+// SavePostState, Notify, Publish.
+type Activities struct {
+	Directory Directory
+	Mirror    Mirror
+	Notifier  Notifier
+	Publisher Publisher
+}
+
+// errNotConfigured is returned (and retried) when the worker was built
+// without a dependency: fixing the configuration and restarting the worker
+// lets the post carry on.
+func errNotConfigured(dep string) error {
+	return fmt.Errorf("activities: no %s configured on this worker", dep)
+}
+
+// ResolveApprovers returns who an approver stands for now (sorted member ids).
+func (a *Activities) ResolveApprovers(ctx context.Context, in ResolveApproversInput) (ResolveApproversResult, error) {
+	if a.Directory == nil {
+		return ResolveApproversResult{}, errNotConfigured("Directory")
+	}
+	ids, err := a.Directory.EligibleApprovers(ctx, in.OrgID, in.AccountID, in.Approver)
+	if err != nil {
+		return ResolveApproversResult{}, fmt.Errorf("resolve %s: %w", in.Approver, err)
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ResolveApproversResult{MemberIDs: ids}, nil
+}
+
+// AuthorizeDecision re-checks a decision against the current database.
+func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest) (AuthorizeResult, error) {
+	if a.Directory == nil {
+		return AuthorizeResult{}, errNotConfigured("Directory")
+	}
+	return a.Directory.AuthorizeDecision(ctx, in)
+}
+
+// SavePostState mirrors one transition (state and events) to the database.
+func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) error {
+	if a.Mirror == nil {
+		return errNotConfigured("Mirror")
+	}
+	return a.Mirror.SavePostState(ctx, in.PostID, in.State, in.Events)
+}
+
+// Notify sends one notification.
+func (a *Activities) Notify(ctx context.Context, n Notification) error {
+	if a.Notifier == nil {
+		return errNotConfigured("Notifier")
+	}
+	return a.Notifier.Notify(ctx, n)
+}
+
+// Publish publishes a revision. Errors from the publisher that are not already
+// classified (PublishRejected, PublishUnknown, or any Temporal application
+// error) are returned as retryable: by the Publisher contract they mean "surely
+// not posted".
+func (a *Activities) Publish(ctx context.Context, in PublishRequest) (PublishResult, error) {
+	if a.Publisher == nil {
+		return PublishResult{}, errNotConfigured("Publisher")
+	}
+	res, err := a.Publisher.Publish(ctx, in)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return PublishResult{}, err
+		}
+		return PublishResult{}, temporal.NewApplicationErrorWithCause(err.Error(), ErrTypePublishRetryable, err)
+	}
+	return res, nil
+}
+
+// PublishRejected is the error a Publisher returns when the network refused
+// the post for good (bad content, bad credentials): the post becomes failed
+// with message as its last error. message must be safe to show (no secrets).
+func PublishRejected(message string) error {
+	return temporal.NewNonRetryableApplicationError(message, ErrTypePublishRejected, nil)
+}
+
+// PublishUnknown is the error a Publisher returns when it cannot know whether
+// the post went out, even after looking it up: the post becomes
+// needs_attention and is never published blindly again.
+func PublishUnknown(message string) error {
+	return temporal.NewNonRetryableApplicationError(message, ErrTypePublishUnknown, nil)
+}
+
+// NotifyRetryAfter is the error a Notifier returns when it was rate limited
+// (Slack 429 with Retry-After): the activity is retried after that delay.
+func NotifyRetryAfter(message string, after time.Duration) error {
+	return temporal.NewApplicationErrorWithOptions(message, "RateLimited", temporal.ApplicationErrorOptions{NextRetryDelay: after})
+}
+
+// LogNotifier writes notifications to a slog.Logger: the notifier when Slack
+// is not configured.
+type LogNotifier struct {
+	Logger *slog.Logger
+}
+
+// Notify logs n.
+func (l LogNotifier) Notify(ctx context.Context, n Notification) error {
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	attrs := []slog.Attr{
+		slog.String("kind", string(n.Kind)),
+		slog.String("post_id", n.PostID),
+		slog.String("account_id", n.AccountID),
+		slog.Int("revision", n.Revision),
+	}
+	if n.Step > 0 {
+		attrs = append(attrs, slog.String("step", fmt.Sprintf("%d/%d", n.Step, n.TotalSteps)))
+	}
+	if len(n.MemberIDs) > 0 {
+		attrs = append(attrs, slog.Any("members", n.MemberIDs))
+	}
+	if n.TeamID != "" {
+		attrs = append(attrs, slog.String("team", n.TeamID))
+	}
+	if n.Deadline != nil {
+		attrs = append(attrs, slog.Time("deadline", *n.Deadline))
+	}
+	if n.ScheduledAt != nil {
+		attrs = append(attrs, slog.Time("scheduled_at", *n.ScheduledAt))
+	}
+	if n.Actor != "" {
+		attrs = append(attrs, slog.String("actor", n.Actor))
+	}
+	if n.Detail != "" {
+		attrs = append(attrs, slog.String("detail", n.Detail))
+	}
+	if n.ExternalURL != "" {
+		attrs = append(attrs, slog.String("url", n.ExternalURL))
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "notification", attrs...)
+	return nil
+}

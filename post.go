@@ -1,0 +1,473 @@
+package countersign
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// This file holds the post, its approval chain, the post workflow's signal
+// payloads, its queryable state and its audit events. The store, the HTTP API
+// and the workflow all speak these types; the JSON names are the SPEC's.
+//
+// Everything here ends up in Temporal workflow history (inputs, signals,
+// query results), so nothing here may ever carry a credential.
+
+// PostStatus is the lifecycle status of a post (SPEC §2).
+type PostStatus string
+
+const (
+	PostPendingApproval PostStatus = "pending_approval"
+	PostScheduled       PostStatus = "scheduled"
+	PostPublishing      PostStatus = "publishing"
+	PostPublished       PostStatus = "published"
+	PostRejected        PostStatus = "rejected"
+	PostExpired         PostStatus = "expired"
+	PostOnHold          PostStatus = "on_hold"
+	PostCanceled        PostStatus = "canceled"
+	PostFailed          PostStatus = "failed"
+	PostNeedsAttention  PostStatus = "needs_attention"
+)
+
+// Valid reports whether s is a known status.
+func (s PostStatus) Valid() bool {
+	switch s {
+	case PostPendingApproval, PostScheduled, PostPublishing, PostPublished, PostRejected,
+		PostExpired, PostOnHold, PostCanceled, PostFailed, PostNeedsAttention:
+		return true
+	}
+	return false
+}
+
+// Terminal reports whether nothing can change a post in status s any more.
+// rejected is not terminal: the author may resubmit (edit) for 30 days; the
+// workflow ends with status rejected once that window has passed.
+// needs_attention is where the workflow ends too (a person must look at the
+// network), but it is not terminal for the product: an operator resolves it.
+func (s PostStatus) Terminal() bool {
+	switch s {
+	case PostPublished, PostExpired, PostCanceled, PostFailed:
+		return true
+	}
+	return false
+}
+
+// ApproverRoleApprovers is the only role an approver may name: anyone whose
+// right on the account includes approve.
+const ApproverRoleApprovers = "approvers"
+
+// Approver names who approves a chain step: exactly one of Member, Team, Role.
+type Approver struct {
+	Member string `json:"member,omitempty"`
+	Team   string `json:"team,omitempty"`
+	Role   string `json:"role,omitempty"`
+}
+
+// String renders the approver for logs, events and the Temporal UI
+// ("member:<id>", "team:<id>", "role:approvers").
+func (a Approver) String() string {
+	switch {
+	case a.Member != "":
+		return "member:" + a.Member
+	case a.Team != "":
+		return "team:" + a.Team
+	case a.Role != "":
+		return "role:" + a.Role
+	}
+	return "nobody"
+}
+
+// Validate checks that exactly one field is set and that a role is "approvers".
+func (a Approver) Validate() error {
+	n := 0
+	for _, s := range []string{a.Member, a.Team, a.Role} {
+		if s != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("exactly one of member, team or role must be set")
+	}
+	if a.Role != "" && a.Role != ApproverRoleApprovers {
+		return fmt.Errorf("role must be %q", ApproverRoleApprovers)
+	}
+	return nil
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string ("4h", "90m"). The zero value means "not set" and is omitted by
+// omitempty. JSON null reads as zero; numbers are refused so that "4" is never
+// silently 4 nanoseconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*d = 0
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"4h\" or \"30m\"")
+	}
+	if s == "" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: %v", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ChainStep is one level of an approval chain.
+type ChainStep struct {
+	Approver Approver `json:"approver"`
+	// Quorum is the number of distinct approvals needed; 0 means 1.
+	Quorum int `json:"quorum,omitempty"`
+	// Timeout is how long the step waits for its approver before widening to
+	// FallbackTeam (or expiring the post when there is none); 0 waits forever.
+	Timeout Duration `json:"timeout,omitempty"`
+	// FallbackTeam is asked, in addition to Approver, once Timeout passed.
+	FallbackTeam string `json:"fallback_team,omitempty"`
+	// FallbackTimeout bounds the fallback; 0 waits forever.
+	FallbackTimeout Duration `json:"fallback_timeout,omitempty"`
+}
+
+// NeededApprovals is the step's quorum, at least 1.
+func (s ChainStep) NeededApprovals() int {
+	if s.Quorum < 1 {
+		return 1
+	}
+	return s.Quorum
+}
+
+// LatePolicy says what happens when scheduled_at passes while approval is pending.
+type LatePolicy string
+
+const (
+	LateExpire              LatePolicy = "expire"
+	LatePublishWhenApproved LatePolicy = "publish_when_approved"
+	LateHold                LatePolicy = "hold"
+)
+
+// Valid reports whether p is a known policy ("" is not: use LateExpire).
+func (p LatePolicy) Valid() bool {
+	return p == LateExpire || p == LatePublishWhenApproved || p == LateHold
+}
+
+// MaxChainSteps is the largest number of steps a chain may have.
+const MaxChainSteps = 3
+
+// Chain is an approval chain. A post keeps a snapshot of it from submission.
+type Chain struct {
+	ID                    string      `json:"id,omitempty"`
+	Name                  string      `json:"name"`
+	Steps                 []ChainStep `json:"steps"`
+	RequireApprovalForAll bool        `json:"require_approval_for_all"`
+	LatePolicy            LatePolicy  `json:"late_policy"`
+	DistinctApprovers     bool        `json:"distinct_approvers"`
+}
+
+// DefaultChain is the rule of an account without a chain: one step that any
+// member with the approve right can sign, expire when late, distinct approvers.
+func DefaultChain() Chain {
+	return Chain{
+		Name:              "default",
+		Steps:             []ChainStep{{Approver: Approver{Role: ApproverRoleApprovers}, Quorum: 1}},
+		LatePolicy:        LateExpire,
+		DistinctApprovers: true,
+	}
+}
+
+// Validate checks the chain's shape (what needs no database): 1 to 3 steps,
+// one approver each, quorum >= 0, timeouts >= 1s, a fallback only after a
+// timeout, a known late policy. It returns an *Error with code EINVALID and one
+// FieldError per problem, named like "steps[1].timeout". Whether members and
+// teams exist in the org, and whether a quorum fits its team, is the store's
+// check.
+func (c Chain) Validate() error {
+	var fields []FieldError
+	add := func(field, format string, args ...any) {
+		fields = append(fields, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if len(c.Steps) < 1 || len(c.Steps) > MaxChainSteps {
+		add("steps", "a chain has 1 to %d steps, not %d", MaxChainSteps, len(c.Steps))
+	}
+	for i, s := range c.Steps {
+		p := fmt.Sprintf("steps[%d].", i)
+		if err := s.Approver.Validate(); err != nil {
+			add(p+"approver", "%v", err)
+		}
+		if s.Quorum < 0 {
+			add(p+"quorum", "quorum must be at least 1")
+		}
+		if s.Quorum > 1 && s.Approver.Member != "" {
+			add(p+"quorum", "a single member cannot give %d approvals", s.Quorum)
+		}
+		if s.Timeout != 0 && s.Timeout.D() < time.Second {
+			add(p+"timeout", "timeout must be at least 1s")
+		}
+		if s.FallbackTimeout != 0 && s.FallbackTimeout.D() < time.Second {
+			add(p+"fallback_timeout", "fallback_timeout must be at least 1s")
+		}
+		if s.FallbackTeam != "" && s.Timeout == 0 {
+			add(p+"fallback_team", "a fallback team needs a timeout after which it is asked")
+		}
+		if s.FallbackTimeout != 0 && s.FallbackTeam == "" {
+			add(p+"fallback_timeout", "fallback_timeout needs a fallback_team")
+		}
+	}
+	if c.LatePolicy != "" && !c.LatePolicy.Valid() {
+		add("late_policy", "late_policy must be expire, publish_when_approved or hold")
+	}
+	if len(fields) > 0 {
+		return &Error{Code: EINVALID, Message: "invalid approval chain", Fields: fields}
+	}
+	return nil
+}
+
+// ContentHash is the hash of a post's content: hex SHA-256 over the text and
+// the media URLs, each length-prefixed so that no two contents collide by
+// concatenation. Pure and deterministic: the workflow and the API use it alike.
+func ContentHash(text string, mediaURLs []string) string {
+	h := sha256.New()
+	var n [8]byte
+	write := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	write(text)
+	binary.BigEndian.PutUint64(n[:], uint64(len(mediaURLs)))
+	h.Write(n[:])
+	for _, u := range mediaURLs {
+		write(u)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Temporal names of the post workflow (SPEC §3).
+const (
+	WorkflowType     = "PostWorkflow"
+	SignalDecision   = "decision"
+	SignalEdit       = "edit"
+	SignalReschedule = "reschedule"
+	SignalCancel     = "cancel"
+	QueryState       = "state"
+)
+
+// WorkflowID is the workflow ID of a post's workflow.
+func WorkflowID(postID string) string { return "post-" + postID }
+
+// WorkflowSummary is the static summary to give the workflow when starting it
+// (StartWorkflowOptions.StaticSummary): account, author and first words.
+func WorkflowSummary(accountHandle, authorName, text string) string {
+	words := strings.Fields(text)
+	if len(words) > 8 {
+		words = append(words[:8], "…")
+	}
+	return fmt.Sprintf("%s by %s: %s", accountHandle, authorName, strings.Join(words, " "))
+}
+
+// Decisions an approver can make.
+const (
+	DecisionApprove = "approve"
+	DecisionReject  = "reject"
+)
+
+// Sources of events and signals.
+const (
+	SourceAPI      = "api"
+	SourceSlack    = "slack"
+	SourceTemporal = "temporal" // sent from the Temporal UI or CLI
+	SourceSystem   = "system"   // done by the workflow itself (timers, publishing)
+)
+
+// DecisionSignal is the payload of the "decision" signal.
+type DecisionSignal struct {
+	PostID   string `json:"post_id"`
+	Revision int    `json:"revision"`
+	// Step is 1-based, as shown to people ("step 2/3").
+	Step     int    `json:"step"`
+	MemberID string `json:"member_id"`
+	Decision string `json:"decision"`
+	Note     string `json:"note"`
+	// Source is api, slack or temporal; empty reads as temporal.
+	Source string `json:"source"`
+	// RequestID identifies the click or API call; a repeated one counts once.
+	RequestID string `json:"request_id"`
+}
+
+// EditSignal is the payload of the "edit" signal. Revision is the revision
+// the editor saw (optimistic concurrency): an edit of an older revision is
+// ignored; 0 means "whatever the current revision is" (operators). A content
+// change makes revision Revision+1.
+type EditSignal struct {
+	Revision  int      `json:"revision"`
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls"`
+	By        string   `json:"by"`
+	Source    string   `json:"source,omitempty"` // api or temporal (default)
+}
+
+// RescheduleSignal is the payload of the "reschedule" signal. A nil
+// ScheduledAt means "as soon as approved".
+type RescheduleSignal struct {
+	ScheduledAt *time.Time `json:"scheduled_at"`
+	By          string     `json:"by"`
+	Source      string     `json:"source,omitempty"`
+}
+
+// CancelSignal is the payload of the "cancel" signal.
+type CancelSignal struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	Source string `json:"source,omitempty"`
+}
+
+// DecisionRecord is a decision that counted.
+type DecisionRecord struct {
+	Step      int       `json:"step"`
+	MemberID  string    `json:"member_id"`
+	Decision  string    `json:"decision"`
+	Note      string    `json:"note,omitempty"`
+	Source    string    `json:"source"`
+	RequestID string    `json:"request_id,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// StepState is one step of the current revision as the workflow sees it.
+type StepState struct {
+	Index    int      `json:"index"` // 1-based
+	Approver Approver `json:"approver"`
+	// Eligible are the member ids the approver resolved to when the step opened
+	// (who was notified). Eligibility is re-checked at each decision against the
+	// current database, so this list is informative, not a gate.
+	Eligible []string `json:"eligible"`
+	Quorum   int      `json:"quorum"`
+	// Status is waiting (not opened yet), open, approved, rejected or expired.
+	Status         string     `json:"status"`
+	OpenedAt       *time.Time `json:"opened_at,omitempty"`
+	Deadline       *time.Time `json:"deadline,omitempty"` // of the current phase; nil: none
+	FallbackTeam   string     `json:"fallback_team,omitempty"`
+	FallbackActive bool       `json:"fallback_active"`
+	// FallbackEligible are the fallback team's members when the fallback opened.
+	FallbackEligible []string         `json:"fallback_eligible,omitempty"`
+	Approvals        []DecisionRecord `json:"approvals"`
+	Rejection        *DecisionRecord  `json:"rejection,omitempty"`
+}
+
+// Step statuses.
+const (
+	StepWaiting  = "waiting"
+	StepOpen     = "open"
+	StepApproved = "approved"
+	StepRejected = "rejected"
+	StepExpired  = "expired"
+)
+
+// PostState is the post workflow's state: the result of the "state" query and
+// what is mirrored to the posts table at each transition.
+type PostState struct {
+	PostID      string     `json:"post_id"`
+	Status      PostStatus `json:"status"`
+	Revision    int        `json:"revision"`
+	ContentHash string     `json:"content_hash"`
+	// Text and MediaURLs are the current revision's content (an edit sent from
+	// the Temporal UI reaches the database through the mirror).
+	Text        string      `json:"text"`
+	MediaURLs   []string    `json:"media_urls"`
+	CurrentStep int         `json:"current_step"` // 1-based; 0 when no step is open
+	TotalSteps  int         `json:"total_steps"`
+	Steps       []StepState `json:"steps"`
+	ScheduledAt *time.Time  `json:"scheduled_at,omitempty"`
+	// WaitingFor says in words what the workflow waits for now; Deadline is
+	// when that wait ends (step deadline, scheduled time, end of the
+	// resubmission window), nil when it is open-ended.
+	WaitingFor  string     `json:"waiting_for,omitempty"`
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	ExternalID  string     `json:"external_id,omitempty"`
+	ExternalURL string     `json:"external_url,omitempty"`
+	PublishedAt *time.Time `json:"published_at,omitempty"`
+	// Closed is true once the workflow has ended (terminal, final rejection or
+	// needs_attention).
+	Closed    bool      `json:"closed"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Post event types (SPEC §2 "Post event").
+const (
+	EventSubmitted       = "submitted"
+	EventEdited          = "edited"
+	EventRescheduled     = "rescheduled"
+	EventStepOpened      = "step_opened"
+	EventReminderSent    = "reminder_sent"
+	EventFallbackOpened  = "fallback_opened"
+	EventDecisionCounted = "decision_counted"
+	EventDecisionIgnored = "decision_ignored"
+	EventRejected        = "rejected"
+	EventApproved        = "approved"
+	EventExpired         = "expired"
+	EventCanceled        = "canceled"
+	EventOnHold          = "on_hold"
+	EventPublishStarted  = "publish_started"
+	EventPublished       = "published"
+	EventPublishFailed   = "publish_failed"
+	EventNeedsAttention  = "needs_attention"
+	// EventSignalIgnored records an edit, reschedule or cancel that changed
+	// nothing (same content, stale revision, too late), with the reason.
+	EventSignalIgnored = "signal_ignored"
+	// EventClosed records the end of a rejected post's resubmission window.
+	EventClosed = "closed"
+)
+
+// Reason codes of ignored decisions and signals (PostEvent.Reason). Detail
+// carries the human sentence.
+const (
+	ReasonNotWaiting        = "not_waiting"        // the post is not pending approval
+	ReasonStaleRevision     = "stale_revision"     // decision or edit for an older revision
+	ReasonWrongStep         = "wrong_step"         // decision for another step
+	ReasonDuplicateRequest  = "duplicate_request"  // request_id seen before
+	ReasonAlreadyDecided    = "already_decided"    // same member, same step
+	ReasonAuthor            = "author"             // the author cannot decide on their post
+	ReasonDistinctApprovers = "distinct_approvers" // approved an earlier step of this revision
+	ReasonInvalidDecision   = "invalid_decision"   // neither approve nor reject
+	ReasonNoteRequired      = "note_required"      // a reject without a note
+	ReasonNotAuthorized     = "not_authorized"     // the directory said no (Detail says why)
+	ReasonAuthorizeFailed   = "authorize_failed"   // the directory could not be asked
+	ReasonUnchanged         = "content_unchanged"  // edit with the same content hash
+	ReasonTooLate           = "too_late"           // publishing started or the post ended
+)
+
+// PostEvent is one entry of a post's audit log. Key is unique per post and
+// deterministic (built by the workflow), so mirroring it twice (an activity
+// retry) stores it once; Seq orders the events of a post.
+type PostEvent struct {
+	Key         string    `json:"key"`
+	Seq         int       `json:"seq"`
+	Type        string    `json:"type"`
+	Actor       string    `json:"actor,omitempty"` // member id; empty for the system
+	Source      string    `json:"source"`
+	Revision    int       `json:"revision"`
+	ContentHash string    `json:"content_hash"`
+	Step        int       `json:"step,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	Detail      string    `json:"detail,omitempty"`
+	At          time.Time `json:"at"`
+}

@@ -1,0 +1,766 @@
+// Package workflows holds the Temporal workflows of Countersign.
+//
+// PostWorkflow (SPEC §3) is one durable workflow per post: it walks the post
+// through its approval chain, sleeps until the scheduled time, publishes once
+// and mirrors every transition to Postgres. Read it top to bottom:
+//
+//	PostWorkflow      the main loop: wait for the next signal or alarm, react
+//	submit/openStep   opening the chain and its steps
+//	onDecision        authorizing and counting decisions
+//	onEdit, ...       the other signals
+//	onAlarm           deadlines, reminders, the scheduled time
+//	publish           the one publication
+//	commit            one transition: search attributes, details, mirror
+//
+// Where the SPEC is silent, this is what the workflow does:
+//
+//   - Eligibility: the member list resolved when a step opens is who gets
+//     notified and who PostApprovers shows; the gate is AuthorizeDecision,
+//     asked at each decision against the current database (so a member added
+//     to the team later may approve, a removed one may not). An approval
+//     already counted stays counted if its author is removed afterwards.
+//   - Fallback widens the step: the original approvers may still approve,
+//     the quorum is unchanged. A step without timeout waits until approved,
+//     rejected, edited, canceled or expired by the late policy.
+//   - Reminders: one per phase (timeout, then fallback_timeout), when a
+//     quarter of that phase is left.
+//   - Late policy applies when the last approval arrives after scheduled_at.
+//     Once approved, a reschedule means "sleep until then" (a past time or
+//     none: publish now), which is also how an on_hold post resumes.
+//   - Edit: EditSignal.Revision is the revision the editor saw (0: any). A
+//     post that needs no approval keeps its status on edit (new revision).
+//   - A rejected post accepts edit (resubmission), reschedule and cancel for
+//     ResubmissionWindow, then the workflow ends with status rejected.
+//   - Publish is retried for PublishBound from its first attempt. Running out
+//     after retryable errors (surely not posted) is failed; a timeout or crash
+//     mid-attempt is needs_attention.
+//   - Database activities (mirror, resolve) retry without limit: an outage
+//     pauses the post. Notifications give up after 2 minutes (logged): telling
+//     people never holds a post back. An authorization that cannot be checked
+//     within 2 minutes is ignored with reason authorize_failed and may be sent
+//     again (its request id is not marked as seen).
+//   - Canceling the workflow from Temporal is a cancel signal that ends the
+//     workflow as canceled in Temporal too. Signals that arrive too late are
+//     recorded as ignored (reason too_late / not_waiting), never dropped.
+//   - PostDeadline while pending is the earlier of the step deadline and
+//     scheduled_at; PostApprovers are the members still awaited (not the
+//     author, not who already approved this step or, with distinct_approvers,
+//     an earlier one).
+//
+// Determinism: the only clock is workflow.Now, maps are only looked up, never
+// ranged over, and there are no goroutines. This is the first release, so no
+// workflow.GetVersion yet: a future change goes behind a GetVersion call inside
+// the transition function it changes (openStep, onDecision, release, ...),
+// which is why each transition lives in its own small function.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/activities"
+)
+
+// PostInput starts a post's workflow.
+type PostInput struct {
+	PostID    string   `json:"post_id"`
+	OrgID     string   `json:"org_id"`
+	AccountID string   `json:"account_id"`
+	AuthorID  string   `json:"author_id"`
+	Revision  int      `json:"revision"` // 0 reads as 1
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls,omitempty"`
+	// ContentHash is informative: the workflow recomputes
+	// countersign.ContentHash(Text, MediaURLs) and that is what it records.
+	ContentHash string     `json:"content_hash,omitempty"`
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+	// Chain is the snapshot taken at submission; an empty chain means the
+	// default rule.
+	Chain         countersign.Chain `json:"chain"`
+	NeedsApproval bool              `json:"needs_approval"`
+}
+
+const (
+	// ResubmissionWindow is how long a rejected post waits for an edit.
+	ResubmissionWindow = 30 * 24 * time.Hour
+	// PublishBound is how long publishing is retried, from its first attempt
+	// (which is at or after scheduled_at, so it is at least SPEC's "1h past
+	// scheduled_at").
+	PublishBound = time.Hour
+)
+
+// Search attributes of post workflows. Register them (with these types) on
+// the namespace before starting workers; Keys lists them for that.
+var (
+	SAOrg         = temporal.NewSearchAttributeKeyKeyword("PostOrg")
+	SAAccount     = temporal.NewSearchAttributeKeyKeyword("PostAccount")
+	SAAuthor      = temporal.NewSearchAttributeKeyKeyword("PostAuthor")
+	SAStatus      = temporal.NewSearchAttributeKeyKeyword("PostStatus")
+	SAStep        = temporal.NewSearchAttributeKeyInt64("PostStep")
+	SAApprovers   = temporal.NewSearchAttributeKeyKeywordList("PostApprovers")
+	SADeadline    = temporal.NewSearchAttributeKeyTime("PostDeadline")
+	SAScheduledAt = temporal.NewSearchAttributeKeyTime("PostScheduledAt")
+)
+
+// SearchAttributeKeys lists every search attribute the post workflow upserts.
+func SearchAttributeKeys() []temporal.SearchAttributeKey {
+	return []temporal.SearchAttributeKey{SAOrg, SAAccount, SAAuthor, SAStatus, SAStep, SAApprovers, SADeadline, SAScheduledAt}
+}
+
+// acts is nil: its method values only name the activities.
+var acts *activities.Activities
+
+// PostWorkflow runs one post from submission to a terminal status.
+func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, error) {
+	p := newPost(ctx, in)
+	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
+		return p.st, nil
+	}); err != nil {
+		return p.st, err
+	}
+	p.submit(ctx)
+	for !p.done {
+		if p.st.Status == countersign.PostPublishing {
+			p.alarm.stop() // e.g. the scheduled-time timer, after a reschedule to "now"
+			p.publish(ctx)
+			continue
+		}
+		p.waitNext(ctx)
+	}
+	p.alarm.stop()
+	p.drain(ctx)
+	if p.canceledByTemporal {
+		return p.st, temporal.NewCanceledError("post canceled from Temporal")
+	}
+	return p.st, nil
+}
+
+// post is the workflow's state. st is what the query returns and the mirror
+// stores; the other fields are bookkeeping that nobody outside needs.
+type post struct {
+	in    PostInput
+	chain countersign.Chain
+	st    countersign.PostState
+
+	seq     int                     // last event sequence number
+	pending []countersign.PostEvent // events not mirrored yet
+	seen    map[string]bool         // request ids of decisions already handled
+
+	phaseLen   time.Duration // length of the current step phase (timeout or fallback_timeout)
+	reminded   bool          // the current phase's reminder is sent
+	rejectedAt time.Time
+	since      time.Time // when the current wait (st.WaitingFor) began
+	alarm      alarm
+	sa         saValues
+	saSet      bool
+
+	done               bool
+	canceledByTemporal bool
+
+	decisionCh, editCh, rescheduleCh, cancelCh workflow.ReceiveChannel
+}
+
+func newPost(ctx workflow.Context, in PostInput) *post {
+	chain := in.Chain
+	if len(chain.Steps) == 0 {
+		def := countersign.DefaultChain()
+		chain.Steps, chain.DistinctApprovers = def.Steps, true
+	}
+	if chain.LatePolicy == "" {
+		chain.LatePolicy = countersign.LateExpire
+	}
+	rev := max(in.Revision, 1)
+	return &post{
+		in:    in,
+		chain: chain,
+		st: countersign.PostState{
+			PostID:      in.PostID,
+			Revision:    rev,
+			ContentHash: countersign.ContentHash(in.Text, in.MediaURLs),
+			Text:        in.Text,
+			MediaURLs:   in.MediaURLs,
+			TotalSteps:  len(chain.Steps),
+			Steps:       []countersign.StepState{},
+			ScheduledAt: in.ScheduledAt,
+		},
+		seen:         map[string]bool{},
+		decisionCh:   workflow.GetSignalChannel(ctx, countersign.SignalDecision),
+		editCh:       workflow.GetSignalChannel(ctx, countersign.SignalEdit),
+		rescheduleCh: workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
+		cancelCh:     workflow.GetSignalChannel(ctx, countersign.SignalCancel),
+	}
+}
+
+// --- the main loop ----------------------------------------------------------
+
+// waitNext arms the alarm for what the current status waits for (reusing the
+// running timer when the time did not change), then handles exactly one thing:
+// a signal, the alarm, or a cancellation of the workflow from Temporal.
+func (p *post) waitNext(ctx workflow.Context) {
+	if ctx.Err() != nil { // canceled during an activity: a timer would fire at once
+		p.onTemporalCancel(ctx)
+		return
+	}
+	at, what := p.nextAlarm()
+	p.alarm.set(ctx, at, what)
+
+	sel := workflow.NewSelector(ctx)
+	onSignal(sel, p.decisionCh, func(s countersign.DecisionSignal) { p.onDecision(ctx, s) })
+	onSignal(sel, p.editCh, func(s countersign.EditSignal) { p.onEdit(ctx, s) })
+	onSignal(sel, p.rescheduleCh, func(s countersign.RescheduleSignal) { p.onReschedule(ctx, s) })
+	onSignal(sel, p.cancelCh, func(s countersign.CancelSignal) { p.onCancel(ctx, s) })
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { p.onTemporalCancel(ctx) })
+	if p.alarm.f != nil {
+		sel.AddFuture(p.alarm.f, func(workflow.Future) {
+			p.alarm.fired()
+			p.onAlarm(ctx)
+		})
+	}
+	sel.Select(ctx)
+}
+
+// onSignal adds a signal channel to sel. It uses ReceiveAsync, not Receive: a
+// payload that does not decode (typed by hand in the UI) is dropped by the
+// SDK, and Receive would then block the workflow until the next good one.
+func onSignal[T any](sel workflow.Selector, ch workflow.ReceiveChannel, handle func(T)) {
+	sel.AddReceive(ch, func(c workflow.ReceiveChannel, _ bool) {
+		var v T
+		if c.ReceiveAsync(&v) {
+			handle(v)
+		}
+	})
+}
+
+// nextAlarm is the time the current status waits for, if any.
+func (p *post) nextAlarm() (time.Time, string) {
+	switch p.st.Status {
+	case countersign.PostPendingApproval:
+		var at time.Time
+		var what string
+		consider := func(t time.Time, w string) {
+			if !t.IsZero() && (at.IsZero() || t.Before(at)) {
+				at, what = t, w
+			}
+		}
+		s := p.step()
+		if s.Deadline != nil {
+			consider(*s.Deadline, fmt.Sprintf("step %d deadline", s.Index))
+			if !p.reminded {
+				consider(s.Deadline.Add(-p.phaseLen/4), fmt.Sprintf("step %d reminder", s.Index))
+			}
+		}
+		if p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil {
+			consider(*p.st.ScheduledAt, "scheduled time (late policy expire)")
+		}
+		return at, what
+	case countersign.PostScheduled:
+		return *p.st.ScheduledAt, "scheduled time"
+	case countersign.PostRejected:
+		return p.rejectedAt.Add(ResubmissionWindow), "end of resubmission window"
+	}
+	return time.Time{}, "" // on_hold waits for a reschedule, nothing else
+}
+
+// onAlarm handles the alarm set by nextAlarm.
+func (p *post) onAlarm(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	switch p.st.Status {
+	case countersign.PostPendingApproval:
+		s, cs := p.step(), p.chainStep()
+		switch {
+		case p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil && !now.Before(*p.st.ScheduledAt):
+			p.expire(ctx, "the scheduled time passed before the post was approved")
+		case s.Deadline != nil && !now.Before(*s.Deadline) && !s.FallbackActive && cs.FallbackTeam != "":
+			p.openFallback(ctx)
+		case s.Deadline != nil && !now.Before(*s.Deadline):
+			p.expire(ctx, fmt.Sprintf("step %d/%d timed out", s.Index, p.st.TotalSteps))
+		case !p.reminded:
+			p.remind(ctx)
+		}
+	case countersign.PostScheduled:
+		p.st.Status = countersign.PostPublishing
+	case countersign.PostRejected:
+		p.record(ctx, countersign.PostEvent{Type: countersign.EventClosed,
+			Detail: "the resubmission window passed: the rejection is final"})
+		p.finish(ctx)
+	}
+}
+
+// --- the chain --------------------------------------------------------------
+
+// submit records the submission and starts the chain, or skips it.
+func (p *post) submit(ctx workflow.Context) {
+	detail := fmt.Sprintf("chain %q, %d step(s)", p.chain.Name, len(p.chain.Steps))
+	if !p.in.NeedsApproval {
+		detail = "approval not needed"
+	}
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventSubmitted, Actor: p.in.AuthorID,
+		Source: countersign.SourceAPI, Detail: detail})
+	if p.in.NeedsApproval {
+		p.startChain(ctx)
+		return
+	}
+	p.release(ctx, false) // nothing was pending: a past time means now
+}
+
+// startChain forgets every step of the previous revision and opens step 1.
+func (p *post) startChain(ctx workflow.Context) {
+	p.st.Status = countersign.PostPendingApproval
+	p.st.LastError = ""
+	p.st.Steps = make([]countersign.StepState, len(p.chain.Steps))
+	for i, cs := range p.chain.Steps {
+		p.st.Steps[i] = countersign.StepState{Index: i + 1, Approver: cs.Approver, Quorum: cs.NeededApprovals(),
+			FallbackTeam: cs.FallbackTeam, Status: countersign.StepWaiting,
+			Eligible: []string{}, Approvals: []countersign.DecisionRecord{}}
+	}
+	p.openStep(ctx, 1)
+}
+
+// openStep resolves the step's approvers, records it, mirrors and notifies.
+func (p *post) openStep(ctx workflow.Context, n int) {
+	p.st.CurrentStep = n
+	cs, s := p.chainStep(), p.step()
+	ids := p.resolve(ctx, cs.Approver)
+	now := workflow.Now(ctx)
+	s.Status, s.OpenedAt, s.Eligible = countersign.StepOpen, &now, ids
+	p.startPhase(now, cs.Timeout.D())
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventStepOpened, Step: n, Detail: fmt.Sprintf(
+		"step %d/%d: %s, %d approval(s) needed, %d eligible member(s)%s",
+		n, p.st.TotalSteps, cs.Approver, s.Quorum, len(ids), deadlineText(s.Deadline))})
+	p.commit(ctx)
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ids,
+		TeamID: cs.Approver.Team, Deadline: s.Deadline})
+}
+
+// startPhase starts the primary or the fallback phase of the current step.
+func (p *post) startPhase(now time.Time, length time.Duration) {
+	s := p.step()
+	s.Deadline = nil
+	if length > 0 {
+		d := now.Add(length)
+		s.Deadline = &d
+	}
+	p.phaseLen, p.reminded = length, false
+}
+
+// openFallback widens the current step to its fallback team.
+func (p *post) openFallback(ctx workflow.Context) {
+	cs, s := p.chainStep(), p.step()
+	ids := p.resolve(ctx, countersign.Approver{Team: cs.FallbackTeam})
+	s.FallbackActive, s.FallbackEligible = true, ids
+	p.startPhase(workflow.Now(ctx), cs.FallbackTimeout.D())
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventFallbackOpened, Step: s.Index, Detail: fmt.Sprintf(
+		"step %d timed out: fallback team %s (%d member(s)) may approve too%s",
+		s.Index, cs.FallbackTeam, len(ids), deadlineText(s.Deadline))})
+	p.commit(ctx)
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyFallback, TeamID: cs.FallbackTeam,
+		MemberIDs: union(s.Eligible, ids), Deadline: s.Deadline})
+}
+
+// remind tells the step's approvers that a quarter of its time is left.
+func (p *post) remind(ctx workflow.Context) {
+	s := p.step()
+	p.reminded = true
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventReminderSent, Step: s.Index,
+		Detail: "a quarter of the step's time is left" + deadlineText(s.Deadline)})
+	p.commit(ctx)
+	team := p.chainStep().Approver.Team
+	if s.FallbackActive {
+		team = s.FallbackTeam
+	}
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyReminder, MemberIDs: p.awaited(),
+		TeamID: team, Deadline: s.Deadline})
+}
+
+// expire ends the post expired and tells everyone involved.
+func (p *post) expire(ctx workflow.Context, why string) {
+	if p.st.CurrentStep > 0 && p.step().Status == countersign.StepOpen {
+		p.step().Status = countersign.StepExpired
+	}
+	p.st.Status = countersign.PostExpired
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventExpired, Detail: why})
+	p.finish(ctx)
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyExpired, MemberIDs: p.involved(), Detail: why})
+}
+
+// --- decisions --------------------------------------------------------------
+
+// onDecision checks a decision, asks the directory, and counts it or records
+// why it was ignored.
+func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
+	d.Source = sourceOr(d.Source)
+	if reason, detail := p.precheck(d); reason != "" {
+		p.ignoreDecision(ctx, d, reason, detail)
+		return
+	}
+	res, err := p.authorize(ctx, d)
+	if err != nil {
+		// Not marked as seen: the same request may be sent again.
+		p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
+		return
+	}
+	if d.RequestID != "" {
+		p.seen[d.RequestID] = true
+	}
+	if !res.Allowed {
+		p.ignoreDecision(ctx, d, countersign.ReasonNotAuthorized, res.Reason)
+		return
+	}
+	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
+		Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
+	if d.Decision == countersign.DecisionReject {
+		p.reject(ctx, rec)
+		return
+	}
+	p.approve(ctx, rec)
+}
+
+// precheck applies every rule the workflow can decide alone, in the order a
+// person would ask: is it still waiting, is this a repeat, is it for this
+// revision and step, and may this member decide.
+func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
+	switch {
+	case p.st.Status != countersign.PostPendingApproval:
+		return countersign.ReasonNotWaiting, fmt.Sprintf("the post is %s, not waiting for approval", p.st.Status)
+	case d.RequestID != "" && p.seen[d.RequestID]:
+		return countersign.ReasonDuplicateRequest, fmt.Sprintf("request %s was already handled", d.RequestID)
+	case d.Revision != p.st.Revision:
+		return countersign.ReasonStaleRevision, fmt.Sprintf("decision on revision %d, the post is at revision %d", d.Revision, p.st.Revision)
+	case d.Step != p.st.CurrentStep:
+		return countersign.ReasonWrongStep, fmt.Sprintf("decision on step %d, the post is at step %d", d.Step, p.st.CurrentStep)
+	case d.Decision != countersign.DecisionApprove && d.Decision != countersign.DecisionReject:
+		return countersign.ReasonInvalidDecision, fmt.Sprintf("unknown decision %q", d.Decision)
+	case hasApproval(p.step().Approvals, d.MemberID):
+		return countersign.ReasonAlreadyDecided, fmt.Sprintf("%s already approved step %d", d.MemberID, d.Step)
+	case d.MemberID == p.in.AuthorID:
+		return countersign.ReasonAuthor, "the author cannot decide on their own post"
+	case p.chain.DistinctApprovers && slices.Contains(p.earlierApprovers(), d.MemberID):
+		return countersign.ReasonDistinctApprovers, fmt.Sprintf("%s already approved an earlier step of revision %d", d.MemberID, p.st.Revision)
+	case d.Decision == countersign.DecisionReject && strings.TrimSpace(d.Note) == "":
+		return countersign.ReasonNoteRequired, "a rejection needs a note"
+	}
+	return "", ""
+}
+
+func (p *post) ignoreDecision(ctx workflow.Context, d countersign.DecisionSignal, reason, detail string) {
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionIgnored, Actor: d.MemberID, Source: d.Source,
+		Step: d.Step, Reason: reason, Detail: fmt.Sprintf("%s ignored: %s", d.Decision, detail)})
+	p.commit(ctx)
+}
+
+// approve counts an approval; a full quorum completes the step.
+func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
+	s := p.step()
+	s.Approvals = append(s.Approvals, rec)
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
+		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index)})
+	if len(s.Approvals) < s.Quorum {
+		p.commit(ctx)
+		return
+	}
+	s.Status = countersign.StepApproved
+	if s.Index < p.st.TotalSteps {
+		p.openStep(ctx, s.Index+1) // mirrors the counted decision with the step opening
+		return
+	}
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventApproved, Actor: rec.MemberID, Source: rec.Source,
+		Detail: fmt.Sprintf("all %d step(s) approved", p.st.TotalSteps)})
+	p.release(ctx, true)
+	if !p.done { // approved too late under late_policy expire: only "expired" is told
+		p.notify(ctx, activities.Notification{Kind: activities.NotifyApproved, MemberIDs: p.involved(), Actor: rec.MemberID})
+	}
+}
+
+// reject ends the chain; the post waits for an edit (resubmission).
+func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
+	s := p.step()
+	s.Status, s.Rejection = countersign.StepRejected, &rec
+	p.st.Status = countersign.PostRejected
+	p.rejectedAt = rec.At
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
+		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index)})
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventRejected, Actor: rec.MemberID, Source: rec.Source,
+		Step: s.Index, Detail: rec.Note})
+	p.commit(ctx)
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyRejected, MemberIDs: []string{p.in.AuthorID},
+		Actor: rec.MemberID, Detail: rec.Note})
+}
+
+// release is what happens once the post may go out (approved, or approval not
+// needed). late=true applies the late policy when scheduled_at has passed (at
+// approval); after a reschedule of an approved post a past time means "now".
+func (p *post) release(ctx workflow.Context, late bool) {
+	now := workflow.Now(ctx)
+	switch at := p.st.ScheduledAt; {
+	case at == nil || (!late && !now.Before(*at)):
+		p.st.Status = countersign.PostPublishing // publish commits
+	case now.Before(*at):
+		p.st.Status = countersign.PostScheduled
+		p.commit(ctx)
+	case p.chain.LatePolicy == countersign.LatePublishWhenApproved:
+		p.st.Status = countersign.PostPublishing
+	case p.chain.LatePolicy == countersign.LateHold:
+		p.st.Status = countersign.PostOnHold
+		p.record(ctx, countersign.PostEvent{Type: countersign.EventOnHold,
+			Detail: "approved after the scheduled time: on hold until rescheduled"})
+		p.commit(ctx)
+		p.notify(ctx, activities.Notification{Kind: activities.NotifyOnHold, MemberIDs: []string{p.in.AuthorID}})
+	default:
+		p.expire(ctx, "the scheduled time passed before the post was approved")
+	}
+}
+
+// --- edit, reschedule, cancel -----------------------------------------------
+
+// onEdit applies a content change: a new revision whose approvals start over.
+func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) {
+	src := sourceOr(e.Source)
+	hash := countersign.ContentHash(e.Text, e.MediaURLs)
+	switch {
+	case p.tooLate():
+		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
+		return
+	case e.Revision != 0 && e.Revision != p.st.Revision:
+		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonStaleRevision,
+			fmt.Sprintf("edit of revision %d, the post is at revision %d", e.Revision, p.st.Revision))
+		return
+	case hash == p.st.ContentHash:
+		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonUnchanged, "same content: approvals kept")
+		return
+	}
+	voided := p.involvedApprovers()
+	was := p.st.Status
+	p.st.Revision++
+	p.st.Text, p.st.MediaURLs, p.st.ContentHash = e.Text, e.MediaURLs, hash
+	detail := "content changed"
+	if p.in.NeedsApproval {
+		detail = fmt.Sprintf("content changed while %s: approvals voided, restarting at step 1", was)
+	}
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventEdited, Actor: e.By, Source: src, Detail: detail})
+	if !p.in.NeedsApproval {
+		p.commit(ctx)
+		return
+	}
+	p.startChain(ctx)
+	if len(voided) > 0 {
+		p.notify(ctx, activities.Notification{Kind: activities.NotifySuperseded, Revision: p.st.Revision - 1,
+			MemberIDs: voided, Actor: e.By})
+	}
+}
+
+// onReschedule changes the time only; approvals are kept.
+func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal) {
+	src := sourceOr(r.Source)
+	if p.tooLate() {
+		p.ignoreSignal(ctx, "reschedule", r.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
+		return
+	}
+	old := p.st.ScheduledAt
+	if r.ScheduledAt != nil {
+		t := *r.ScheduledAt
+		p.st.ScheduledAt = &t
+	} else {
+		p.st.ScheduledAt = nil
+	}
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventRescheduled, Actor: r.By, Source: src,
+		Detail: fmt.Sprintf("from %s to %s", timeText(old), timeText(p.st.ScheduledAt))})
+	switch p.st.Status {
+	case countersign.PostScheduled, countersign.PostOnHold:
+		p.release(ctx, false)
+	default:
+		p.commit(ctx) // pending or rejected: the loop re-arms the late alarm
+	}
+}
+
+// onCancel ends the post canceled, unless publishing has started.
+func (p *post) onCancel(ctx workflow.Context, c countersign.CancelSignal) {
+	src := sourceOr(c.Source)
+	if p.tooLate() {
+		p.ignoreSignal(ctx, "cancel", c.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
+		return
+	}
+	p.st.Status = countersign.PostCanceled
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventCanceled, Actor: c.By, Source: src, Detail: c.Reason})
+	p.finish(ctx)
+	p.notify(ctx, activities.Notification{Kind: activities.NotifyCanceled, MemberIDs: p.involved(),
+		Actor: c.By, Detail: c.Reason})
+}
+
+// onTemporalCancel treats a cancellation of the workflow (Temporal UI or CLI)
+// like the cancel signal; the workflow then ends as canceled in Temporal too.
+func (p *post) onTemporalCancel(ctx workflow.Context) {
+	p.canceledByTemporal = true
+	p.onCancel(ctx, countersign.CancelSignal{Reason: "workflow canceled from Temporal", Source: countersign.SourceTemporal})
+}
+
+func (p *post) tooLate() bool {
+	return p.done || p.st.Status == countersign.PostPublishing
+}
+
+func (p *post) ignoreSignal(ctx workflow.Context, what, by, src, reason, detail string) {
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventSignalIgnored, Actor: by, Source: src, Reason: reason,
+		Detail: fmt.Sprintf("%s ignored: %s", what, detail)})
+	p.commit(ctx)
+}
+
+// drain records every signal that arrived too late to act on, so none is lost
+// silently when the workflow completes.
+func (p *post) drain(ctx workflow.Context) {
+	for {
+		n := drainAll(p.decisionCh, func(d countersign.DecisionSignal) {
+			p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionIgnored, Actor: d.MemberID,
+				Source: sourceOr(d.Source), Step: d.Step, Reason: countersign.ReasonNotWaiting,
+				Detail: fmt.Sprintf("%s ignored: the post is %s", d.Decision, p.st.Status)})
+		})
+		n += drainAll(p.editCh, func(e countersign.EditSignal) { p.recordLate(ctx, "edit", e.By, e.Source) })
+		n += drainAll(p.rescheduleCh, func(r countersign.RescheduleSignal) { p.recordLate(ctx, "reschedule", r.By, r.Source) })
+		n += drainAll(p.cancelCh, func(c countersign.CancelSignal) { p.recordLate(ctx, "cancel", c.By, c.Source) })
+		if n == 0 {
+			return
+		}
+		p.commit(ctx) // may block: loop again for signals that came meanwhile
+	}
+}
+
+// drainAll hands every signal waiting on ch to handle and counts them.
+func drainAll[T any](ch workflow.ReceiveChannel, handle func(T)) int {
+	n := 0
+	for {
+		var v T
+		if !ch.ReceiveAsync(&v) {
+			return n
+		}
+		handle(v)
+		n++
+	}
+}
+
+func (p *post) recordLate(ctx workflow.Context, what, by, src string) {
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventSignalIgnored, Actor: by, Source: sourceOr(src),
+		Reason: countersign.ReasonTooLate, Detail: fmt.Sprintf("%s ignored: the post is %s", what, p.st.Status)})
+}
+
+// --- publishing -------------------------------------------------------------
+
+// publish publishes the current revision once and ends the workflow.
+func (p *post) publish(ctx workflow.Context) {
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventPublishStarted})
+	p.commit(ctx)
+
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: PublishBound,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypePublishRejected, activities.ErrTypePublishUnknown},
+		},
+		Summary: fmt.Sprintf("publish revision %d", p.st.Revision),
+	})
+	var res activities.PublishResult
+	err := workflow.ExecuteActivity(actx, acts.Publish, activities.PublishRequest{
+		PostID: p.in.PostID, OrgID: p.in.OrgID, AccountID: p.in.AccountID, AuthorID: p.in.AuthorID,
+		Revision: p.st.Revision, ContentHash: p.st.ContentHash, Text: p.st.Text, MediaURLs: p.st.MediaURLs,
+		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(),
+	}).Get(ctx, &res)
+
+	if err == nil {
+		now := workflow.Now(ctx)
+		p.st.Status, p.st.ExternalID, p.st.ExternalURL, p.st.PublishedAt = countersign.PostPublished, res.ExternalID, res.ExternalURL, &now
+		p.record(ctx, countersign.PostEvent{Type: countersign.EventPublished, Detail: res.ExternalURL})
+		p.finish(ctx)
+		p.notify(ctx, activities.Notification{Kind: activities.NotifyPublished, MemberIDs: p.involved(), ExternalURL: res.ExternalURL})
+		return
+	}
+	status, msg := classifyPublishError(err)
+	typ, kind := countersign.EventPublishFailed, activities.NotifyFailed
+	if status == countersign.PostNeedsAttention {
+		typ, kind = countersign.EventNeedsAttention, activities.NotifyNeedsAttention
+	}
+	p.st.Status, p.st.LastError = status, msg
+	p.record(ctx, countersign.PostEvent{Type: typ, Detail: msg})
+	p.finish(ctx)
+	p.notify(ctx, activities.Notification{Kind: kind, MemberIDs: p.involved(), Detail: msg})
+}
+
+// classifyPublishError maps the Publish activity's failure to a status. Only a
+// retryable application error that ran out of retries means "surely not
+// posted" (failed); a timeout, a cancellation or a crash mid-attempt leaves
+// the outcome unknown (needs_attention).
+func classifyPublishError(err error) (countersign.PostStatus, string) {
+	var appErr *temporal.ApplicationError
+	var timeoutErr *temporal.TimeoutError
+	switch {
+	case errors.As(err, &timeoutErr):
+		// The bound ran out; the last attempt's failure says whether it posted.
+		if errors.As(timeoutErr.Unwrap(), &appErr) {
+			return countersign.PostFailed, "gave up publishing after " + PublishBound.String() + ": " + appErr.Message()
+		}
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePublishRejected:
+		return countersign.PostFailed, appErr.Message()
+	case errors.As(err, &appErr) && appErr.Type() == activities.ErrTypePublishUnknown:
+		return countersign.PostNeedsAttention, appErr.Message()
+	case errors.As(err, &appErr):
+		return countersign.PostFailed, appErr.Message()
+	}
+	return countersign.PostNeedsAttention, "publish outcome unknown: " + err.Error()
+}
+
+// --- one transition ---------------------------------------------------------
+
+// finish marks the workflow's end and mirrors it.
+func (p *post) finish(ctx workflow.Context) {
+	p.alarm.stop() // before the last activities: nothing may fire after the end
+	p.done = true
+	p.st.Closed = true
+	p.commit(ctx)
+}
+
+// record queues an event for the next commit, stamped with a deterministic
+// key, the current revision, content hash and time.
+func (p *post) record(ctx workflow.Context, e countersign.PostEvent) {
+	p.seq++
+	e.Seq = p.seq
+	e.Key = fmt.Sprintf("%s/%d", countersign.WorkflowID(p.in.PostID), p.seq)
+	e.Revision, e.ContentHash = p.st.Revision, p.st.ContentHash
+	if e.Source == "" {
+		e.Source = countersign.SourceSystem
+	}
+	e.At = workflow.Now(ctx)
+	p.pending = append(p.pending, e)
+}
+
+// commit is one transition: the search attributes (only what changed), the
+// current details for the UI, and one SavePostState call with the new events.
+func (p *post) commit(ctx workflow.Context) {
+	if ctx.Err() != nil { // canceled from Temporal: still mirror the end
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	now := workflow.Now(ctx)
+	p.st.UpdatedAt = now
+	waiting, deadline := p.waitingFor()
+	if waiting != p.st.WaitingFor || p.since.IsZero() {
+		p.since = now
+	}
+	p.st.WaitingFor, p.st.Deadline = waiting, deadline
+	workflow.SetCurrentDetails(ctx, p.details())
+	p.upsertSearchAttributes(ctx)
+
+	events := p.pending
+	p.pending = nil
+	if events == nil {
+		events = []countersign.PostEvent{}
+	}
+	err := workflow.ExecuteActivity(withDBOptions(ctx, "save post state"), acts.SavePostState,
+		activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events}).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
+		p.pending = append(events, p.pending...)
+	}
+}
