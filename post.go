@@ -471,3 +471,31 @@ type PostEvent struct {
 	Detail      string    `json:"detail,omitempty"`
 	At          time.Time `json:"at"`
 }
+
+// Post is a post as the API shows it: the submission plus the workflow's
+// state as last mirrored to the database.
+type Post struct {
+	ID          string      `json:"id"`
+	OrgID       string      `json:"org_id"`
+	AccountID   string      `json:"account_id"`
+	AuthorID    string      `json:"author_id"`
+	Text        string      `json:"text"`
+	MediaURLs   []string    `json:"media_urls"`
+	ScheduledAt *time.Time  `json:"scheduled_at"`
+	Revision    int         `json:"revision"`
+	ContentHash string      `json:"content_hash"`
+	Status      PostStatus  `json:"status"`
+	CurrentStep int         `json:"current_step"`
+	TotalSteps  int         `json:"total_steps"`
+	Steps       []StepState `json:"steps"`
+	WaitingFor  string      `json:"waiting_for,omitempty"`
+	Deadline    *time.Time  `json:"deadline,omitempty"`
+	LastError   string      `json:"last_error,omitempty"`
+	ExternalID  string      `json:"external_id,omitempty"`
+	ExternalURL string      `json:"external_url,omitempty"`
+	PublishedAt *time.Time  `json:"published_at,omitempty"`
+	WorkflowID  string      `json:"workflow_id"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
+	Events      []PostEvent `json:"events,omitempty"`
+}

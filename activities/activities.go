@@ -80,7 +80,9 @@ func (a *Activities) Publish(ctx context.Context, in PublishRequest) (PublishRes
 	if err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
-			return PublishResult{}, err
+			// The SDK keeps an application error's type only when it is
+			// returned as is, not wrapped.
+			return PublishResult{}, appErr
 		}
 		return PublishResult{}, temporal.NewApplicationErrorWithCause(err.Error(), ErrTypePublishRetryable, err)
 	}

@@ -43,6 +43,15 @@ var statusOf = map[string]int{
 	cs.ECONFLICT:     http.StatusConflict,
 	cs.EUNAUTHORIZED: http.StatusUnauthorized,
 	cs.EFORBIDDEN:    http.StatusForbidden,
+
+	cs.EINVITATIONSDISABLED: http.StatusConflict,
+	cs.EALREADYMEMBER:       http.StatusConflict,
+	cs.EINVITATIONEXPIRED:   http.StatusGone,
+	cs.EINVITATIONANSWERED:  http.StatusConflict,
+	cs.ELASTOWNER:           http.StatusConflict,
+	cs.EINUSE:               http.StatusConflict,
+	cs.EINVALIDCSV:          http.StatusUnprocessableEntity,
+	cs.ETOOMANYROWS:         http.StatusRequestEntityTooLarge,
 }
 
 // fail writes err as a problem. Domain errors keep their message; anything

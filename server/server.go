@@ -47,9 +47,45 @@ func New(d Deps) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", s.openAPI)
+
+	// The invitee answers with the invitation token in the path, no API token.
+	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
+	e.POST("/v1/invitations/:token/decline", s.declineInvitation)
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.GET("/me", s.me)
+	v1.PATCH("/me", s.updateMe)
+	v1.GET("/me/tokens", s.listTokens)
+	v1.POST("/me/tokens", s.createToken)
+	v1.DELETE("/me/tokens/:token", s.revokeToken)
+
+	org := v1.Group("/orgs/:org", s.orgMember)
+	org.POST("/invitations", s.invite)
+	org.POST("/invitations/import", s.importInvitations)
+	org.GET("/members", s.listMembers)
+	org.GET("/members/:member", s.getMember)
+	org.PATCH("/members/:member", s.updateMember)
+	org.DELETE("/members/:member", s.removeMember)
+	org.GET("/teams", s.listTeams)
+	org.POST("/teams", s.createTeam)
+	org.GET("/teams/:team", s.getTeam)
+	org.PATCH("/teams/:team", s.updateTeam)
+	org.DELETE("/teams/:team", s.deleteTeam)
+	org.PUT("/teams/:team/members/:member", s.putTeamMember)
+	org.DELETE("/teams/:team/members/:member", s.removeTeamMember)
+	org.GET("/accounts", s.listAccounts)
+	org.POST("/accounts", s.createAccount)
+	org.GET("/accounts/:account", s.getAccount)
+	org.PATCH("/accounts/:account", s.updateAccount)
+	org.DELETE("/accounts/:account", s.deleteAccount)
+	org.GET("/accounts/:account/permissions", s.getPermissions)
+	org.PUT("/accounts/:account/permissions", s.putPermissions)
+	org.GET("/approval-chains", s.listChains)
+	org.POST("/approval-chains", s.createChain)
+	org.GET("/approval-chains/:chain", s.getChain)
+	org.PUT("/approval-chains/:chain", s.replaceChain)
+	org.DELETE("/approval-chains/:chain", s.deleteChain)
 	return s
 }
 

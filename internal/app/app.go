@@ -16,6 +16,8 @@ import (
 
 	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/postflow"
+	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/temporalclient"
 	"github.com/countersign/countersign/server"
@@ -38,6 +40,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.SecretKey) > 0 {
+		if err := st.SetSecretKey(cfg.SecretKey); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	tc, err := temporalclient.Dial(ctx, cfg, logger)
 	if err != nil {
@@ -83,7 +91,10 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 // Activities builds the workflow's activities on the app's dependencies.
 func (a *App) Activities() *activities.Activities {
 	return &activities.Activities{
-		Notifier: activities.LogNotifier{Logger: a.Logger},
+		Directory: a.Store,
+		Mirror:    a.Store,
+		Notifier:  activities.LogNotifier{Logger: a.Logger},
+		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL),
 	}
 }
 
@@ -95,7 +106,11 @@ func (a *App) RunWorker(ctx context.Context) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	a.Logger.Info("worker polling", "task_queue", worker.TaskQueue, "namespace", a.Config.TemporalNamespace)
+	rec := &postflow.Reconciler{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Grace: time.Minute, Interval: time.Minute}
+	done := make(chan struct{})
+	go func() { rec.Run(ctx); close(done) }()
 	<-ctx.Done()
+	<-done
 	w.Stop()
 	return nil
 }

@@ -77,14 +77,20 @@ func upsertUser(ctx context.Context, tx pgx.Tx, email, name string) (cs.User, er
 // insertAPIToken creates a token for the user and returns it in clear, the
 // only time it exists outside the caller's hands.
 func insertAPIToken(ctx context.Context, tx pgx.Tx, userID, label string) (string, error) {
-	token := secrets.NewToken(secrets.APITokenPrefix)
-	_, err := tx.Exec(ctx,
+	token, _, err := insertAPITokenID(ctx, tx, userID, label)
+	return token, err
+}
+
+// insertAPITokenID is insertAPIToken that also returns the token's id.
+func insertAPITokenID(ctx context.Context, tx pgx.Tx, userID, label string) (token, id string, err error) {
+	token, id = secrets.NewToken(secrets.APITokenPrefix), newID()
+	_, err = tx.Exec(ctx,
 		`INSERT INTO api_tokens (id, user_id, token_hash, label) VALUES ($1, $2, $3, $4)`,
-		newID(), userID, secrets.HashToken(token), label)
+		id, userID, secrets.HashToken(token), label)
 	if err != nil {
-		return "", fmt.Errorf("insert api token: %w", err)
+		return "", "", fmt.Errorf("insert api token: %w", err)
 	}
-	return token, nil
+	return token, id, nil
 }
 
 // Authenticate returns the user owning an unrevoked API token.

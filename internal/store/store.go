@@ -14,12 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/migrations"
 )
 
 // Store is a pool of connections to Countersign's database.
 type Store struct {
 	pool *pgxpool.Pool
+	box  *secrets.Box // seals account credentials; nil until SetSecretKey
 }
 
 // Open connects to the database at url and checks that it answers.

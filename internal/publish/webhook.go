@@ -1,0 +1,177 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	cs "github.com/countersign/countersign"
+)
+
+// Webhook is the `webhook` network: a POST signed in the Standard Webhooks
+// format. webhook-id is fixed per post revision, so a receiver deduplicates
+// a retried delivery: resending after a doubt is safe.
+type Webhook struct {
+	Client *http.Client
+	Now    func() time.Time // for tests; time.Now when nil
+}
+
+// WebhookPayload is the JSON body of a delivery.
+type WebhookPayload struct {
+	Type      string              `json:"type"` // post.published
+	Timestamp time.Time           `json:"timestamp"`
+	Data      WebhookPayloadData  `json:"data"`
+	Approvals []cs.DecisionRecord `json:"approvals"`
+}
+
+// WebhookPayloadData is the post and its account.
+type WebhookPayloadData struct {
+	Post    WebhookPost    `json:"post"`
+	Account WebhookAccount `json:"account"`
+}
+
+// WebhookPost is the published revision.
+type WebhookPost struct {
+	ID          string     `json:"id"`
+	Revision    int        `json:"revision"`
+	ContentHash string     `json:"content_hash"`
+	Text        string     `json:"text"`
+	MediaURLs   []string   `json:"media_urls"`
+	ScheduledAt *time.Time `json:"scheduled_at"`
+	AuthorID    string     `json:"author_id"`
+}
+
+// WebhookAccount is the account it was published as.
+type WebhookAccount struct {
+	ID          string `json:"id"`
+	Handle      string `json:"handle"`
+	DisplayName string `json:"display_name"`
+}
+
+// Publish delivers the post to the account's URL.
+func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
+	url, secret := r.Account.Settings["url"], r.Credentials["secret"]
+	if url == "" {
+		return Result{}, fmt.Errorf("%w: the account has no webhook url", ErrRejected)
+	}
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	ts := now().UTC()
+	media := r.MediaURLs
+	if media == nil {
+		media = []string{}
+	}
+	approvals := r.Approvals
+	if approvals == nil {
+		approvals = []cs.DecisionRecord{}
+	}
+	body, err := json.Marshal(WebhookPayload{
+		Type:      "post.published",
+		Timestamp: ts,
+		Data: WebhookPayloadData{
+			Post: WebhookPost{ID: r.PostID, Revision: r.Revision, ContentHash: r.ContentHash, Text: r.Text,
+				MediaURLs: media, ScheduledAt: r.ScheduledAt, AuthorID: r.AuthorID},
+			Account: WebhookAccount{ID: r.Account.ID, Handle: r.Account.Handle, DisplayName: r.Account.DisplayName},
+		},
+		Approvals: approvals,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	sig, err := SignWebhook(secret, r.IdemKey, ts, body)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrRejected, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: bad webhook url: %v", ErrRejected, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Countersign")
+	req.Header.Set("webhook-id", r.IdemKey)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set("webhook-signature", sig)
+	resp, err := w.Client.Do(req)
+	if err != nil {
+		// The receiver deduplicates on webhook-id: a doubt is settled by
+		// delivering again, so this is retryable.
+		return Result{}, fmt.Errorf("deliver webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch {
+	case resp.StatusCode/100 == 2:
+		var ack struct {
+			ID  string `json:"id"`
+			URL string `json:"url"`
+		}
+		_ = json.Unmarshal(excerpt, &ack)
+		if ack.ID == "" {
+			ack.ID = r.IdemKey
+		}
+		return Result{ExternalID: ack.ID, ExternalURL: ack.URL}, nil
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return Result{}, fmt.Errorf("webhook receiver answered %s: %s", resp.Status, strings.TrimSpace(string(excerpt)))
+	default:
+		return Result{}, fmt.Errorf("%w: webhook receiver answered %s: %s", ErrRejected, resp.Status, strings.TrimSpace(string(excerpt)))
+	}
+}
+
+// SignWebhook returns the Standard Webhooks signature header value
+// ("v1,<base64 HMAC-SHA256 of id.timestamp.body>") under a whsec_ secret.
+func SignWebhook(secret, id string, ts time.Time, body []byte) (string, error) {
+	key, err := webhookKey(secret)
+	if err != nil {
+		return "", err
+	}
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "%s.%d.", id, ts.Unix())
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+}
+
+// VerifyWebhook checks a delivery as a receiver would (tests, docs).
+func VerifyWebhook(secret string, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	sec, err := strconv.ParseInt(h.Get("webhook-timestamp"), 10, 64)
+	if err != nil {
+		return errors.New("bad webhook-timestamp")
+	}
+	ts := time.Unix(sec, 0)
+	if d := now.Sub(ts); d > tolerance || d < -tolerance {
+		return errors.New("webhook-timestamp outside the tolerance")
+	}
+	want, err := SignWebhook(secret, h.Get("webhook-id"), ts, body)
+	if err != nil {
+		return err
+	}
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if hmac.Equal([]byte(sig), []byte(want)) {
+			return nil
+		}
+	}
+	return errors.New("no valid webhook-signature")
+}
+
+func webhookKey(secret string) ([]byte, error) {
+	raw, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return nil, errors.New("the webhook secret must start with whsec_")
+	}
+	key, err := base64.StdEncoding.DecodeString(raw)
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("the webhook secret is not whsec_ followed by base64")
+	}
+	return key, nil
+}

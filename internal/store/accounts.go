@@ -1,0 +1,402 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/secrets"
+)
+
+// SetSecretKey gives the store the 32-byte COUNTERSIGN_SECRET_KEY that seals
+// account credentials. Without it, accounts without credentials still work
+// but saving or reading credentials fails.
+func (s *Store) SetSecretKey(key []byte) error {
+	box, err := secrets.NewBox(key)
+	if err != nil {
+		return err
+	}
+	s.box = box
+	return nil
+}
+
+var errNoSecretKey = errors.New("account credentials need COUNTERSIGN_SECRET_KEY, which is not configured")
+
+const accountColumns = `a.id, a.org_id, a.network, a.handle, a.display_name, a.timezone, a.settings,
+	a.credentials IS NOT NULL, a.approval_chain_id, a.created_at, a.updated_at`
+
+func scanAccount(r pgx.Row) (cs.Account, error) {
+	var a cs.Account
+	err := r.Scan(&a.ID, &a.OrgID, &a.Network, &a.Handle, &a.DisplayName, &a.Timezone, &a.Settings,
+		&a.HasCredentials, &a.ApprovalChainID, &a.CreatedAt, &a.UpdatedAt)
+	if a.Settings == nil {
+		a.Settings = map[string]string{}
+	}
+	return a, err
+}
+
+// seal encrypts credentials bound to the account id; nil for none.
+func (s *Store) seal(accountID string, creds map[string]string) ([]byte, error) {
+	if len(creds) == 0 {
+		return nil, nil
+	}
+	if s.box == nil {
+		return nil, errNoSecretKey
+	}
+	plain, err := json.Marshal(creds)
+	if err != nil {
+		return nil, err
+	}
+	return s.box.Seal(plain, []byte("account:"+accountID)), nil
+}
+
+// NewAccount is a social account to create. Credentials are write-only.
+type NewAccount struct {
+	Network     cs.Network
+	Handle      string
+	DisplayName string
+	Timezone    string
+	Settings    map[string]string
+	Credentials map[string]string
+}
+
+// AccountUpdate changes an account: nil fields are unchanged. Credentials,
+// when set, replace the stored ones as a whole. SetChain with ChainID ""
+// removes the chain (the account then uses the default rule).
+type AccountUpdate struct {
+	Handle      *string
+	DisplayName *string
+	Timezone    *string
+	Settings    map[string]string
+	Credentials map[string]string
+	SetChain    bool
+	ChainID     string
+}
+
+// CreateAccount creates a social account. Its credentials are sealed with
+// the secret key and never returned.
+func (s *Store) CreateAccount(ctx context.Context, orgID string, in NewAccount) (cs.Account, error) {
+	handle, tz, display := strings.TrimSpace(in.Handle), strings.TrimSpace(in.Timezone), strings.TrimSpace(in.DisplayName)
+	if in.Settings == nil {
+		in.Settings = map[string]string{}
+	}
+	if in.Credentials == nil {
+		in.Credentials = map[string]string{}
+	}
+	if fields := cs.ValidateAccount(in.Network, handle, tz, in.Settings, in.Credentials); len(fields) > 0 {
+		return cs.Account{}, &cs.Error{Code: cs.EINVALID, Message: "invalid account", Fields: fields}
+	}
+	if display == "" {
+		display = handle
+	}
+	id := newID()
+	sealed, err := s.seal(id, in.Credentials)
+	if err != nil {
+		return cs.Account{}, err
+	}
+	a, err := scanAccount(s.pool.QueryRow(ctx, `
+		INSERT INTO accounts AS a (id, org_id, network, handle, display_name, timezone, settings, credentials)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING `+accountColumns,
+		id, orgID, in.Network, handle, display, tz, in.Settings, sealed))
+	if isUniqueViolation(err) {
+		return a, errHandleTaken
+	}
+	return a, err
+}
+
+var errHandleTaken = &cs.Error{Code: cs.ECONFLICT, Message: "the organization already has this account",
+	Fields: []cs.FieldError{{Field: "handle", Message: "is already used by another account of this network"}}}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return strings.TrimSpace(*p)
+}
+
+// Account returns an account of the org (never its credentials).
+func (s *Store) Account(ctx context.Context, orgID, accountID string) (cs.Account, error) {
+	if !validID(orgID) || !validID(accountID) {
+		return cs.Account{}, notFound("account")
+	}
+	a, err := scanAccount(s.pool.QueryRow(ctx, `
+		SELECT `+accountColumns+` FROM accounts a WHERE a.org_id = $1 AND a.id = $2 AND a.deleted_at IS NULL`,
+		orgID, accountID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, notFound("account")
+	}
+	return a, err
+}
+
+// ListAccounts lists the org's accounts by id.
+func (s *Store) ListAccounts(ctx context.Context, orgID string, p cs.Page) ([]cs.Account, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+accountColumns+` FROM accounts a
+		WHERE a.org_id = $1 AND a.deleted_at IS NULL AND ($2::uuid IS NULL OR a.id > $2)
+		ORDER BY a.id LIMIT $3`, orgID, after(p), limit(p))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Account, error) { return scanAccount(r) })
+}
+
+// UpdateAccount changes an account. The whole account is validated as it
+// will be saved; a chain must be one of the org's.
+func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u AccountUpdate) (cs.Account, error) {
+	var a cs.Account
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if !validID(orgID) || !validID(accountID) {
+			return notFound("account")
+		}
+		cur, err := scanAccount(tx.QueryRow(ctx, `
+			SELECT `+accountColumns+` FROM accounts a WHERE a.org_id = $1 AND a.id = $2 AND a.deleted_at IS NULL
+			FOR UPDATE`, orgID, accountID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("account")
+		}
+		if err != nil {
+			return err
+		}
+		if u.Handle != nil {
+			cur.Handle = deref(u.Handle)
+		}
+		if u.DisplayName != nil {
+			cur.DisplayName = deref(u.DisplayName)
+			if cur.DisplayName == "" {
+				cur.DisplayName = cur.Handle
+			}
+		}
+		if u.Timezone != nil {
+			cur.Timezone = deref(u.Timezone)
+		}
+		if u.Settings != nil {
+			cur.Settings = u.Settings
+		}
+		fields := cs.ValidateAccount(cur.Network, cur.Handle, cur.Timezone, cur.Settings, u.Credentials)
+		var chain any
+		if u.SetChain && u.ChainID != "" {
+			ok := validID(u.ChainID)
+			if ok {
+				err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM approval_chains WHERE org_id = $1 AND id = $2)`, orgID, u.ChainID).Scan(&ok)
+				if err != nil {
+					return err
+				}
+			}
+			if !ok {
+				fields = append(fields, cs.FieldError{Field: "approval_chain_id", Message: "no such approval chain in this organization"})
+			}
+			chain = u.ChainID
+		}
+		if len(fields) > 0 {
+			return &cs.Error{Code: cs.EINVALID, Message: "invalid account", Fields: fields}
+		}
+		var sealed []byte
+		if u.Credentials != nil {
+			if sealed, err = s.seal(accountID, u.Credentials); err != nil {
+				return err
+			}
+		}
+		a, err = scanAccount(tx.QueryRow(ctx, `
+			UPDATE accounts AS a SET handle = $3, display_name = $4, timezone = $5, settings = $6,
+				credentials = CASE WHEN $7 THEN $8 ELSE credentials END,
+				approval_chain_id = CASE WHEN $9 THEN $10::uuid ELSE approval_chain_id END,
+				updated_at = now()
+			WHERE org_id = $1 AND id = $2
+			RETURNING `+accountColumns,
+			orgID, accountID, cur.Handle, cur.DisplayName, cur.Timezone, cur.Settings,
+			u.Credentials != nil, sealed, u.SetChain, chain))
+		if isUniqueViolation(err) {
+			return errHandleTaken
+		}
+		return err
+	})
+	return a, err
+}
+
+// DeleteAccount deletes an account (softly: posts keep pointing at it). Its
+// grants go with it.
+func (s *Store) DeleteAccount(ctx context.Context, orgID, accountID string) error {
+	if !validID(orgID) || !validID(accountID) {
+		return notFound("account")
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE accounts SET deleted_at = now(), approval_chain_id = NULL, credentials = NULL
+			WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL`, orgID, accountID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("account")
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID)
+		return err
+	})
+}
+
+// AccountCredentials opens an account's credentials, for the publisher only:
+// never log them, return them, or put them in workflow history. An account
+// without credentials has an empty map.
+func (s *Store) AccountCredentials(ctx context.Context, orgID, accountID string) (map[string]string, error) {
+	if !validID(orgID) || !validID(accountID) {
+		return nil, notFound("account")
+	}
+	var sealed []byte
+	err := s.pool.QueryRow(ctx, `SELECT credentials FROM accounts WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL`,
+		orgID, accountID).Scan(&sealed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound("account")
+	}
+	if err != nil {
+		return nil, err
+	}
+	creds := map[string]string{}
+	if sealed == nil {
+		return creds, nil
+	}
+	if s.box == nil {
+		return nil, errNoSecretKey
+	}
+	plain, err := s.box.Open(sealed, []byte("account:"+accountID))
+	if err != nil {
+		return nil, fmt.Errorf("account %s: credentials do not open with COUNTERSIGN_SECRET_KEY (was the key changed?)", accountID)
+	}
+	if err := json.Unmarshal(plain, &creds); err != nil {
+		return nil, fmt.Errorf("account %s: sealed credentials are not a JSON object", accountID)
+	}
+	return creds, nil
+}
+
+// Grants lists an account's grants: members first, then teams.
+func (s *Store) Grants(ctx context.Context, orgID, accountID string) ([]cs.Grant, error) {
+	if _, err := s.Account(ctx, orgID, accountID); err != nil {
+		return nil, err
+	}
+	return queryGrants(ctx, s.pool, `
+		SELECT `+grantColumns+` FROM account_grants g
+		LEFT JOIN members m ON m.id = g.member_id
+		WHERE g.org_id = $1 AND g.account_id = $2 AND (m.id IS NULL OR m.removed_at IS NULL)
+		ORDER BY g.member_id IS NULL, g.member_id, g.team_id`, orgID, accountID)
+}
+
+const grantColumns = `coalesce(g.member_id::text, ''), coalesce(g.team_id::text, ''), g.level,
+	g.custom_publish, coalesce(g.custom_approve, false), coalesce(g.custom_manage, false)`
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func queryGrants(ctx context.Context, q querier, sql string, args ...any) ([]cs.Grant, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Grant, error) {
+		var g cs.Grant
+		var publish *string
+		var approve, manage bool
+		err := r.Scan(&g.MemberID, &g.TeamID, &g.Level, &publish, &approve, &manage)
+		if publish != nil {
+			g.Custom = &cs.CustomRight{Publish: cs.Publish(*publish), Approve: approve, Manage: manage}
+		}
+		return g, err
+	})
+}
+
+// ReplaceGrants replaces every grant of an account with grants, after
+// checking that each names one active member or one team of the org, at
+// most once.
+func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID string, grants []cs.Grant) ([]cs.Grant, error) {
+	var fields []cs.FieldError
+	seen := map[string]int{}
+	for i, g := range grants {
+		p := fmt.Sprintf("grants[%d].", i)
+		fields = append(fields, g.Validate(p)...)
+		for _, ref := range []struct{ field, id string }{{"member_id", g.MemberID}, {"team_id", g.TeamID}} {
+			if ref.id == "" {
+				continue
+			}
+			if !validID(ref.id) {
+				fields = append(fields, cs.FieldError{Field: p + ref.field, Message: "must be a UUID"})
+				continue
+			}
+			if j, dup := seen[ref.id]; dup {
+				fields = append(fields, cs.FieldError{Field: p + ref.field, Message: fmt.Sprintf("is already granted by grants[%d]", j)})
+			}
+			seen[ref.id] = i
+		}
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if !validID(orgID) || !validID(accountID) {
+			return notFound("account")
+		}
+		var id string
+		err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE`,
+			orgID, accountID).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("account")
+		}
+		if err != nil {
+			return err
+		}
+		for i, g := range grants {
+			p := fmt.Sprintf("grants[%d].", i)
+			switch {
+			case g.MemberID != "" && validID(g.MemberID):
+				if ok, err := activeMember(ctx, tx, orgID, g.MemberID); err != nil {
+					return err
+				} else if !ok {
+					fields = append(fields, cs.FieldError{Field: p + "member_id", Message: "no such member in this organization"})
+				}
+			case g.TeamID != "" && validID(g.TeamID):
+				if ok, err := teamExists(ctx, tx, orgID, g.TeamID); err != nil {
+					return err
+				} else if !ok {
+					fields = append(fields, cs.FieldError{Field: p + "team_id", Message: "no such team in this organization"})
+				}
+			}
+		}
+		if len(fields) > 0 {
+			return &cs.Error{Code: cs.EINVALID, Message: "invalid grants", Fields: fields}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID); err != nil {
+			return err
+		}
+		for _, g := range grants {
+			var publish, approve, manage any
+			if g.Custom != nil {
+				publish, approve, manage = string(g.Custom.Publish), g.Custom.Approve, g.Custom.Manage
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO account_grants (org_id, account_id, member_id, team_id, level, custom_publish, custom_approve, custom_manage)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+				orgID, accountID, nullIfEmpty(&g.MemberID), nullIfEmpty(&g.TeamID), g.Level, publish, approve, manage); err != nil {
+				return fmt.Errorf("insert grant: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Grants(ctx, orgID, accountID)
+}
+
+func activeMember(ctx context.Context, tx pgx.Tx, orgID, memberID string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE org_id = $1 AND id = $2 AND removed_at IS NULL)`,
+		orgID, memberID).Scan(&ok)
+	return ok, err
+}
+
+func teamExists(ctx context.Context, tx pgx.Tx, orgID, teamID string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM teams WHERE org_id = $1 AND id = $2)`, orgID, teamID).Scan(&ok)
+	return ok, err
+}

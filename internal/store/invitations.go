@@ -1,0 +1,330 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/secrets"
+)
+
+// InvitationTokenPrefix starts every invitation token.
+const InvitationTokenPrefix = "csi_"
+
+// normalize trims an invitation request and applies its defaults.
+func normalizeInvitation(req *cs.InvitationRequest) {
+	req.Email = strings.TrimSpace(req.Email)
+	req.Name = strings.TrimSpace(req.Name)
+	if req.OrgRole == "" {
+		req.OrgRole = cs.RoleMember
+	}
+}
+
+// checkInvitation returns the field errors of a normalized request.
+func checkInvitation(req cs.InvitationRequest) []cs.FieldError {
+	var fields []cs.FieldError
+	if !validEmail(req.Email) {
+		fields = append(fields, cs.FieldError{Field: "email", Message: "must be an e-mail address"})
+	}
+	if len(req.Name) > 200 {
+		fields = append(fields, cs.FieldError{Field: "name", Message: "is longer than 200 characters"})
+	}
+	if !req.OrgRole.Valid() {
+		fields = append(fields, cs.FieldError{Field: "org_role", Message: "org_role must be owner, admin or member"})
+	}
+	return fields
+}
+
+// Invite invites one e-mail to the org, into the named teams (which must
+// exist). A pending invitation of the same e-mail is replaced (its token
+// stops working), so an admin can always hand out a fresh one. The returned
+// Token is the only time it exists in clear. Refused with
+// EINVITATIONSDISABLED when the user turned invitations off, and with
+// EALREADYMEMBER for a current member. Only an owner may invite an owner:
+// that is the caller's check.
+func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest) (cs.Invitation, error) {
+	normalizeInvitation(&req)
+	fields := checkInvitation(req)
+	var inv cs.Invitation
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		teamIDs := make([]string, len(req.Teams))
+		for i, name := range req.Teams {
+			id, err := teamIDByName(ctx, tx, orgID, name)
+			if err != nil {
+				return err
+			}
+			if id == "" {
+				fields = append(fields, cs.FieldError{Field: fmt.Sprintf("teams[%d]", i), Message: fmt.Sprintf("no team named %q in this organization", name)})
+			}
+			teamIDs[i] = id
+		}
+		if len(fields) > 0 {
+			return &cs.Error{Code: cs.EINVALID, Message: "invalid invitation", Fields: fields}
+		}
+		if err := checkInvitee(ctx, tx, orgID, req.Email); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE invitations SET status = 'replaced', answered_at = now()
+			WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending'`, orgID, req.Email); err != nil {
+			return err
+		}
+		var err error
+		inv, err = insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+		return err
+	})
+	return inv, err
+}
+
+// checkInvitee refuses an e-mail whose user turned invitations off, or who is
+// already an active member of the org.
+func checkInvitee(ctx context.Context, tx pgx.Tx, orgID, email string) error {
+	var allow, member bool
+	err := tx.QueryRow(ctx, `
+		SELECT u.allow_invitations,
+			EXISTS (SELECT 1 FROM members m WHERE m.org_id = $1 AND m.user_id = u.id AND m.removed_at IS NULL)
+		FROM users u WHERE lower(u.email) = lower($2)`, orgID, email).Scan(&allow, &member)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case member:
+		return cs.Errorf(cs.EALREADYMEMBER, "%s is already a member of this organization", email)
+	case !allow:
+		return cs.Errorf(cs.EINVITATIONSDISABLED, "%s does not accept invitations (the user turned them off)", email)
+	}
+	return nil
+}
+
+func insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, teamIDs []string) (cs.Invitation, error) {
+	inv := cs.Invitation{
+		ID: newID(), OrgID: orgID, Email: req.Email, Name: req.Name, OrgRole: req.OrgRole,
+		Teams: []string{}, Token: secrets.NewToken(InvitationTokenPrefix),
+	}
+	var inviter any
+	if inviterID != "" {
+		inviter = inviterID
+	}
+	err := tx.QueryRow(ctx, `
+		INSERT INTO invitations (id, org_id, email, name, org_role, token_hash, invited_by, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::bigint * interval '1 second')
+		RETURNING created_at, expires_at`,
+		inv.ID, orgID, inv.Email, inv.Name, inv.OrgRole, secrets.HashToken(inv.Token), inviter,
+		int64(cs.InvitationTTL/time.Second)).Scan(&inv.CreatedAt, &inv.ExpiresAt)
+	if err != nil {
+		return inv, fmt.Errorf("insert invitation: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, id := range teamIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if _, err := tx.Exec(ctx, `INSERT INTO invitation_teams (org_id, invitation_id, team_id) VALUES ($1, $2, $3)`,
+			orgID, inv.ID, id); err != nil {
+			return inv, fmt.Errorf("insert invitation team: %w", err)
+		}
+		inv.Teams = append(inv.Teams, req.Teams[i])
+	}
+	return inv, nil
+}
+
+// teamIDByName returns the id of the org's team with this name (ignoring
+// case), or "" when there is none.
+func teamIDByName(ctx context.Context, tx pgx.Tx, orgID, name string) (string, error) {
+	var id string
+	err := tx.QueryRow(ctx, `SELECT id FROM teams WHERE org_id = $1 AND lower(name) = lower($2)`, orgID, strings.TrimSpace(name)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
+// ImportInvitations invites every row of a parsed CSV import in one
+// transaction and reports each row: invited (with the invitation and its
+// token), skipped (already a member, already invited, or a duplicate of an
+// earlier row) or error (with a code and reason). Unknown teams are created.
+// Unlike Invite, a pending invitation is kept, not replaced, so running the
+// same file twice invites nobody twice.
+func (s *Store) ImportInvitations(ctx context.Context, orgID string, inviter cs.Member, lines []cs.ImportLine) ([]cs.ImportRow, error) {
+	var out []cs.ImportRow
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = make([]cs.ImportRow, 0, len(lines))
+		seen := map[string]int{}
+		for _, l := range lines {
+			req := l.InvitationRequest
+			normalizeInvitation(&req)
+			row := cs.ImportRow{Row: l.Row, Line: l.Line, Email: req.Email}
+			fail := func(result, code, reason string) { row.Result, row.Code, row.Reason = result, code, reason }
+			key := strings.ToLower(req.Email)
+			if l.Problem != "" {
+				fail(cs.ImportError, cs.EINVALID, l.Problem)
+			} else if fields := checkInvitation(req); len(fields) > 0 {
+				fail(cs.ImportError, cs.EINVALID, fields[0].Field+" "+fields[0].Message)
+			} else if first, dup := seen[key]; dup {
+				fail(cs.ImportSkipped, "duplicate", fmt.Sprintf("same e-mail as row %d", first))
+			} else if req.OrgRole == cs.RoleOwner && inviter.OrgRole != cs.RoleOwner {
+				fail(cs.ImportError, cs.EFORBIDDEN, "only an owner can invite an owner")
+			} else if err := s.importOne(ctx, tx, orgID, inviter.ID, req, &row); err != nil {
+				return err
+			}
+			if row.Result != cs.ImportError && req.Email != "" {
+				if _, dup := seen[key]; !dup {
+					seen[key] = l.Row
+				}
+			}
+			out = append(out, row)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// importOne invites one valid row inside the import's transaction.
+func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, row *cs.ImportRow) error {
+	err := checkInvitee(ctx, tx, orgID, req.Email)
+	switch code := cs.ErrorCode(err); {
+	case err == nil:
+	case code == cs.EALREADYMEMBER:
+		row.Result, row.Code, row.Reason = cs.ImportSkipped, code, "already a member of this organization"
+		return nil
+	case code == cs.EINVITATIONSDISABLED:
+		row.Result, row.Code, row.Reason = cs.ImportError, code, "the user does not accept invitations"
+		return nil
+	default:
+		return err
+	}
+	var pending bool
+	if err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM invitations WHERE org_id = $1 AND lower(email) = lower($2)
+			AND status = 'pending' AND expires_at > now())`, orgID, req.Email).Scan(&pending); err != nil {
+		return err
+	}
+	if pending {
+		row.Result, row.Code, row.Reason = cs.ImportSkipped, "already_invited", "a pending invitation exists"
+		return nil
+	}
+	// An expired pending invitation is replaced.
+	if _, err := tx.Exec(ctx, `
+		UPDATE invitations SET status = 'replaced', answered_at = now()
+		WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending'`, orgID, req.Email); err != nil {
+		return err
+	}
+	teamIDs := make([]string, len(req.Teams))
+	for i, name := range req.Teams {
+		if len(name) > 100 {
+			row.Result, row.Code, row.Reason = cs.ImportError, cs.EINVALID, fmt.Sprintf("team name %.20q… is longer than 100 characters", name)
+			return nil
+		}
+		id, err := teamIDByName(ctx, tx, orgID, name)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			if id, err = insertTeam(ctx, tx, orgID, name, nil); err != nil {
+				return err
+			}
+		}
+		teamIDs[i] = id
+	}
+	inv, err := insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+	if err != nil {
+		return err
+	}
+	row.Result, row.Invitation = cs.ImportInvited, &inv
+	return nil
+}
+
+// lockInvitation reads a pending, unexpired invitation by token for update.
+func lockInvitation(ctx context.Context, tx pgx.Tx, token string) (cs.Invitation, error) {
+	var inv cs.Invitation
+	var status string
+	var expired bool
+	err := tx.QueryRow(ctx, `
+		SELECT id, org_id, email, name, org_role, expires_at, created_at, status, expires_at <= now()
+		FROM invitations WHERE token_hash = $1 FOR UPDATE`, secrets.HashToken(token)).
+		Scan(&inv.ID, &inv.OrgID, &inv.Email, &inv.Name, &inv.OrgRole, &inv.ExpiresAt, &inv.CreatedAt, &status, &expired)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return inv, cs.Errorf(cs.ENOTFOUND, "no such invitation")
+	case err != nil:
+		return inv, err
+	case status == "replaced":
+		return inv, cs.Errorf(cs.EINVITATIONANSWERED, "this invitation was replaced by a newer one")
+	case status != "pending":
+		return inv, cs.Errorf(cs.EINVITATIONANSWERED, "this invitation was already %s", status)
+	case expired:
+		return inv, cs.Errorf(cs.EINVITATIONEXPIRED, "this invitation expired on %s: ask for a new one", inv.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return inv, nil
+}
+
+// AcceptInvitation answers yes to an invitation: it creates the user if
+// needed (name, when given, replaces the invitation's), the member with the
+// invited role, puts it in the invited teams that still exist, and returns a
+// first API token, shown once.
+func (s *Store) AcceptInvitation(ctx context.Context, token, name string) (cs.Accepted, error) {
+	var a cs.Accepted
+	name = strings.TrimSpace(name)
+	if len(name) > 200 {
+		return a, &cs.Error{Code: cs.EINVALID, Message: "invalid name", Fields: []cs.FieldError{{Field: "name", Message: "is longer than 200 characters"}}}
+	}
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, token)
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			name = inv.Name
+		}
+		user, err := upsertUser(ctx, tx, inv.Email, name)
+		if err != nil {
+			return err
+		}
+		var member bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE org_id = $1 AND user_id = $2 AND removed_at IS NULL)`,
+			inv.OrgID, user.ID).Scan(&member); err != nil {
+			return err
+		}
+		if member {
+			return cs.Errorf(cs.EALREADYMEMBER, "you are already a member of this organization")
+		}
+		m := cs.Member{ID: newID(), OrgID: inv.OrgID, UserID: user.ID, Email: user.Email, Name: user.Name, OrgRole: inv.OrgRole}
+		if err := tx.QueryRow(ctx,
+			`INSERT INTO members (id, org_id, user_id, org_role) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+			m.ID, m.OrgID, user.ID, m.OrgRole).Scan(&m.CreatedAt); err != nil {
+			return fmt.Errorf("insert member: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO team_members (org_id, team_id, member_id, team_role)
+			SELECT org_id, team_id, $2, 'member' FROM invitation_teams WHERE invitation_id = $1`, inv.ID, m.ID); err != nil {
+			return fmt.Errorf("join invited teams: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE invitations SET status = 'accepted', answered_at = now(), member_id = $2 WHERE id = $1`, inv.ID, m.ID); err != nil {
+			return err
+		}
+		a.User, a.Member = user, m
+		a.APIToken, err = insertAPIToken(ctx, tx, user.ID, "invitation")
+		return err
+	})
+	return a, err
+}
+
+// DeclineInvitation answers no; the token stops working.
+func (s *Store) DeclineInvitation(ctx context.Context, token string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, token)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE invitations SET status = 'declined', answered_at = now() WHERE id = $1`, inv.ID)
+		return err
+	})
+}

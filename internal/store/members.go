@@ -1,0 +1,232 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	cs "github.com/countersign/countersign"
+)
+
+// memberColumns selects a cs.Member from "members m JOIN users u".
+const memberColumns = `m.id, m.org_id, m.user_id, u.email, u.name, m.org_role, coalesce(m.slack_user_id, ''), m.created_at`
+
+func scanMember(r pgx.Row) (cs.Member, error) {
+	var m cs.Member
+	err := r.Scan(&m.ID, &m.OrgID, &m.UserID, &m.Email, &m.Name, &m.OrgRole, &m.SlackUserID, &m.CreatedAt)
+	return m, err
+}
+
+// validID reports whether s is a UUID in its canonical form, the only form
+// the store hands out. Ids that are not never reach a query.
+func validID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == strings.ToLower(s)
+}
+
+// after is the query argument of a page's cursor: NULL for the first page.
+func after(p cs.Page) any {
+	if p.After == "" || !validID(p.After) {
+		return nil
+	}
+	return p.After
+}
+
+func limit(p cs.Page) int {
+	if p.Limit < 1 {
+		return 50
+	}
+	return p.Limit
+}
+
+func notFound(what string) error {
+	return cs.Errorf(cs.ENOTFOUND, "no such %s in this organization", what)
+}
+
+// MemberOfUser returns the user's active member in the org. A removed member,
+// a stranger and an unknown org all get the same not-found error, so nobody
+// learns whether an org they are not in exists.
+func (s *Store) MemberOfUser(ctx context.Context, orgID, userID string) (cs.Member, error) {
+	if !validID(orgID) || !validID(userID) {
+		return cs.Member{}, cs.Errorf(cs.ENOTFOUND, "no such organization")
+	}
+	m, err := scanMember(s.pool.QueryRow(ctx, `
+		SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.user_id = $2 AND m.removed_at IS NULL`, orgID, userID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, cs.Errorf(cs.ENOTFOUND, "no such organization")
+	}
+	return m, err
+}
+
+// Member returns an active member of the org.
+func (s *Store) Member(ctx context.Context, orgID, memberID string) (cs.Member, error) {
+	if !validID(orgID) || !validID(memberID) {
+		return cs.Member{}, notFound("member")
+	}
+	m, err := scanMember(s.pool.QueryRow(ctx, `
+		SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.id = $2 AND m.removed_at IS NULL`, orgID, memberID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, notFound("member")
+	}
+	return m, err
+}
+
+// ListMembers lists the org's active members by id.
+func (s *Store) ListMembers(ctx context.Context, orgID string, p cs.Page) ([]cs.Member, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.removed_at IS NULL AND ($2::uuid IS NULL OR m.id > $2)
+		ORDER BY m.id LIMIT $3`, orgID, after(p), limit(p))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Member, error) { return scanMember(r) })
+}
+
+// MemberTeams lists the teams the member belongs to now, by name.
+func (s *Store) MemberTeams(ctx context.Context, orgID, memberID string) ([]cs.TeamMembership, error) {
+	if !validID(orgID) || !validID(memberID) {
+		return nil, notFound("member")
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+teamMembershipColumns+`
+		FROM team_members tm JOIN teams t ON t.id = tm.team_id
+		JOIN members m ON m.id = tm.member_id JOIN users u ON u.id = m.user_id
+		WHERE tm.org_id = $1 AND tm.member_id = $2 AND m.removed_at IS NULL
+		ORDER BY lower(t.name), t.id`, orgID, memberID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanTeamMembership)
+}
+
+// MemberUpdate changes a member; nil fields are left as they are. An empty
+// SlackUserID clears it.
+type MemberUpdate struct {
+	OrgRole     *cs.OrgRole
+	SlackUserID *string
+}
+
+// UpdateMember changes a member's role or Slack id. Demoting the org's last
+// owner is refused (ELASTOWNER). Who may change what is the caller's check.
+func (s *Store) UpdateMember(ctx context.Context, orgID, memberID string, u MemberUpdate) (cs.Member, error) {
+	var fields []cs.FieldError
+	if u.OrgRole != nil && !u.OrgRole.Valid() {
+		fields = append(fields, cs.FieldError{Field: "org_role", Message: "org_role must be owner, admin or member"})
+	}
+	if u.SlackUserID != nil {
+		id := strings.TrimSpace(*u.SlackUserID)
+		u.SlackUserID = &id
+		if len(id) > 64 || strings.ContainsAny(id, " \t\r\n") {
+			fields = append(fields, cs.FieldError{Field: "slack_user_id", Message: "must be a Slack user id such as U0123ABCD"})
+		}
+	}
+	if len(fields) > 0 {
+		return cs.Member{}, &cs.Error{Code: cs.EINVALID, Message: "invalid member update", Fields: fields}
+	}
+	var m cs.Member
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		cur, err := lockMember(ctx, tx, orgID, memberID)
+		if err != nil {
+			return err
+		}
+		if u.OrgRole != nil && cur.OrgRole == cs.RoleOwner && *u.OrgRole != cs.RoleOwner {
+			if err := otherOwnerExists(ctx, tx, orgID, memberID); err != nil {
+				return err
+			}
+		}
+		var slack any
+		if u.SlackUserID != nil && *u.SlackUserID != "" {
+			slack = *u.SlackUserID
+		}
+		_, err = tx.Exec(ctx, `
+			UPDATE members SET
+				org_role = coalesce($3, org_role),
+				slack_user_id = CASE WHEN $4 THEN $5 ELSE slack_user_id END
+			WHERE org_id = $1 AND id = $2`,
+			orgID, memberID, u.OrgRole, u.SlackUserID != nil, slack)
+		if isUniqueViolation(err) {
+			return &cs.Error{Code: cs.ECONFLICT, Message: "another member has this Slack user id",
+				Fields: []cs.FieldError{{Field: "slack_user_id", Message: "is already used by another member"}}}
+		}
+		if err != nil {
+			return fmt.Errorf("update member: %w", err)
+		}
+		m, err = scanMember(tx.QueryRow(ctx, `
+			SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id WHERE m.id = $1`, memberID))
+		return err
+	})
+	return m, err
+}
+
+// RemoveMember removes a member from the org (a soft delete that keeps the
+// audit trail's actor). From the next request on, the member can do nothing
+// in the org: its team memberships and its own account grants are deleted
+// with it, and every query ignores removed members. Removing the last owner
+// is refused.
+func (s *Store) RemoveMember(ctx context.Context, orgID, memberID string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		cur, err := lockMember(ctx, tx, orgID, memberID)
+		if err != nil {
+			return err
+		}
+		if cur.OrgRole == cs.RoleOwner {
+			if err := otherOwnerExists(ctx, tx, orgID, memberID); err != nil {
+				return err
+			}
+		}
+		for _, q := range []string{
+			`UPDATE members SET removed_at = now() WHERE org_id = $1 AND id = $2`,
+			`DELETE FROM team_members WHERE org_id = $1 AND member_id = $2`,
+			`DELETE FROM account_grants WHERE org_id = $1 AND member_id = $2`,
+		} {
+			if _, err := tx.Exec(ctx, q, orgID, memberID); err != nil {
+				return fmt.Errorf("remove member: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// lockMember reads an active member for update.
+func lockMember(ctx context.Context, tx pgx.Tx, orgID, memberID string) (cs.Member, error) {
+	if !validID(orgID) || !validID(memberID) {
+		return cs.Member{}, notFound("member")
+	}
+	m, err := scanMember(tx.QueryRow(ctx, `
+		SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.id = $2 AND m.removed_at IS NULL
+		FOR UPDATE OF m`, orgID, memberID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, notFound("member")
+	}
+	return m, err
+}
+
+// otherOwnerExists returns ELASTOWNER unless the org has an active owner
+// besides memberID. It locks the owners' rows, so two owners demoting each
+// other at once cannot both succeed.
+func otherOwnerExists(ctx context.Context, tx pgx.Tx, orgID, memberID string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT id FROM members WHERE org_id = $1 AND org_role = 'owner' AND removed_at IS NULL
+		ORDER BY id FOR UPDATE`, orgID)
+	if err != nil {
+		return err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id != memberID {
+			return nil
+		}
+	}
+	return cs.Errorf(cs.ELASTOWNER, "this is the organization's last owner: make another member owner first")
+}

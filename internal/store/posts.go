@@ -1,0 +1,287 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/activities"
+)
+
+// NewPost is a submission: what the workflow starts from.
+type NewPost struct {
+	OrgID          string
+	AccountID      string
+	AuthorID       string
+	Text           string
+	MediaURLs      []string
+	ScheduledAt    *time.Time
+	Chain          cs.Chain
+	NeedsApproval  bool
+	IdempotencyKey string // optional; a repeat returns the first post
+}
+
+const postColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, revision, content_hash,
+	status, current_step, total_steps, coalesce(state, 'null'::jsonb), deadline, coalesce(last_error, ''),
+	coalesce(external_id, ''), coalesce(external_url, ''), published_at, created_at, updated_at`
+
+func scanPost(r pgx.Row) (cs.Post, error) {
+	var p cs.Post
+	var state []byte
+	err := r.Scan(&p.ID, &p.OrgID, &p.AccountID, &p.AuthorID, &p.Text, &p.MediaURLs, &p.ScheduledAt, &p.Revision,
+		&p.ContentHash, &p.Status, &p.CurrentStep, &p.TotalSteps, &state, &p.Deadline, &p.LastError,
+		&p.ExternalID, &p.ExternalURL, &p.PublishedAt, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return p, err
+	}
+	var st *cs.PostState
+	if err := json.Unmarshal(state, &st); err != nil {
+		return p, fmt.Errorf("decode post state: %w", err)
+	}
+	if st != nil {
+		p.Steps, p.WaitingFor = st.Steps, st.WaitingFor
+	}
+	if p.MediaURLs == nil {
+		p.MediaURLs = []string{}
+	}
+	p.WorkflowID = cs.WorkflowID(p.ID)
+	return p, nil
+}
+
+// CreatePost inserts a submitted post, not yet started (see MarkPostStarted).
+// With an idempotency key that this author used before, it returns the first
+// post and created=false.
+func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created bool, err error) {
+	chain, err := json.Marshal(in.Chain)
+	if err != nil {
+		return p, false, err
+	}
+	media := in.MediaURLs
+	if media == nil {
+		media = []string{}
+	}
+	status, step := cs.PostScheduled, 0
+	if in.NeedsApproval {
+		status, step = cs.PostPendingApproval, 1
+	}
+	var key any
+	if in.IdempotencyKey != "" {
+		key = in.IdempotencyKey
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if key != nil {
+			p, err = scanPost(tx.QueryRow(ctx, `SELECT `+postColumns+` FROM posts
+				WHERE org_id = $1 AND author_id = $2 AND idempotency_key = $3`, in.OrgID, in.AuthorID, key))
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		created = true
+		p, err = scanPost(tx.QueryRow(ctx, `INSERT INTO posts
+			(id, org_id, account_id, author_id, text, media_urls, scheduled_at, content_hash, status,
+			 current_step, total_steps, chain, needs_approval, idempotency_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			RETURNING `+postColumns,
+			newID(), in.OrgID, in.AccountID, in.AuthorID, in.Text, media, in.ScheduledAt,
+			cs.ContentHash(in.Text, in.MediaURLs), status, step, len(in.Chain.Steps), chain, in.NeedsApproval, key))
+		if isUniqueViolation(err) {
+			return cs.Errorf(cs.ECONFLICT, "a post with this Idempotency-Key is being created; retry")
+		}
+		return err
+	})
+	return p, created, err
+}
+
+// MarkPostStarted records that the post's workflow exists.
+func (s *Store) MarkPostStarted(ctx context.Context, postID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE posts SET workflow_started_at = now() WHERE id = $1 AND workflow_started_at IS NULL`, postID)
+	return err
+}
+
+// DeleteUnstartedPost removes a post whose workflow could not be started, so
+// a failed submission leaves nothing behind.
+func (s *Store) DeleteUnstartedPost(ctx context.Context, postID string) error {
+	_, err := s.pool.Exec(ctx, `DELETE FROM posts WHERE id = $1 AND workflow_started_at IS NULL`, postID)
+	return err
+}
+
+// UnstartedPost is a post whose workflow start was not confirmed.
+type UnstartedPost struct {
+	NewPost
+	ID string
+}
+
+// UnstartedPosts lists posts created more than grace ago whose workflow was
+// never confirmed started (a process died between insert and start), oldest
+// first. There is no look-back window: every such post is returned.
+func (s *Store) UnstartedPosts(ctx context.Context, grace time.Duration, max int) ([]UnstartedPost, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id, account_id, author_id, text, media_urls, scheduled_at, chain, needs_approval
+		FROM posts WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
+		ORDER BY created_at LIMIT $2`, grace.String(), max)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnstartedPost, error) {
+		var u UnstartedPost
+		var chain []byte
+		err := r.Scan(&u.ID, &u.OrgID, &u.AccountID, &u.AuthorID, &u.Text, &u.MediaURLs, &u.ScheduledAt, &chain, &u.NeedsApproval)
+		if err == nil {
+			err = json.Unmarshal(chain, &u.Chain)
+		}
+		return u, err
+	})
+}
+
+// Post returns a post of the org.
+func (s *Store) Post(ctx context.Context, orgID, postID string) (cs.Post, error) {
+	if !validID(postID) {
+		return cs.Post{}, notFound("post")
+	}
+	p, err := scanPost(s.pool.QueryRow(ctx, `SELECT `+postColumns+` FROM posts WHERE org_id = $1 AND id = $2`, orgID, postID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, notFound("post")
+	}
+	return p, err
+}
+
+// PostFilter narrows ListPosts; empty fields match everything.
+type PostFilter struct {
+	Status    cs.PostStatus
+	AccountID string
+	AuthorID  string
+	// AwaitingMember lists the posts whose open step waits for this member.
+	AwaitingMember string
+}
+
+// ListPosts lists the org's posts, newest first.
+func (s *Store) ListPosts(ctx context.Context, orgID string, f PostFilter, p cs.Page) ([]cs.Post, error) {
+	opt := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts
+		WHERE org_id = $1
+		  AND ($2::text IS NULL OR status = $2)
+		  AND ($3::uuid IS NULL OR account_id = $3)
+		  AND ($4::uuid IS NULL OR author_id = $4)
+		  AND ($5::uuid IS NULL OR $5 = ANY (awaiting))
+		  AND ($6::uuid IS NULL OR id < $6)
+		ORDER BY id DESC LIMIT $7`,
+		orgID, opt(string(f.Status)), opt(f.AccountID), opt(f.AuthorID), opt(f.AwaitingMember), after(p), limit(p))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Post, error) { return scanPost(r) })
+}
+
+// PostEvents returns a post's audit log in order.
+func (s *Store) PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, seq, type, coalesce(actor::text, ''), source, revision, content_hash,
+		step, reason, detail, at FROM post_events WHERE post_id = $1 ORDER BY seq, at`, postID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.PostEvent, error) {
+		var e cs.PostEvent
+		err := r.Scan(&e.Key, &e.Seq, &e.Type, &e.Actor, &e.Source, &e.Revision, &e.ContentHash, &e.Step, &e.Reason, &e.Detail, &e.At)
+		return e, err
+	})
+}
+
+// SavePostState mirrors the workflow's state and appends its events in one
+// transaction (activities.Mirror). Retries are harmless: events are keyed,
+// and a state older than the stored one does not overwrite it.
+func (s *Store) SavePostState(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) error {
+	state, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	awaiting := awaitedMembers(st)
+	media := st.MediaURLs
+	if media == nil {
+		media = []string{}
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var orgID string
+		if err := tx.QueryRow(ctx, `SELECT org_id FROM posts WHERE id = $1`, postID).Scan(&orgID); err != nil {
+			return fmt.Errorf("mirror post %s: %w", postID, err)
+		}
+		for _, e := range events {
+			var actor any
+			if validID(e.Actor) {
+				actor = e.Actor
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO post_events
+				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				ON CONFLICT (post_id, key) DO NOTHING`,
+				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At); err != nil {
+				return fmt.Errorf("append event %s: %w", e.Key, err)
+			}
+		}
+		_, err := tx.Exec(ctx, `UPDATE posts SET
+			status = $2, revision = $3, content_hash = $4, text = $5, media_urls = $6, current_step = $7,
+			total_steps = $8, scheduled_at = $9, awaiting = $10, deadline = $11, last_error = nullif($12, ''),
+			external_id = nullif($13, ''), external_url = nullif($14, ''), published_at = $15,
+			state = $16, state_updated_at = $17, updated_at = now(),
+			workflow_started_at = coalesce(workflow_started_at, now())
+			WHERE id = $1 AND (state_updated_at IS NULL OR state_updated_at <= $17)`,
+			postID, st.Status, st.Revision, st.ContentHash, st.Text, media, st.CurrentStep,
+			st.TotalSteps, st.ScheduledAt, awaiting, st.Deadline, st.LastError,
+			st.ExternalID, st.ExternalURL, st.PublishedAt, state, st.UpdatedAt)
+		return err
+	})
+}
+
+// awaitedMembers are the members the open step waits for: its eligible
+// approvers (and the fallback team's, once open) who have not approved yet.
+func awaitedMembers(st cs.PostState) []string {
+	out := []string{}
+	if st.Status != cs.PostPendingApproval || st.CurrentStep < 1 || st.CurrentStep > len(st.Steps) {
+		return out
+	}
+	step := st.Steps[st.CurrentStep-1]
+	done := map[string]bool{}
+	for _, a := range step.Approvals {
+		done[a.MemberID] = true
+	}
+	for _, ids := range [][]string{step.Eligible, step.FallbackEligible} {
+		for _, id := range ids {
+			if !done[id] && validID(id) {
+				done[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// AuthorizeDecision implements activities.Directory: the database's half of
+// a decision's authorization (member active and eligible for the step now).
+func (s *Store) AuthorizeDecision(ctx context.Context, req activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+	reason, err := s.CheckApprover(ctx, req.OrgID, req.AccountID, req.MemberID, req.Approver, req.FallbackTeam)
+	if err != nil {
+		return activities.AuthorizeResult{}, err
+	}
+	return activities.AuthorizeResult{Allowed: reason == "", Reason: reason}, nil
+}
+
+// PostChain returns the approval chain snapshot the post was submitted with.
+func (s *Store) PostChain(ctx context.Context, postID string) (cs.Chain, error) {
+	var c cs.Chain
+	var raw []byte
+	if err := s.pool.QueryRow(ctx, `SELECT chain FROM posts WHERE id = $1`, postID).Scan(&raw); err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(raw, &c)
+}
