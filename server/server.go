@@ -86,6 +86,7 @@ func New(d Deps) *Server {
 	org.GET("/approval-chains/:chain", s.getChain)
 	org.PUT("/approval-chains/:chain", s.replaceChain)
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
+	s.postRoutes(org)
 	return s
 }
 

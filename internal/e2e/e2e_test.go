@@ -1,0 +1,423 @@
+// Package e2e drives Countersign end to end over HTTP: the real API, a real
+// worker, a real PostgreSQL and a real in-process Temporal server, and a
+// webhook receiver that verifies signatures and counts deliveries.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/app"
+	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/publish"
+	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// env is one Countersign deployment under test.
+type env struct {
+	t       *testing.T
+	app     *app.App
+	api     *httptest.Server
+	hook    *receiver
+	stopW   context.CancelFunc
+	wDone   chan struct{}
+	orgID   string
+	owner   string // API token
+	members map[string]person
+}
+
+type person struct {
+	token, memberID string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	tsrv := testenv.Temporal(t)
+	cfg, err := config.Load(func(name string) string {
+		switch name {
+		case "DATABASE_URL":
+			return testenv.Postgres(t)
+		case "TEMPORAL_ADDRESS":
+			return tsrv.Address
+		case "TEMPORAL_NAMESPACE":
+			return tsrv.Namespace
+		case "COUNTERSIGN_SECRET_KEY":
+			return fmt.Sprintf("%x", secrets.RandomBytes(32))
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Open(context.Background(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, app: a, members: map[string]person{}}
+	e.api = httptest.NewServer(a.Server())
+	e.hook = newReceiver(t)
+	t.Cleanup(func() {
+		e.stopWorker()
+		e.api.Close()
+		a.Close()
+	})
+	e.startWorker()
+	return e
+}
+
+func (e *env) startWorker() {
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stopW, e.wDone = cancel, make(chan struct{})
+	go func() { _ = e.app.RunWorker(ctx); close(e.wDone) }()
+}
+
+func (e *env) stopWorker() {
+	if e.stopW != nil {
+		e.stopW()
+		<-e.wDone
+		e.stopW = nil
+	}
+}
+
+// do sends a request as token and decodes the JSON answer into out.
+func (e *env) do(token, method, path string, body any, out any) int {
+	e.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.api.URL+path, r)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: %s: %v", method, path, raw, err)
+		}
+	}
+	if resp.StatusCode >= 300 && out == nil {
+		e.t.Logf("%s %s -> %d %s", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode
+}
+
+// must is do that fails the test unless the status is want.
+func (e *env) must(want int, token, method, path string, body any, out any) {
+	e.t.Helper()
+	var raw json.RawMessage
+	if got := e.do(token, method, path, body, &raw); got != want {
+		e.t.Fatalf("%s %s: got %d, want %d: %s", method, path, got, want, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *env) org(path string) string { return "/v1/orgs/" + e.orgID + path }
+
+// invite adds a member through the invitation flow and returns their token.
+func (e *env) invite(name, role string) person {
+	e.t.Helper()
+	var inv struct{ Token string }
+	e.must(201, e.owner, "POST", e.org("/invitations"), map[string]any{
+		"email": strings.ToLower(name) + "@acme.test", "name": name, "org_role": role}, &inv)
+	var acc struct {
+		Member   struct{ ID string } `json:"member"`
+		APIToken string              `json:"api_token"`
+	}
+	e.must(200, "", "POST", "/v1/invitations/"+inv.Token+"/accept", map[string]any{"name": name}, &acc)
+	p := person{token: acc.APIToken, memberID: acc.Member.ID}
+	e.members[name] = p
+	return p
+}
+
+// setupThreeLevels builds the org of the walk-through: a limited author
+// (Ines, the intern), a chain of three steps — a member (Maya), a team (PR:
+// Pat and Paul, quorum 1) and the approvers role (Eddie, an editor) — on a
+// webhook account.
+func (e *env) setupThreeLevels() (accountID string) {
+	e.t.Helper()
+	b, err := e.app.Store.Bootstrap(context.Background(), "Acme", "owner@acme.test", "Olivia Owner")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.orgID, e.owner = b.Org.ID, b.Token
+	ines, maya, pat, paul, eddie := e.invite("Ines", "member"), e.invite("Maya", "member"),
+		e.invite("Pat", "member"), e.invite("Paul", "member"), e.invite("Eddie", "member")
+
+	var team struct{ ID string }
+	e.must(201, e.owner, "POST", e.org("/teams"), map[string]any{"name": "PR"}, &team)
+	for _, p := range []person{pat, paul} {
+		e.must(200, e.owner, "PUT", e.org("/teams/"+team.ID+"/members/"+p.memberID), map[string]any{"role": "member"}, nil)
+	}
+	var acct struct{ ID string }
+	e.must(201, e.owner, "POST", e.org("/accounts"), map[string]any{
+		"network": "webhook", "handle": "acme", "display_name": "Acme", "timezone": "Europe/Paris",
+		"settings": map[string]string{"url": e.hook.srv.URL}, "credentials": map[string]string{"secret": e.hook.secret}}, &acct)
+	e.must(200, e.owner, "PUT", e.org("/accounts/"+acct.ID+"/permissions"), map[string]any{"grants": []map[string]any{
+		{"member_id": ines.memberID, "level": "limited"},
+		{"member_id": eddie.memberID, "level": "editor"},
+	}}, nil)
+	var chain struct{ ID string }
+	e.must(201, e.owner, "POST", e.org("/approval-chains"), map[string]any{
+		"name": "Brand", "late_policy": "expire", "distinct_approvers": true,
+		"steps": []map[string]any{
+			{"approver": map[string]string{"member": maya.memberID}, "timeout": "4h", "fallback_team": team.ID, "fallback_timeout": "2h"},
+			{"approver": map[string]string{"team": team.ID}},
+			{"approver": map[string]string{"role": "approvers"}},
+		}}, &chain)
+	e.must(200, e.owner, "PATCH", e.org("/accounts/"+acct.ID), map[string]any{"approval_chain_id": chain.ID}, nil)
+	return acct.ID
+}
+
+// waitPost polls the post until cond holds.
+func (e *env) waitPost(postID string, what string, cond func(cs.Post) bool) cs.Post {
+	e.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var p cs.Post
+	for time.Now().Before(deadline) {
+		p = cs.Post{}
+		e.must(200, e.owner, "GET", e.org("/posts/"+postID), nil, &p)
+		if cond(p) {
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.t.Fatalf("post never %s; last: status=%s step=%d waiting=%q error=%q", what, p.Status, p.CurrentStep, p.WaitingFor, p.LastError)
+	return p
+}
+
+func (e *env) approve(who string, postID string, revision int) {
+	e.t.Helper()
+	e.must(202, e.members[who].token, "POST", e.org("/posts/"+postID+"/approve"), map[string]any{"revision": revision, "note": "ok"}, nil)
+}
+
+func atStep(n int) func(cs.Post) bool {
+	return func(p cs.Post) bool {
+		return p.CurrentStep == n && len(p.Steps) >= n && p.Steps[n-1].Status == cs.StepOpen
+	}
+}
+
+// TestThreeLevelsToWebhook: a limited author's post goes through a member,
+// a team and the approvers role, then is delivered once, signed, at its time.
+func TestThreeLevelsToWebhook(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+	at := time.Now().Add(3 * time.Second).Truncate(time.Second)
+
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{
+		"account_id": acct, "text": "Our autumn launch is live!", "scheduled_at": at.Format(time.RFC3339)}, &post)
+	if post.Status != cs.PostPendingApproval || post.Revision != 1 || post.CurrentStep != 1 || len(post.Steps) != 3 {
+		t.Fatalf("submitted post: %+v", post)
+	}
+	// The author cannot approve, and step 2's team cannot jump the queue.
+	if code := e.do(e.members["Ines"].token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
+		t.Fatalf("author approving: %d, want 403", code)
+	}
+	e.waitPost(post.ID, "opened step 1", atStep(1))
+	if code := e.do(e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
+		t.Fatalf("step 2's team approving step 1: %d, want 403", code)
+	}
+
+	e.approve("Maya", post.ID, 1)
+	e.waitPost(post.ID, "opened step 2", atStep(2))
+	e.approve("Paul", post.ID, 1)
+	e.waitPost(post.ID, "opened step 3", atStep(3))
+	e.approve("Eddie", post.ID, 1)
+	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	if done.PublishedAt == nil || done.PublishedAt.Before(at) {
+		t.Fatalf("published at %v, before its time %v", done.PublishedAt, at)
+	}
+	d := e.hook.deliveries[0]
+	if d.Data.Post.ID != post.ID || d.Data.Post.Text != "Our autumn launch is live!" || len(d.Approvals) != 3 {
+		t.Fatalf("delivery body: %+v", d)
+	}
+	var types []string
+	for _, ev := range done.Events {
+		types = append(types, ev.Type)
+	}
+	for _, want := range []string{cs.EventSubmitted, cs.EventStepOpened, cs.EventDecisionCounted, cs.EventApproved, cs.EventPublished} {
+		if !slices.Contains(types, want) {
+			t.Errorf("audit log lacks %s: %v", want, types)
+		}
+	}
+	recordHistory(t, e.app.Temporal, post.ID, "three_levels_published")
+}
+
+// TestWorkerRestartWhilePostWaits: the worker stops while the post waits for
+// step 2; a decision sent meanwhile is kept by Temporal, and once a worker is
+// back the post finishes with exactly one delivery.
+func TestWorkerRestartWhilePostWaits(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Restart-proof"}, &post)
+	e.waitPost(post.ID, "opened step 1", atStep(1))
+	e.approve("Maya", post.ID, 1)
+	e.waitPost(post.ID, "opened step 2", atStep(2))
+
+	e.stopWorker()
+	e.approve("Pat", post.ID, 1) // accepted by Temporal with no worker running
+	time.Sleep(500 * time.Millisecond)
+	if p := e.waitPost(post.ID, "still at step 2", atStep(2)); p.Status != cs.PostPendingApproval {
+		t.Fatalf("moved without a worker: %+v", p)
+	}
+	e.startWorker()
+	e.waitPost(post.ID, "opened step 3", atStep(3))
+	e.approve("Eddie", post.ID, 1)
+	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	recordHistory(t, e.app.Temporal, post.ID, "worker_restart_published")
+}
+
+// TestRejectEditResubmit: a rejection at step 2 ends the chain; the author's
+// edit restarts it at step 1 with a new revision.
+func TestRejectEditResubmit(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "First try"}, &post)
+	e.waitPost(post.ID, "opened step 1", atStep(1))
+	e.approve("Maya", post.ID, 1)
+	e.waitPost(post.ID, "opened step 2", atStep(2))
+	if code := e.do(e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1}, nil); code != 422 {
+		t.Fatalf("reject without a note: %d, want 422", code)
+	}
+	e.must(202, e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1, "note": "off-brand"}, nil)
+	e.waitPost(post.ID, "rejected", func(p cs.Post) bool { return p.Status == cs.PostRejected })
+
+	e.must(202, e.members["Ines"].token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"text": "Second try, on brand"}, nil)
+	p := e.waitPost(post.ID, "resubmitted", func(p cs.Post) bool {
+		return p.Revision == 2 && p.Status == cs.PostPendingApproval && atStep(1)(p)
+	})
+	if p.Text != "Second try, on brand" {
+		t.Fatalf("text after edit: %q", p.Text)
+	}
+	// A decision on the old revision is refused with the reason.
+	if code := e.do(e.members["Maya"].token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 409 {
+		t.Fatalf("approving revision 1 after the edit: %d, want 409", code)
+	}
+	e.must(202, e.members["Ines"].token, "POST", e.org("/posts/"+post.ID+"/cancel"), map[string]any{"reason": "not needed"}, nil)
+	e.waitPost(post.ID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
+	if e.hook.count() != 0 {
+		t.Fatal("a canceled post was delivered")
+	}
+	recordHistory(t, e.app.Temporal, post.ID, "reject_edit_cancel")
+}
+
+// recordHistory writes the workflow's history into workflows/testdata when
+// COUNTERSIGN_RECORD_HISTORIES=1, for the replay tests.
+func recordHistory(t *testing.T, tc client.Client, postID, name string) {
+	if os.Getenv("COUNTERSIGN_RECORD_HISTORIES") != "1" {
+		return
+	}
+	iter := tc.GetWorkflowHistory(context.Background(), cs.WorkflowID(postID), "", false, 0)
+	var events []json.RawMessage
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, raw)
+	}
+	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
+	path := filepath.Join("..", "..", "workflows", "testdata", name+".json")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d events to %s", len(events), path)
+}
+
+// receiver is a webhook endpoint that verifies each delivery's Standard
+// Webhooks signature and counts deliveries by webhook-id.
+type receiver struct {
+	t          *testing.T
+	srv        *httptest.Server
+	secret     string
+	mu         sync.Mutex
+	seen       map[string]int
+	deliveries []publish.WebhookPayload
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{t: t, secret: "whsec_" + base64.StdEncoding.EncodeToString(secrets.RandomBytes(24)), seen: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if err := publish.VerifyWebhook(r.secret, req.Header, body, time.Now(), 5*time.Minute); err != nil {
+			t.Errorf("webhook signature: %v", err)
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var p publish.WebhookPayload
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		id := req.Header.Get("webhook-id")
+		if r.seen[id] == 0 {
+			r.deliveries = append(r.deliveries, p)
+		}
+		r.seen[id]++
+		_, _ = fmt.Fprintf(w, `{"id":"hook-%d","url":"https://hooks.acme.test/%s"}`, len(r.deliveries), id)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// count is the number of distinct deliveries (by webhook-id), failing the
+// test if any was delivered twice.
+func (r *receiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, n := range r.seen {
+		if n > 1 {
+			r.t.Errorf("webhook-id %s delivered %d times", id, n)
+		}
+	}
+	return len(r.deliveries)
+}

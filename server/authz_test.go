@@ -1,0 +1,158 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+
+	cs "github.com/countersign/countersign"
+)
+
+// TestAuthorizationMatrix runs every directory endpoint as each kind of
+// caller (org owner, admin and member; a team admin; members holding
+// advanced, custom manage or editor on an account) and checks that exactly
+// the SPEC's "who may do what" succeed and everyone else gets 403 with a
+// reason. Each allowed call acts on fresh fixtures, so the order is free.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	// The cast.
+	actors := map[string]actor{
+		"owner":     e.owner,
+		"admin":     e.join("Ada Admin", "admin"),
+		"member":    e.join("Mo Member", "member"),
+		"teamadmin": e.join("Tia Teamadmin", "member"),
+		"manager":   e.join("Max Manager", "member"),
+		"custom":    e.join("Cus Custom", "member"),
+		"editor":    e.join("Eddie Editor", "member"),
+	}
+	names := []string{"owner", "admin", "member", "teamadmin", "manager", "custom", "editor"}
+	// Their world: team T (tia is its admin), account A with a grant for each
+	// account-level actor and a limited grant for T, and chain C.
+	teamT := e.team("T")
+	e.addToTeam(teamT, actors["teamadmin"].id, "admin")
+	acctA := e.account("a")
+	chainC := e.chain("C")
+	grantsA := fmt.Sprintf(`{"grants": [
+		{"member_id": %q, "level": "advanced"},
+		{"member_id": %q, "level": "custom", "custom": {"publish": "none", "approve": false, "manage": true}},
+		{"member_id": %q, "level": "editor"},
+		{"team_id": %q, "level": "limited"}]}`,
+		actors["manager"].id, actors["custom"].id, actors["editor"].id, teamT)
+	e.must(200, e.owner.token, "PUT", e.o("/accounts/"+acctA+"/permissions"), grantsA)
+
+	var (
+		all      = names
+		admins   = []string{"owner", "admin"}
+		teamMgrs = []string{"owner", "admin", "teamadmin"}
+		acctMgrs = []string{"owner", "admin", "manager", "custom"}
+	)
+	n := 0
+	fresh := func(prefix string) string { n++; return fmt.Sprintf("%s-%d", prefix, n) }
+	cases := []struct {
+		name    string
+		allowed []string
+		// request returns the method, path and body; it may make fixtures.
+		request func() (string, string, string)
+	}{
+		{"list members", all, func() (string, string, string) { return "GET", e.o("/members"), "" }},
+		{"get member", all, func() (string, string, string) { return "GET", e.o("/members/" + e.owner.id), "" }},
+		{"change a role", admins, func() (string, string, string) {
+			return "PATCH", e.o("/members/" + e.join(fresh("m"), "member").id), `{"org_role": "admin"}`
+		}},
+		{"set another's Slack id", admins, func() (string, string, string) {
+			return "PATCH", e.o("/members/" + e.join(fresh("m"), "member").id), fmt.Sprintf(`{"slack_user_id": "U%d"}`, n)
+		}},
+		{"remove a member", admins, func() (string, string, string) {
+			return "DELETE", e.o("/members/" + e.join(fresh("m"), "member").id), ""
+		}},
+		{"invite", admins, func() (string, string, string) {
+			return "POST", e.o("/invitations"), fmt.Sprintf(`{"email": "%s@acme.test"}`, fresh("inv"))
+		}},
+		{"list teams", all, func() (string, string, string) { return "GET", e.o("/teams"), "" }},
+		{"get team", all, func() (string, string, string) { return "GET", e.o("/teams/" + teamT), "" }},
+		{"create team", admins, func() (string, string, string) {
+			return "POST", e.o("/teams"), fmt.Sprintf(`{"name": %q}`, fresh("team"))
+		}},
+		{"rename team", admins, func() (string, string, string) {
+			return "PATCH", e.o("/teams/" + e.team(fresh("team"))), fmt.Sprintf(`{"name": %q}`, fresh("renamed"))
+		}},
+		{"delete team", admins, func() (string, string, string) { return "DELETE", e.o("/teams/" + e.team(fresh("team"))), "" }},
+		{"add to own team", teamMgrs, func() (string, string, string) {
+			return "PUT", e.o("/teams/" + teamT + "/members/" + e.join(fresh("m"), "member").id), `{"role": "member"}`
+		}},
+		{"remove from own team", teamMgrs, func() (string, string, string) {
+			m := e.join(fresh("m"), "member")
+			e.addToTeam(teamT, m.id, "member")
+			return "DELETE", e.o("/teams/" + teamT + "/members/" + m.id), ""
+		}},
+		{"add to another team", admins, func() (string, string, string) {
+			return "PUT", e.o("/teams/" + e.team(fresh("other")) + "/members/" + actors["member"].id), `{"role": "admin"}`
+		}},
+		{"list accounts", all, func() (string, string, string) { return "GET", e.o("/accounts"), "" }},
+		{"get account", all, func() (string, string, string) { return "GET", e.o("/accounts/" + acctA), "" }},
+		{"create account", admins, func() (string, string, string) {
+			return "POST", e.o("/accounts"), fmt.Sprintf(`{"network": "log", "handle": %q, "timezone": "UTC"}`, fresh("acct"))
+		}},
+		{"change account settings", admins, func() (string, string, string) {
+			return "PATCH", e.o("/accounts/" + acctA), `{"display_name": "Acme A"}`
+		}},
+		{"pick account chain", acctMgrs, func() (string, string, string) {
+			return "PATCH", e.o("/accounts/" + acctA), fmt.Sprintf(`{"approval_chain_id": %q}`, chainC)
+		}},
+		{"delete account", admins, func() (string, string, string) { return "DELETE", e.o("/accounts/" + e.account(fresh("acct"))), "" }},
+		{"read grants", acctMgrs, func() (string, string, string) { return "GET", e.o("/accounts/" + acctA + "/permissions"), "" }},
+		{"replace grants", acctMgrs, func() (string, string, string) { return "PUT", e.o("/accounts/" + acctA + "/permissions"), grantsA }},
+		{"list chains", all, func() (string, string, string) { return "GET", e.o("/approval-chains"), "" }},
+		{"get chain", all, func() (string, string, string) { return "GET", e.o("/approval-chains/" + chainC), "" }},
+		{"create chain", admins, func() (string, string, string) {
+			return "POST", e.o("/approval-chains"), fmt.Sprintf(`{"name": %q, "steps": [{"approver": {"role": "approvers"}}]}`, fresh("chain"))
+		}},
+		{"replace chain", admins, func() (string, string, string) {
+			return "PUT", e.o("/approval-chains/" + e.chain(fresh("chain"))), fmt.Sprintf(`{"name": %q, "steps": [{"approver": {"team": %q}}]}`, fresh("chain"), teamT)
+		}},
+		{"delete chain", admins, func() (string, string, string) { return "DELETE", e.o("/approval-chains/" + e.chain(fresh("chain"))), "" }},
+	}
+	for _, tc := range cases {
+		for _, who := range names {
+			method, path, body := tc.request()
+			code, out := e.call(actors[who].token, method, path, body)
+			allowed := slices.Contains(tc.allowed, who)
+			switch {
+			case allowed && (code < 200 || code > 299):
+				t.Errorf("%s as %s: %d %v, want success", tc.name, who, code, out)
+			case !allowed && (code != http.StatusForbidden || out.s("code") != cs.EFORBIDDEN || out.s("detail") == ""):
+				t.Errorf("%s as %s: %d %v, want 403 with a reason", tc.name, who, code, out)
+			}
+		}
+	}
+
+	// The CSV import is for admins and owners too.
+	for _, who := range names {
+		code, raw := e.req(actors[who].token, "POST", e.o("/invitations/import"), "text/csv", fmt.Sprintf("email\n%s@acme.test\n", fresh("csv")))
+		if want := slices.Contains(admins, who); want != (code == 200) || (!want && code != 403) {
+			t.Errorf("import as %s: %d %s", who, code, raw)
+		}
+	}
+}
+
+// Anyone may set their own Slack id, leave a team and leave the org.
+func TestMembersActOnThemselves(t *testing.T) {
+	e := newEnv(t)
+	m := e.join("Sam Self", "member")
+	team := e.team("PR")
+	e.addToTeam(team, m.id, "member")
+	out := e.must(200, m.token, "PATCH", e.o("/members/"+m.id), `{"slack_user_id": "U0SELF"}`)
+	if out.s("slack_user_id") != "U0SELF" {
+		t.Fatalf("own slack id: %v", out)
+	}
+	e.problem(403, cs.EFORBIDDEN, m.token, "PATCH", e.o("/members/"+m.id), `{"org_role": "admin"}`)
+	// Slack ids are unique in the org.
+	e.problem(409, cs.ECONFLICT, e.owner.token, "PATCH", e.o("/members/"+e.owner.id), `{"slack_user_id": "U0SELF"}`)
+	e.must(204, m.token, "DELETE", e.o("/teams/"+team+"/members/"+m.id), "")
+	if ts := e.must(200, m.token, "GET", e.o("/members/"+m.id), "").list("teams"); len(ts) != 0 {
+		t.Fatalf("still in teams after leaving: %v", ts)
+	}
+	e.must(204, m.token, "DELETE", e.o("/members/"+m.id), "")
+	e.problem(404, cs.ENOTFOUND, m.token, "GET", e.o("/members"), "")
+}
