@@ -7,7 +7,6 @@ package devstack
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,7 +21,6 @@ import (
 	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/secrets"
-	"github.com/countersign/countersign/internal/store"
 )
 
 // Options configures the dev stack. Zero ports mean the documented defaults.
@@ -59,15 +57,6 @@ type Stack struct {
 	wg     sync.WaitGroup
 	errMu  sync.Mutex
 	err    error
-}
-
-// Demo is what the first start seeded; it is kept in the data directory
-// (mode 0600) so later starts can print it again.
-type Demo struct {
-	OrgID  string `json:"org_id"`
-	UserID string `json:"user_id"`
-	Email  string `json:"email"`
-	Token  string `json:"token"`
 }
 
 // Start brings the stack up; on error, whatever started is stopped again.
@@ -138,15 +127,15 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if _, err := s.App.Store.Migrate(ctx); err != nil {
 		return s, err
 	}
-	if s.Demo, s.Seeded, err = seed(ctx, s.App.Store, o.DataDir); err != nil {
-		return s, err
-	}
-
 	l, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		return s, fmt.Errorf("API: %w (choose another address with --http-addr)", err)
 	}
 	s.APIURL = "http://" + hostPort(l.Addr().(*net.TCPAddr))
+	if s.Demo, s.Seeded, err = loadOrSeed(ctx, s.App.Store, o.DataDir, s.APIURL); err != nil {
+		l.Close()
+		return s, err
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.run(func() error { return s.App.ServeAPI(runCtx, l) })
@@ -217,25 +206,6 @@ func secretKey(dir string) (string, error) {
 	}
 	key := hex.EncodeToString(secrets.RandomBytes(32))
 	return key, os.WriteFile(path, []byte(key), 0o600)
-}
-
-// seed creates the demo org on first start and saves its credentials.
-func seed(ctx context.Context, st *store.Store, dir string) (*Demo, bool, error) {
-	path := filepath.Join(dir, "demo.json")
-	if b, err := os.ReadFile(path); err == nil {
-		var d Demo
-		if err := json.Unmarshal(b, &d); err != nil {
-			return nil, false, fmt.Errorf("read %s: %w", path, err)
-		}
-		return &d, false, nil
-	}
-	b, err := st.Bootstrap(ctx, "Demo", "owner@demo.countersign.test", "Demo Owner")
-	if err != nil {
-		return nil, false, fmt.Errorf("seed demo org: %w", err)
-	}
-	d := &Demo{OrgID: b.Org.ID, UserID: b.User.ID, Email: b.User.Email, Token: b.Token}
-	out, _ := json.MarshalIndent(d, "", "  ")
-	return d, true, os.WriteFile(path, out, 0o600)
 }
 
 func hostPort(a *net.TCPAddr) string {

@@ -38,13 +38,17 @@ func TestDevStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !s.Seeded || s.Demo == nil || s.Demo.Token == "" {
+	if !s.Seeded || s.Demo == nil || s.Demo.Tokens["OWNER"] == "" || s.Demo.Tokens["INES"] == "" {
 		t.Fatalf("first start should seed the demo org, got seeded=%v demo=%+v", s.Seeded, s.Demo)
 	}
 	waitReady(t, s.APIURL)
-	if got := getMe(t, s.APIURL, s.Demo.Token); !strings.Contains(got, s.Demo.OrgID) {
+	if got := getMe(t, s.APIURL, s.Demo.Tokens["OWNER"]); !strings.Contains(got, s.Demo.OrgID) {
 		t.Fatalf("demo token's /v1/me does not list the demo org: %s", got)
 	}
+
+	// The walk-through of the README on the seeded org: Ines submits, Maya,
+	// Pat (team PR) and Eddie (editor) approve, the log account publishes.
+	postID := walkThrough(t, s)
 
 	// The Web UI serves its app and can reach the namespace's workflows.
 	resp, err := http.Get(s.Temporal.UIURL)
@@ -103,13 +107,88 @@ func TestDevStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s2.Stop() })
-	if s2.Seeded || s2.Demo.Token != s.Demo.Token {
+	if s2.Seeded || s2.Demo.Tokens["OWNER"] != s.Demo.Tokens["OWNER"] {
 		t.Fatalf("second start re-seeded the demo org")
 	}
 	waitReady(t, s2.APIURL)
 	if me := getMe(t, s2.APIURL, boot2.Token); !strings.Contains(me, boot2.OrgID) {
 		t.Fatalf("after restart the org is gone: %s", me)
 	}
+	if p := getPost(t, s2, postID); p["status"] != "published" {
+		t.Fatalf("after restart the post is %v", p["status"])
+	}
+}
+
+func walkThrough(t *testing.T, s *devstack.Stack) string {
+	t.Helper()
+	d := s.Demo
+	var post map[string]any
+	code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts", d.Tokens["INES"],
+		fmt.Sprintf(`{"account_id":%q,"text":"Hello from the Countersign walk-through"}`, d.AccountID), &post)
+	if code != http.StatusCreated {
+		t.Fatalf("submit: %d %v", code, post)
+	}
+	id := post["id"].(string)
+	for i, who := range []string{"MAYA", "PAT", "EDDIE"} {
+		waitFor(t, s, id, fmt.Sprintf("step %d open", i+1), func(p map[string]any) bool { return p["current_step"] == float64(i+1) && stepOpen(p, i) })
+		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1,"note":"ok"}`, nil); code != http.StatusAccepted {
+			t.Fatalf("%s approving: %d", who, code)
+		}
+	}
+	p := waitFor(t, s, id, "published", func(p map[string]any) bool { return p["status"] == "published" })
+	if url, _ := p["external_url"].(string); !strings.Contains(url, id) {
+		t.Fatalf("published post has no local URL: %v", p["external_url"])
+	}
+	return id
+}
+
+func stepOpen(p map[string]any, i int) bool {
+	steps, _ := p["steps"].([]any)
+	return len(steps) > i && steps[i].(map[string]any)["status"] == "open"
+}
+
+func waitFor(t *testing.T, s *devstack.Stack, id, what string, cond func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var p map[string]any
+	for time.Now().Before(deadline) {
+		if p = getPost(t, s, id); cond(p) {
+			return p
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("post never %s: %v", what, p)
+	return nil
+}
+
+func getPost(t *testing.T, s *devstack.Stack, id string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.APIURL+"/v1/orgs/"+s.Demo.OrgID+"/posts/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+s.Demo.Tokens["OWNER"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&p)
+	return p
+}
+
+func send(t *testing.T, url, token, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		_ = json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
 }
 
 func TestDevStackWithoutPostgresBinaries(t *testing.T) {

@@ -42,7 +42,7 @@ func Command() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			PrintBanner(cmd.OutOrStdout(), s)
+			PrintBanner(cmd.OutOrStdout(), s, o.DataDir)
 			<-cmd.Context().Done()
 			fmt.Fprintln(cmd.OutOrStdout(), "\nStopping…")
 			return s.Stop()
@@ -67,19 +67,21 @@ Countersign dev stack is up.
   PostgreSQL      {{.PG.URL}}
 {{- end}}
 
-{{if .Seeded}}Seeded the demo org (credentials kept in the data directory, demo.json):{{else}}Demo org (from demo.json in the data directory):{{end}}
-  org id          {{.Demo.OrgID}}
-  owner           {{.Demo.Email}}
-  owner token     {{.Demo.Token}}
+{{if .Seeded}}Seeded the demo org{{else}}Demo org{{end}} "Demo": Ines (limited) writes; Maya, then team PR (Pat, Paul),
+then an editor (Eddie) approve; posts go to the log account "demo".
+Its tokens are in the data directory: source {{.DataDir}}/demo.env, then e.g.
 
-Try it:
-  export CS={{.APIURL}} TOKEN={{.Demo.Token}} ORG={{.Demo.OrgID}}
-  curl -s -H "Authorization: Bearer $TOKEN" $CS/v1/me
+  curl -s -H "Authorization: Bearer $OWNER" $CS/v1/me
+
+The README's walk-through takes a post from submission to publication.
 
 Ctrl-C stops everything; the next start finds every post where it was.
 `))
 
-// PrintBanner prints the URLs, the demo credentials and a first curl.
-func PrintBanner(w io.Writer, s *devstack.Stack) {
-	_ = banner.Execute(w, s)
+// PrintBanner prints the URLs and where the demo credentials are.
+func PrintBanner(w io.Writer, s *devstack.Stack, dataDir string) {
+	_ = banner.Execute(w, struct {
+		*devstack.Stack
+		DataDir string
+	}{s, dataDir})
 }
