@@ -71,7 +71,6 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 	srv := a.Server().HTTPServer(l.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
-	a.Logger.Info("API listening", "addr", l.Addr().String())
 	select {
 	case err := <-errc:
 		return err

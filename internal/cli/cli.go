@@ -105,6 +105,7 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on COUNTERSIGN_HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
 			}
+			a.Logger.Info("API listening", "addr", l.Addr().String())
 			return a.ServeAPI(cmd.Context(), l)
 		},
 	}

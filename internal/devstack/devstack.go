@@ -99,6 +99,17 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		return s, err
 	}
 
+	l, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return s, fmt.Errorf("API: %w (choose another address with --http-addr)", err)
+	}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	s.APIURL = "http://" + hostPort(l.Addr().(*net.TCPAddr))
+
 	key, err := secretKey(o.DataDir)
 	if err != nil {
 		return s, err
@@ -115,6 +126,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return o.HTTPAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
+		case "COUNTERSIGN_PUBLIC_URL":
+			if v := os.Getenv(name); v != "" {
+				return v
+			}
+			return s.APIURL
 		}
 		return os.Getenv(name) // Slack settings and the like still come from the environment
 	})
@@ -127,13 +143,7 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if _, err := s.App.Store.Migrate(ctx); err != nil {
 		return s, err
 	}
-	l, err := net.Listen("tcp", o.HTTPAddr)
-	if err != nil {
-		return s, fmt.Errorf("API: %w (choose another address with --http-addr)", err)
-	}
-	s.APIURL = "http://" + hostPort(l.Addr().(*net.TCPAddr))
 	if s.Demo, s.Seeded, err = loadOrSeed(ctx, s.App.Store, o.DataDir, s.APIURL); err != nil {
-		l.Close()
 		return s, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
