@@ -82,7 +82,8 @@ func newEnv(t *testing.T) *env {
 // o is a path under the env's org.
 func (e *env) o(path string) string { return "/v1/orgs/" + e.org + path }
 
-// req sends a request; body is JSON unless contentType says otherwise.
+// req sends a request; body is JSON unless contentType says otherwise ("-":
+// no Content-Type at all).
 func (e *env) req(token, method, path, contentType, body string) (int, []byte) {
 	e.t.Helper()
 	var r io.Reader
@@ -96,10 +97,10 @@ func (e *env) req(token, method, path, contentType, body string) (int, []byte) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if body != "" {
-		if contentType == "" {
-			contentType = "application/json"
-		}
+	if contentType == "" && body != "" {
+		contentType = "application/json"
+	}
+	if contentType != "" && contentType != "-" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)

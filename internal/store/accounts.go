@@ -214,7 +214,7 @@ func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u Ac
 		if isUniqueViolation(err) {
 			return errHandleTaken
 		}
-		return err
+		return raced(err)
 	})
 	return a, err
 }
@@ -377,7 +377,7 @@ func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID string, gran
 				INSERT INTO account_grants (org_id, account_id, member_id, team_id, level, custom_publish, custom_approve, custom_manage)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 				orgID, accountID, nullIfEmpty(&g.MemberID), nullIfEmpty(&g.TeamID), g.Level, publish, approve, manage); err != nil {
-				return fmt.Errorf("insert grant: %w", err)
+				return raced(err)
 			}
 		}
 		return nil

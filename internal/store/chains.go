@@ -190,7 +190,7 @@ func insertSteps(ctx context.Context, tx pgx.Tx, orgID string, c cs.Chain) error
 			orgID, c.ID, i+1, nullIfEmpty(&st.Approver.Member), nullIfEmpty(&st.Approver.Team), role,
 			st.NeededApprovals(), int64(st.Timeout), nullIfEmpty(&st.FallbackTeam), int64(st.FallbackTimeout))
 		if err != nil {
-			return fmt.Errorf("insert chain step: %w", err)
+			return raced(err)
 		}
 	}
 	return nil
@@ -296,6 +296,9 @@ func (s *Store) DeleteChain(ctx context.Context, orgID, chainID string) error {
 			return cs.Errorf(cs.EINUSE, "accounts %s use this approval chain: give them another chain first", strings.Join(handles, ", "))
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM approval_chains WHERE org_id = $1 AND id = $2`, orgID, chainID)
+		if isForeignKeyViolation(err) {
+			return cs.Errorf(cs.EINUSE, "an account now uses this approval chain: give it another chain first")
+		}
 		return err
 	})
 }

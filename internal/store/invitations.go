@@ -128,7 +128,7 @@ func insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, r
 		seen[id] = true
 		if _, err := tx.Exec(ctx, `INSERT INTO invitation_teams (org_id, invitation_id, team_id) VALUES ($1, $2, $3)`,
 			orgID, inv.ID, id); err != nil {
-			return inv, fmt.Errorf("insert invitation team: %w", err)
+			return inv, raced(err)
 		}
 		inv.Teams = append(inv.Teams, req.Teams[i])
 	}

@@ -47,6 +47,15 @@ func notFound(what string) error {
 	return cs.Errorf(cs.ENOTFOUND, "no such %s in this organization", what)
 }
 
+// raced turns the foreign key violation of a write that lost a race (a team
+// or chain it refers to was deleted meanwhile) into a conflict to retry.
+func raced(err error) error {
+	if isForeignKeyViolation(err) {
+		return cs.Errorf(cs.ECONFLICT, "something this request refers to was changed at the same time: retry")
+	}
+	return err
+}
+
 // MemberOfUser returns the user's active member in the org. A removed member,
 // a stranger and an unknown org all get the same not-found error, so nobody
 // learns whether an org they are not in exists.
@@ -194,10 +203,17 @@ func (s *Store) RemoveMember(ctx context.Context, orgID, memberID string) error 
 	})
 }
 
-// lockMember reads an active member for update.
+// lockMember reads an active member for update. It first locks the org's
+// row, so changes to the org's members (roles, removals) run one at a time:
+// two owners demoting each other at once cannot both succeed, and cannot
+// deadlock either. (FOR NO KEY UPDATE does not block inserts that merely
+// reference the org.)
 func lockMember(ctx context.Context, tx pgx.Tx, orgID, memberID string) (cs.Member, error) {
 	if !validID(orgID) || !validID(memberID) {
 		return cs.Member{}, notFound("member")
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM orgs WHERE id = $1 FOR NO KEY UPDATE`, orgID); err != nil {
+		return cs.Member{}, err
 	}
 	m, err := scanMember(tx.QueryRow(ctx, `
 		SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id
@@ -210,12 +226,10 @@ func lockMember(ctx context.Context, tx pgx.Tx, orgID, memberID string) (cs.Memb
 }
 
 // otherOwnerExists returns ELASTOWNER unless the org has an active owner
-// besides memberID. It locks the owners' rows, so two owners demoting each
-// other at once cannot both succeed.
+// besides memberID. Call it after lockMember, which serializes the check.
 func otherOwnerExists(ctx context.Context, tx pgx.Tx, orgID, memberID string) error {
 	rows, err := tx.Query(ctx, `
-		SELECT id FROM members WHERE org_id = $1 AND org_role = 'owner' AND removed_at IS NULL
-		ORDER BY id FOR UPDATE`, orgID)
+		SELECT id FROM members WHERE org_id = $1 AND org_role = 'owner' AND removed_at IS NULL`, orgID)
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,14 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 // stable pagination cursors.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// isForeignKeyViolation reports whether err is PostgreSQL's
+// foreign_key_violation: a row referenced or referencing another that a
+// concurrent transaction changed.
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23503"
+}
+
 // isUniqueViolation reports whether err is PostgreSQL's unique_violation.
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError

@@ -187,6 +187,9 @@ func (s *Store) DeleteTeam(ctx context.Context, orgID, teamID string) error {
 			return cs.Errorf(cs.EINUSE, "the team is named by approval chain(s) %s: change them first", strings.Join(chains, ", "))
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM teams WHERE org_id = $1 AND id = $2`, orgID, teamID)
+		if isForeignKeyViolation(err) {
+			return cs.Errorf(cs.EINUSE, "an approval chain now names the team: change it first")
+		}
 		return err
 	})
 }
@@ -245,7 +248,7 @@ func (s *Store) PutTeamMember(ctx context.Context, orgID, teamID, memberID strin
 		ON CONFLICT (team_id, member_id) DO UPDATE SET team_role = EXCLUDED.team_role`,
 		orgID, teamID, memberID, role)
 	if err != nil {
-		return cs.TeamMembership{}, fmt.Errorf("put team member: %w", err)
+		return cs.TeamMembership{}, raced(err)
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+teamMembershipColumns+`
