@@ -111,7 +111,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"replace chain", admins, func() (string, string, string) {
 			return "PUT", e.o("/approval-chains/" + e.chain(fresh("chain"))), fmt.Sprintf(`{"name": %q, "steps": [{"approver": {"team": %q}}]}`, fresh("chain"), teamT)
 		}},
-		{"delete chain", admins, func() (string, string, string) { return "DELETE", e.o("/approval-chains/" + e.chain(fresh("chain"))), "" }},
+		{"delete chain", admins, func() (string, string, string) {
+			return "DELETE", e.o("/approval-chains/" + e.chain(fresh("chain"))), ""
+		}},
 	}
 	for _, tc := range cases {
 		for _, who := range names {
