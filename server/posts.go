@@ -169,9 +169,9 @@ func (s *Server) listPosts(c *gin.Context) {
 	if f.Status != "" && !f.Status.Valid() {
 		fields = append(fields, cs.FieldError{Field: "status", Message: "is not a post status"})
 	}
-	for name, v := range map[string]string{"account_id": f.AccountID, "author_id": f.AuthorID} {
-		if _, err := uuid.Parse(v); v != "" && err != nil {
-			fields = append(fields, cs.FieldError{Field: name, Message: "must be a UUID"})
+	for _, q := range []struct{ name, v string }{{"account_id", f.AccountID}, {"author_id", f.AuthorID}} {
+		if _, err := uuid.Parse(q.v); q.v != "" && err != nil {
+			fields = append(fields, cs.FieldError{Field: q.name, Message: "must be a UUID"})
 		}
 	}
 	if len(fields) > 0 {

@@ -95,8 +95,7 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, p := range posts {
-			summary := cs.WorkflowSummary(p.AccountID, p.AuthorID, p.Text)
-			if err := Start(ctx, r.Temporal, p, summary); err != nil {
+			if err := Start(ctx, r.Temporal, p, r.summary(ctx, p)); err != nil {
 				return n, err
 			}
 			if err := r.Store.MarkPostStarted(ctx, p.ID); err != nil {
@@ -106,4 +105,17 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+}
+
+// summary is the workflow's static summary, with names where they can still
+// be read (the account or author may be gone by now).
+func (r *Reconciler) summary(ctx context.Context, p store.UnstartedPost) string {
+	handle, author := p.AccountID, p.AuthorID
+	if a, err := r.Store.Account(ctx, p.OrgID, p.AccountID); err == nil {
+		handle = a.Handle
+	}
+	if m, err := r.Store.Member(ctx, p.OrgID, p.AuthorID); err == nil {
+		author = m.Name
+	}
+	return cs.WorkflowSummary(handle, author, p.Text)
 }
