@@ -114,11 +114,21 @@ func (s *Server) submitPost(c *gin.Context) {
 	summary := cs.WorkflowSummary(acct.Handle, me.Name, req.Text)
 	if err := postflow.Start(c, s.Temporal, store.UnstartedPost{NewPost: np, ID: post.ID}, summary); err != nil {
 		s.Logger.Error("start post workflow", "post_id", post.ID, "error", err)
-		if derr := s.Store.DeleteUnstartedPost(c, post.ID); derr != nil {
-			s.Logger.Error("remove post after failed start; the reconciler will start it", "post_id", post.ID, "error", derr)
+		// The start may have happened although the client saw an error.
+		exists, derr := postflow.Exists(c, s.Temporal, post.ID)
+		switch {
+		case exists:
+		case derr == nil: // surely not started: undo the insert
+			if err := s.Store.DeleteUnstartedPost(c, post.ID); err != nil {
+				s.Logger.Error("remove post after failed start; the reconciler will start it", "post_id", post.ID, "error", err)
+			}
+			problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "the post could not be started (Temporal refused); nothing was saved, retry", nil)
+			return
+		default: // unknown: keep the row, the reconciler starts it (a no-op if it runs)
+			problem(c, http.StatusServiceUnavailable, "temporal_unavailable",
+				"Temporal did not answer; the post was saved and will be started within minutes (retry with the same Idempotency-Key to see it)", nil)
+			return
 		}
-		problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "the post could not be started (Temporal did not answer); nothing was saved, retry", nil)
-		return
 	}
 	if err := s.Store.MarkPostStarted(c, post.ID); err != nil {
 		s.Logger.Warn("mark post started", "post_id", post.ID, "error", err) // the reconciler's start is a no-op

@@ -117,52 +117,79 @@ func TestTextLimitAtSubmission(t *testing.T) {
 	}
 }
 
-// TestFailedStartLeavesNothing: when Temporal refuses the start, the client
-// gets 503 and the post row is gone; a post whose start was lost in a crash
-// is started by the reconciler.
-func TestFailedStartLeavesNothing(t *testing.T) {
+// TestFailedStart: when Temporal refuses the start, the client gets 503 and
+// nothing remains; when Temporal does not answer (the start may or may not
+// have happened), the client gets 503, the post is kept, and the reconciler
+// starts it. A start lost in a crash is the reconciler's too.
+func TestFailedStart(t *testing.T) {
 	e := newEnv(t)
 	acct := e.setupThreeLevels()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	submitVia := func(tc client.Client, key string) int {
+		api := httptest.NewServer(server.New(server.Deps{Store: e.app.Store, Temporal: tc, Logger: testenv.Logger(t)}))
+		defer api.Close()
+		b, _ := json.Marshal(map[string]any{"account_id": acct, "text": "Nobody will move me"})
+		req, _ := http.NewRequestWithContext(ctx, "POST", api.URL+e.org("/posts"), bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+e.members["Ines"].token)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	countPosts := func() int {
+		var list struct{ Items []cs.Post }
+		e.must(200, e.owner, "GET", e.org("/posts"), nil, &list)
+		return len(list.Items)
+	}
 
-	// An API whose Temporal client points at nothing.
+	// Refused: a namespace Temporal does not have.
+	refusing, err := client.NewLazyClient(client.Options{HostPort: testenv.Temporal(t).Address, Namespace: "no-such-namespace"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refusing.Close()
+	if code := submitVia(refusing, "refused"); code != http.StatusServiceUnavailable {
+		t.Fatalf("submit refused by Temporal: %d, want 503", code)
+	}
+	if n := countPosts(); n != 0 {
+		t.Fatalf("a refused submission left %d posts", n)
+	}
+
+	// No answer: nothing listens there.
 	dead, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Namespace: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dead.Close()
-	broken := httptest.NewServer(server.New(server.Deps{Store: e.app.Store, Temporal: dead, Logger: testenv.Logger(t)}))
-	defer broken.Close()
-	b, _ := json.Marshal(map[string]any{"account_id": acct, "text": "Nobody will move me"})
-	req, _ := http.NewRequest("POST", broken.URL+e.org("/posts"), bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+e.members["Ines"].token)
-	req.Header.Set("Content-Type", "application/json")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if code := submitVia(dead, "unanswered"); code != http.StatusServiceUnavailable {
+		t.Fatalf("submit with Temporal down: %d, want 503", code)
+	}
+	// A crash between insert and start leaves a row just like it.
+	crashed, _, err := e.app.Store.CreatePost(ctx, storeNewPost(e, acct))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("submit with Temporal down: %d, want 503", resp.StatusCode)
-	}
-	var list struct{ Items []cs.Post }
-	e.must(200, e.owner, "GET", e.org("/posts"), nil, &list)
-	if len(list.Items) != 0 {
-		t.Fatalf("a failed submission left %d posts", len(list.Items))
-	}
-
-	// A crash between insert and start: the row exists, no workflow does.
-	np, created, err := e.app.Store.CreatePost(ctx, storeNewPost(e, acct))
-	if err != nil || !created {
-		t.Fatal(err)
+	if n := countPosts(); n != 2 {
+		t.Fatalf("want the unanswered and the crashed post kept, have %d", n)
 	}
 	rec := &postflow.Reconciler{Store: e.app.Store, Temporal: e.app.Temporal, Logger: testenv.Logger(t), Grace: 0}
 	n, err := rec.Once(ctx)
-	if err != nil || n != 1 {
+	if err != nil || n != 2 {
 		t.Fatalf("reconciler started %d posts: %v", n, err)
 	}
-	e.waitPost(np.ID, "opened step 1 after the reconciler started it", atStep(1))
+	e.waitPost(crashed.ID, "opened step 1 after the reconciler started it", atStep(1))
+	// Retrying the unanswered submission with its key finds the kept post.
+	if code := submitVia(e.app.Temporal, "unanswered"); code != http.StatusOK {
+		t.Fatalf("retry with the same Idempotency-Key: %d, want 200 (the first post)", code)
+	}
+	if n := countPosts(); n != 2 {
+		t.Fatalf("the retry made a new post: %d posts", n)
+	}
 	if n, err := rec.Once(ctx); err != nil || n != 0 {
 		t.Fatalf("second pass started %d more: %v", n, err)
 	}

@@ -57,6 +57,18 @@ func Start(ctx context.Context, tc client.Client, p store.UnstartedPost, summary
 	return nil
 }
 
+// Exists reports whether the post's workflow exists (running or closed). A
+// start that failed on the client side (a timeout) may still have happened.
+func Exists(ctx context.Context, tc client.Client, postID string) (bool, error) {
+	_, err := tc.DescribeWorkflowExecution(ctx, cs.WorkflowID(postID), "")
+	var nf *serviceerror.NotFound
+	var nsnf *serviceerror.NamespaceNotFound
+	if errors.As(err, &nf) || errors.As(err, &nsnf) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Reconciler starts the workflows of posts whose start was never confirmed.
 type Reconciler struct {
 	Store    *store.Store
