@@ -133,4 +133,3 @@ func (e *env) visible(ctx context.Context, query string, want int) []string {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-
