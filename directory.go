@@ -237,6 +237,13 @@ func ValidateAccount(network Network, handle, timezone string, settings, credent
 			add("credentials."+k, "is required for %s accounts", network)
 		}
 	}
+	// X renews an expired access token with the refresh token, which needs
+	// the app's client id (and, for a confidential client, its secret).
+	if _, ok := credentials["refresh_token"]; ok && network == NetworkX {
+		if _, ok := credentials["client_id"]; !ok {
+			add("credentials.client_id", "is required with refresh_token (the OAuth 2.0 client id of your X app)")
+		}
+	}
 	return fields
 }
 

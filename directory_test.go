@@ -38,6 +38,8 @@ func TestValidateAccount(t *testing.T) {
 		{"secret without whsec_", NetworkWebhook, "a", "UTC", m{"url": "https://h.test"}, m{"secret": "hunter2"}, []string{"credentials.secret"}},
 		{"unknown credential", NetworkMastodon, "a", "UTC", m{"instance_url": "https://m.test"}, m{"access_token": "t", "password": "p"}, []string{"credentials.password"}},
 		{"empty credential", NetworkBluesky, "a", "UTC", nil, m{"identifier": "", "app_password": "p"}, []string{"credentials.identifier"}},
+		{"x refresh without client id", NetworkX, "a", "UTC", nil, m{"access_token": "t", "refresh_token": "r"}, []string{"credentials.client_id"}},
+		{"x with refresh", NetworkX, "a", "UTC", nil, m{"access_token": "t", "refresh_token": "r", "client_id": "c"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

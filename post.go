@@ -34,6 +34,10 @@ const (
 )
 
 // Valid reports whether s is a known status.
+// PostStatuses lists every status, in lifecycle order.
+var PostStatuses = []PostStatus{PostPendingApproval, PostOnHold, PostScheduled, PostPublishing, PostPublished,
+	PostRejected, PostExpired, PostCanceled, PostFailed, PostNeedsAttention}
+
 func (s PostStatus) Valid() bool {
 	switch s {
 	case PostPendingApproval, PostScheduled, PostPublishing, PostPublished, PostRejected,

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/countersign/countersign"
 )
 
 // Activities holds the dependencies of the post workflow's activities. Register
@@ -123,7 +125,9 @@ func (l LogNotifier) Notify(ctx context.Context, n Notification) error {
 	}
 	attrs := []slog.Attr{
 		slog.String("kind", string(n.Kind)),
+		slog.String("org", n.OrgID),
 		slog.String("post_id", n.PostID),
+		slog.String("workflow_id", countersign.WorkflowID(n.PostID)),
 		slog.String("account_id", n.AccountID),
 		slog.Int("revision", n.Revision),
 	}

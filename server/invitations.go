@@ -89,6 +89,8 @@ func (s *Server) acceptInvitation(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	// A new member: link their Slack user by e-mail, in the background.
+	s.Slack.LinkMemberLater(a.Member.OrgID, a.Member.ID, a.User.Email)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, a)
 }

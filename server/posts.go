@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,7 +79,7 @@ func (s *Server) submitPost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := cs.CheckText(acct.Network, req.Text); err != nil {
+	if err := cs.CheckPost(acct.Network, req.Text, req.MediaURLs); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -106,6 +107,7 @@ func (s *Server) submitPost(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	c.Set(postIDKey, post.ID)
 	if !created {
 		c.Header("Idempotent-Replayed", "true")
 		c.JSON(http.StatusOK, post)
@@ -113,7 +115,7 @@ func (s *Server) submitPost(c *gin.Context) {
 	}
 	summary := cs.WorkflowSummary(acct.Handle, me.Name, req.Text)
 	if err := postflow.Start(c, s.Temporal, store.UnstartedPost{NewPost: np, ID: post.ID}, summary); err != nil {
-		s.Logger.Error("start post workflow", "post_id", post.ID, "error", err)
+		s.Logger.Error("start post workflow", "org", me.OrgID, "post_id", post.ID, "workflow_id", cs.WorkflowID(post.ID), "error", err)
 		// The start may have happened although the client saw an error.
 		exists, derr := postflow.Exists(c, s.Temporal, post.ID)
 		switch {
@@ -320,7 +322,7 @@ func (s *Server) patchPost(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		if err := cs.CheckText(acct.Network, *req.Text); err != nil {
+		if err := cs.CheckPost(acct.Network, *req.Text, req.MediaURLs); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -389,52 +391,67 @@ func (s *Server) decide(decision string) gin.HandlerFunc {
 
 // decisionBlocked returns why the member cannot decide on the post now (and
 // the error code), or "" — from the mirrored state; the workflow re-checks.
+// On a database error it answers the request itself (and returns "").
 func (s *Server) decisionBlocked(c *gin.Context, p cs.Post, me cs.Member, revision int) (string, string) {
+	reason, code, err := s.decisionCheck(c, p, me.ID, revision, 0)
+	if err != nil {
+		s.fail(c, err)
+		return "", ""
+	}
+	return reason, code
+}
+
+// decisionCheck is the pre-check of a decision shared by the API and Slack:
+// why memberID cannot decide on revision (and step, when not 0: a Slack
+// button names the step it was sent for) of the post now, with the error
+// code, or "" when nothing the mirrored state shows stands in the way.
+func (s *Server) decisionCheck(ctx context.Context, p cs.Post, memberID string, revision, step int) (string, string, error) {
 	if p.Status != cs.PostPendingApproval {
-		return fmt.Sprintf("it is %s, not awaiting approval", p.Status), cs.ECONFLICT
+		return fmt.Sprintf("it is %s, not awaiting approval", p.Status), cs.ECONFLICT, nil
 	}
 	if revision != p.Revision {
-		return fmt.Sprintf("it is at revision %d, not %d", p.Revision, revision), cs.ECONFLICT
+		return fmt.Sprintf("it is at revision %d, not %d", p.Revision, revision), cs.ECONFLICT, nil
 	}
-	if p.AuthorID == me.ID {
-		return "authors cannot approve their own posts", cs.EFORBIDDEN
+	if p.AuthorID == memberID {
+		return "authors cannot approve their own posts", cs.EFORBIDDEN, nil
 	}
 	if p.CurrentStep < 1 || p.CurrentStep > len(p.Steps) {
-		return "its approval step is opening; retry in a moment", cs.ECONFLICT
+		return "its approval step is opening; retry in a moment", cs.ECONFLICT, nil
 	}
-	step := p.Steps[p.CurrentStep-1]
-	for _, a := range step.Approvals {
-		if a.MemberID == me.ID {
-			return "you already approved this step", cs.ECONFLICT
+	if step != 0 && step != p.CurrentStep {
+		return fmt.Sprintf("step %d is over; the post is at step %d/%d", step, p.CurrentStep, p.TotalSteps), cs.ECONFLICT, nil
+	}
+	cur := p.Steps[p.CurrentStep-1]
+	for _, a := range cur.Approvals {
+		if a.MemberID == memberID {
+			return "you already approved this step", cs.ECONFLICT, nil
 		}
 	}
 	fallback := ""
-	if step.FallbackActive {
-		fallback = step.FallbackTeam
+	if cur.FallbackActive {
+		fallback = cur.FallbackTeam
 	}
-	reason, err := s.Store.CheckApprover(c, p.OrgID, p.AccountID, me.ID, step.Approver, fallback)
+	reason, err := s.Store.CheckApprover(ctx, p.OrgID, p.AccountID, memberID, cur.Approver, fallback)
 	if err != nil {
-		s.fail(c, err)
-		return "", ""
+		return "", "", err
 	}
 	if reason != "" {
-		return reason, cs.EFORBIDDEN
+		return reason, cs.EFORBIDDEN, nil
 	}
-	chain, err := s.Store.PostChain(c, p.ID)
+	chain, err := s.Store.PostChain(ctx, p.ID)
 	if err != nil {
-		s.fail(c, err)
-		return "", ""
+		return "", "", err
 	}
 	if chain.DistinctApprovers {
 		for _, earlier := range p.Steps[:p.CurrentStep-1] {
 			for _, a := range earlier.Approvals {
-				if a.MemberID == me.ID {
-					return fmt.Sprintf("you approved step %d of this revision, and this chain wants a different person at each step", earlier.Index), cs.EFORBIDDEN
+				if a.MemberID == memberID {
+					return fmt.Sprintf("you approved step %d of this revision, and this chain wants a different person at each step", earlier.Index), cs.EFORBIDDEN, nil
 				}
 			}
 		}
 	}
-	return "", ""
+	return "", "", nil
 }
 
 type cancelRequest struct {
@@ -472,7 +489,7 @@ func (s *Server) signal(c *gin.Context, p cs.Post, name string, payload any) boo
 	if err == nil {
 		return true
 	}
-	s.Logger.Error("signal post workflow", "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "signal", name, "error", err)
+	s.Logger.Error("signal post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "signal", name, "error", err)
 	if isNotFound(err) {
 		s.fail(c, cs.Errorf(cs.ECONFLICT, "the post's workflow has ended; it can no longer change"))
 		return false

@@ -10,17 +10,27 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/sdk/client"
 
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/metrics"
+	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
 )
 
 // maxBodyBytes bounds every request body (SPEC §6: 1 MiB).
 const maxBodyBytes = 1 << 20
 
+// postIDKey carries a post created by the request, for the access log.
+const postIDKey = "countersign.post_id"
+
 // Deps are what the API needs.
 type Deps struct {
 	Store    *store.Store
 	Temporal client.Client
 	Logger   *slog.Logger
+	Metrics  *metrics.Metrics // optional
+	// Slack is the Slack integration (optional): POST /slack/interactions
+	// answers 404 without it.
+	Slack *csslack.Service
 }
 
 // Server holds the API's dependencies and routes.
@@ -47,7 +57,13 @@ func New(d Deps) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if d.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	}
 	e.GET("/openapi.yaml", s.openAPI)
+
+	// Slack signs its requests; they carry no API token.
+	e.POST("/slack/interactions", s.slackInteractions)
 
 	// The invitee answers with the invitation token in the path, no API token.
 	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
@@ -125,12 +141,26 @@ func (s *Server) accessLog() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+		took := time.Since(start)
+		if s.Metrics != nil {
+			s.Metrics.ObserveHTTP(c.Request.Method, route, c.Writer.Status(), took)
+		}
+		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", time.Since(start)),
-		)
+			slog.Duration("duration", took),
+		}
+		// Lines about a post carry its org, id and workflow id.
+		if org := c.Param("org"); org != "" {
+			attrs = append(attrs, slog.String("org", org))
+		}
+		if post := c.Param("post"); post != "" {
+			attrs = append(attrs, slog.String("post_id", post), slog.String("workflow_id", cs.WorkflowID(post)))
+		} else if id := c.GetString(postIDKey); id != "" {
+			attrs = append(attrs, slog.String("post_id", id), slog.String("workflow_id", cs.WorkflowID(id)))
+		}
+		s.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request", attrs...)
 	}
 }
 

@@ -14,10 +14,13 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
 	"github.com/countersign/countersign/internal/publish"
+	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/temporalclient"
 	"github.com/countersign/countersign/server"
@@ -30,6 +33,9 @@ type App struct {
 	Logger   *slog.Logger
 	Store    *store.Store
 	Temporal client.Client
+	Metrics  *metrics.Metrics
+	// Slack is the Slack integration, nil when no Slack setting is present.
+	Slack *csslack.Service
 }
 
 // Open connects to PostgreSQL and Temporal.
@@ -47,30 +53,50 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 			return nil, err
 		}
 	}
-	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	m := metrics.New()
+	m.PostsByStatus(st.CountPostsByStatus)
+	tc, err := temporalclient.Dial(ctx, cfg, logger, m.Temporal())
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc}, nil
+	slack := csslack.New(csslack.Config{BotToken: cfg.SlackBotToken, SigningSecret: cfg.SlackSigningSecret,
+		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken}, st, logger)
+	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack}, nil
 }
 
 // Close closes the connections.
 func (a *App) Close() {
+	a.Slack.Wait() // interactions acknowledged but still being handled
 	a.Temporal.Close()
 	a.Store.Close()
+	_ = a.Metrics.Close()
 }
 
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
-	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger})
+	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack})
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.
 func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
-	srv := a.Server().HTTPServer(l.Addr().String())
+	api := a.Server()
+	srv := api.HTTPServer(l.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	if a.Slack.SocketMode() {
+		// Interactions over Slack's Socket Mode go through the same handler
+		// as POST /slack/interactions.
+		socketCtx, stop := context.WithCancel(ctx)
+		socketDone := make(chan struct{})
+		defer func() { stop(); <-socketDone }()
+		go func() {
+			defer close(socketDone)
+			if err := a.Slack.RunSocketMode(socketCtx, api.HandleSlackInteraction); err != nil {
+				a.Logger.Error("slack socket mode stopped", "error", err)
+			}
+		}()
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -91,10 +117,38 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 func (a *App) Activities() *activities.Activities {
 	return &activities.Activities{
 		Directory: a.Store,
-		Mirror:    a.Store,
-		Notifier:  activities.LogNotifier{Logger: a.Logger},
+		Mirror:    observedMirror{a.Store, a.Metrics},
+		Notifier:  a.notifier(),
 		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL),
 	}
+}
+
+// observedMirror mirrors post state and counts what the new events say.
+type observedMirror struct {
+	store   *store.Store
+	metrics *metrics.Metrics
+}
+
+func (o observedMirror) SavePostState(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) error {
+	inserted, err := o.store.MirrorPost(ctx, postID, st, events)
+	if err == nil {
+		o.metrics.ObserveEvents(st, inserted)
+	}
+	return err
+}
+
+// ServeMetrics serves /metrics on addr until ctx is done (for the worker,
+// which has no API).
+func (a *App) ServeMetrics(ctx context.Context, addr string) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	a.Logger.Info("metrics listening", "addr", addr)
+	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics on COUNTERSIGN_METRICS_ADDR %s: %w", addr, err)
+	}
+	return nil
 }
 
 // RunWorker polls the task queue until ctx is done, then stops gracefully
@@ -105,11 +159,19 @@ func (a *App) RunWorker(ctx context.Context) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	a.Logger.Info("worker polling", "task_queue", worker.TaskQueue, "namespace", a.Config.TemporalNamespace)
-	rec := &postflow.Reconciler{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Grace: time.Minute, Interval: time.Minute}
+	rec := &postflow.Reconciler{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Grace: time.Minute, Interval: time.Minute, RepairEvery: 10}
 	done := make(chan struct{})
 	go func() { rec.Run(ctx); close(done) }()
 	<-ctx.Done()
 	<-done
 	w.Stop()
 	return nil
+}
+
+// notifier is Slack's when a bot token is configured, else the log.
+func (a *App) notifier() activities.Notifier {
+	if n := a.Slack.Notifier(); n != nil {
+		return n
+	}
+	return activities.LogNotifier{Logger: a.Logger}
 }

@@ -122,6 +122,14 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			if a.Config.MetricsAddr != "" {
+				errc := make(chan error, 1)
+				go func() { errc <- a.ServeMetrics(cmd.Context(), a.Config.MetricsAddr) }()
+				if err := a.RunWorker(cmd.Context()); err != nil {
+					return err
+				}
+				return <-errc
+			}
 			return a.RunWorker(cmd.Context())
 		},
 	}
@@ -155,7 +163,7 @@ func migrateCmd() *cobra.Command {
 			if skipTemporal {
 				return nil
 			}
-			tc, err := temporalclient.Dial(cmd.Context(), cfg, logger)
+			tc, err := temporalclient.Dial(cmd.Context(), cfg, logger, nil)
 			if err != nil {
 				return err
 			}

@@ -22,9 +22,10 @@ type Config struct {
 	TemporalTLSCA     string // TEMPORAL_TLS_CA: path of a CA bundle for the server
 	TemporalAPIKey    string // TEMPORAL_API_KEY: Temporal Cloud API key (implies TLS)
 
-	HTTPAddr  string // COUNTERSIGN_HTTP_ADDR
-	PublicURL string // COUNTERSIGN_PUBLIC_URL: where users reach the API (links, Slack)
-	SecretKey []byte // COUNTERSIGN_SECRET_KEY: 32 bytes, hex or base64, encrypts credentials
+	HTTPAddr    string // COUNTERSIGN_HTTP_ADDR
+	MetricsAddr string // COUNTERSIGN_METRICS_ADDR: where `worker` serves /metrics (serve uses the API's)
+	PublicURL   string // COUNTERSIGN_PUBLIC_URL: where users reach the API (links, Slack)
+	SecretKey   []byte // COUNTERSIGN_SECRET_KEY: 32 bytes, hex or base64, encrypts credentials
 
 	LogFormat string // COUNTERSIGN_LOG_FORMAT: json | text
 	LogLevel  string // COUNTERSIGN_LOG_LEVEL: debug | info | warn | error
@@ -50,6 +51,7 @@ var Vars = []Var{
 	{"TEMPORAL_TLS_CA", "", "CA bundle that signed the Temporal server's certificate"},
 	{"TEMPORAL_API_KEY", "", "Temporal Cloud API key (turns TLS on)"},
 	{"COUNTERSIGN_HTTP_ADDR", ":8080", "address the API listens on"},
+	{"COUNTERSIGN_METRICS_ADDR", "", "address where `worker` serves /metrics (the API serves its own at /metrics); empty: none"},
 	{"COUNTERSIGN_PUBLIC_URL", "http://localhost:8080", "public base URL of the API, used in links"},
 	{"COUNTERSIGN_SECRET_KEY", "", "32-byte key, hex or base64, that encrypts social account credentials (required)"},
 	{"COUNTERSIGN_LOG_FORMAT", "json", "log format: json or text"},
@@ -85,6 +87,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TemporalTLSCA:      get("TEMPORAL_TLS_CA"),
 		TemporalAPIKey:     get("TEMPORAL_API_KEY"),
 		HTTPAddr:           get("COUNTERSIGN_HTTP_ADDR"),
+		MetricsAddr:        get("COUNTERSIGN_METRICS_ADDR"),
 		PublicURL:          strings.TrimRight(get("COUNTERSIGN_PUBLIC_URL"), "/"),
 		LogFormat:          get("COUNTERSIGN_LOG_FORMAT"),
 		LogLevel:           get("COUNTERSIGN_LOG_LEVEL"),

@@ -279,6 +279,36 @@ func TestThreeLevelsToWebhook(t *testing.T) {
 		}
 	}
 	recordHistory(t, e.app.Temporal, post.ID, "three_levels_published")
+
+	// What an operator's Prometheus sees after this one post.
+	// The SDK's metrics reach the registry on its reporting interval (1s).
+	var raw []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(e.api.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(raw), "temporal_workflow_completed") {
+			break
+		}
+	}
+	for _, want := range []string{
+		`countersign_http_request_duration_seconds_count{method="POST",route="/v1/orgs/:org/posts/:post/approve",status="202"} 3`,
+		`countersign_decisions_total{outcome="counted",reason="",source="api"} 3`,
+		`countersign_publish_outcomes_total{outcome="published"} 1`,
+		`countersign_publish_lateness_seconds_count 1`,
+		`countersign_posts{status="published"} 1`,
+		`countersign_step_wait_seconds_count{outcome="approved",step="1"} 1`,
+		`countersign_step_wait_seconds_count{outcome="approved",step="3"} 1`,
+		`temporal_workflow_completed`, // the SDK's own worker metrics
+		`temporal_request`,            // and client metrics
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestWorkerRestartWhilePostWaits: the worker stops while the post waits for

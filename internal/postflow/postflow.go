@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -78,17 +79,27 @@ type Reconciler struct {
 	// so it does not race the API's own start.
 	Grace    time.Duration
 	Interval time.Duration
+	// RepairEvery: look for ended workflows every this many passes (0: never).
+	RepairEvery int
 }
 
-// Run reconciles every Interval until ctx is done.
+// Run reconciles until ctx is done: lost starts every Interval, ended
+// workflows every RepairEvery passes (that pass asks Temporal about every
+// open post, so it runs less often).
 func (r *Reconciler) Run(ctx context.Context) {
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
-	for {
-		if n, err := r.Once(ctx); err != nil {
-			r.Logger.Error("reconcile unstarted posts", "error", err)
+	for pass := 0; ; pass++ {
+		n, err := r.startLost(ctx)
+		if err == nil && r.RepairEvery > 0 && pass%r.RepairEvery == 0 {
+			var m int
+			m, err = r.repairEnded(ctx)
+			n += m
+		}
+		if err != nil {
+			r.Logger.Error("reconcile posts", "error", err)
 		} else if n > 0 {
-			r.Logger.Warn("started workflows of posts whose start was lost", "count", n)
+			r.Logger.Warn("reconciler started or repaired posts", "count", n)
 		}
 		select {
 		case <-ctx.Done():
@@ -98,8 +109,20 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
-// Once starts every post that needs it and returns how many it started.
+// Once starts every post whose start was lost and repairs every post whose
+// workflow ended without mirroring its end; it returns how many it started
+// or repaired.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
+	started, err := r.startLost(ctx)
+	if err != nil {
+		return started, err
+	}
+	repaired, err := r.repairEnded(ctx)
+	return started + repaired, err
+}
+
+// startLost starts every post whose workflow start was never confirmed.
+func (r *Reconciler) startLost(ctx context.Context) (int, error) {
 	n := 0
 	for {
 		posts, err := r.Store.UnstartedPosts(ctx, r.Grace, 100)
@@ -113,7 +136,7 @@ func (r *Reconciler) Once(ctx context.Context) (int, error) {
 			if err := r.Store.MarkPostStarted(ctx, p.ID); err != nil {
 				return n, err
 			}
-			r.Logger.Info("reconciler started post workflow", "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID))
+			r.Logger.Info("reconciler started post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID))
 			n++
 		}
 	}
@@ -130,4 +153,62 @@ func (r *Reconciler) summary(ctx context.Context, p store.UnstartedPost) string 
 		author = m.Name
 	}
 	return cs.WorkflowSummary(handle, author, p.Text)
+}
+
+// repairEnded finds posts the database believes open whose workflow has
+// closed: a completed workflow's result is mirrored; one that ended without
+// a result (terminated, timed out, failed) is flagged needs_attention.
+func (r *Reconciler) repairEnded(ctx context.Context) (int, error) {
+	n, after := 0, ""
+	for {
+		posts, err := r.Store.OpenPosts(ctx, r.Grace, after, 100)
+		if err != nil || len(posts) == 0 {
+			return n, err
+		}
+		after = posts[len(posts)-1].ID
+		for _, p := range posts {
+			repaired, err := r.repair(ctx, p)
+			if err != nil {
+				r.Logger.Error("reconcile post", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "error", err)
+				continue
+			}
+			if repaired {
+				n++
+			}
+		}
+	}
+}
+
+func (r *Reconciler) repair(ctx context.Context, p store.OpenPost) (bool, error) {
+	id := cs.WorkflowID(p.ID)
+	desc, err := r.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		// Gone (retention passed, or never existed although marked started).
+		return true, r.Store.FlagPost(ctx, p.ID, "the post's workflow no longer exists in Temporal")
+	}
+	if err != nil {
+		return false, err
+	}
+	status := desc.GetWorkflowExecutionInfo().GetStatus()
+	logger := r.Logger.With("org", p.OrgID, "post_id", p.ID, "workflow_id", id, "workflow_status", status.String())
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return false, nil
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		var st cs.PostState
+		if err := r.Temporal.GetWorkflow(ctx, id, "").Get(ctx, &st); err != nil {
+			return false, err
+		}
+		st.Closed = true
+		if err := r.Store.SavePostState(ctx, p.ID, st, nil); err != nil {
+			return false, err
+		}
+		logger.Warn("mirrored the end of a workflow that had not recorded it", "status", st.Status)
+		return true, nil
+	default:
+		reason := fmt.Sprintf("the workflow ended %s without recording the post's end; look at its history", strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_")))
+		logger.Error("flagged a post whose workflow ended without recording its end")
+		return true, r.Store.FlagPost(ctx, p.ID, reason)
+	}
 }

@@ -1,7 +1,22 @@
 // Package publish sends approved posts to their networks, exactly once per
 // post revision (SPEC §5). Each network is an Adapter; Publisher runs the
-// protocol around them: record the attempt before calling the network, and
-// on a later attempt settle what the first one did before posting again.
+// protocol around them:
+//
+//  1. Before the network is called, the revision's publication row is
+//     written (BeginPublication). It fixes the key the network deduplicates
+//     on (Mastodon's Idempotency-Key, the webhook-id, Bluesky's record key)
+//     and marks the attempt in flight.
+//  2. An attempt that finds the row still in flight from an earlier attempt
+//     (crash, timeout, an error after the request may have reached the
+//     network) is told so (Request.Retry) and must settle that doubt before
+//     posting again: resend with the same key where the network
+//     deduplicates, look the post up where it can be looked up, and
+//     otherwise give up as ErrUnknown (needs_attention). Never post blindly
+//     again.
+//  3. The outcome is recorded: published, failed (the network refused for
+//     good, with its message), unknown (a person must look; the evidence is
+//     kept), or retried: only what surely did not post, or what the network
+//     deduplicates, is retried, after the delay a 429 asked for.
 package publish
 
 import (
@@ -9,48 +24,132 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
+	"strings"
+	"sync"
 	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/store"
 )
 
-// Request is what an adapter publishes. Credentials never leave the adapter.
+// Request is what an adapter publishes. Credentials never leave the adapter:
+// not in errors, not in notes, not in logs.
 type Request struct {
 	activities.PublishRequest
 	Account     cs.Account
 	Credentials map[string]string
-	// IdemKey is fixed for the post revision: the network deduplicates on it.
+	// IdemKey is fixed for the post revision: the network deduplicates on it
+	// (Bluesky: it is the record key, a TID).
 	IdemKey string
-	// Retry is true when an earlier attempt may have reached the network.
+	// Retry is true when an earlier attempt may have reached the network and
+	// its outcome is not known: settle that before posting again.
 	Retry bool
+	// Attempt counts the attempts at this revision, this one included.
+	Attempt int
+	// FirstAttempt is when the first attempt at this revision began.
+	FirstAttempt time.Time
+	// Trail collects what the attempt did and saw (the evidence kept with
+	// the publication). Nil is allowed.
+	Trail *Trail
+	// RefreshCredentials replaces the account's stored credentials, one
+	// refresher at a time per account (see store.RefreshAccountCredentials).
+	// Nil when the credentials cannot be refreshed.
+	RefreshCredentials func(ctx context.Context, refresh func(current map[string]string) (map[string]string, error)) (map[string]string, error)
 }
+
+// Note adds a line to the attempt's evidence. Never pass credentials.
+func (r Request) Note(format string, a ...any) { r.Trail.Add(format, a...) }
+
+// PublishedText is the text to publish: the post's text and its media links.
+func (r Request) PublishedText() string { return cs.PublishedText(r.Text, r.MediaURLs) }
 
 // Result is where the post went.
 type Result = activities.PublishResult
 
 // Adapter publishes to one network. Its errors say what is known:
-// ErrRejected (the network refused: final), ErrUnknown (it may have posted
-// and the adapter could not find out), anything else: surely not posted.
+//   - ErrRejected: the network refused the post for good (bad content, bad
+//     credentials); nothing was posted. The post becomes failed.
+//   - ErrUnknown: it may have posted and the adapter could not find out.
+//     The post becomes needs_attention.
+//   - ErrNotPosted: surely not posted, and any doubt from an earlier attempt
+//     was settled: the next attempt is a fresh one.
+//   - anything else: retry; it may have reached the network, and the next
+//     attempt (with Retry set) settles that.
+//
+// Wrap any of them in RetryAfter to ask for a delay before the next attempt.
 type Adapter interface {
 	Publish(ctx context.Context, r Request) (Result, error)
 }
 
-// Outcome errors of adapters; wrap them with the network's message.
+// Outcome errors of adapters; wrap them with the network's message
+// (fmt.Errorf("%w: ...", ErrRejected)) or use Rejected, Unknown, NotPosted.
 var (
-	ErrRejected = errors.New("rejected by the network")
-	ErrUnknown  = errors.New("outcome unknown")
+	ErrRejected  = errors.New("rejected by the network")
+	ErrUnknown   = errors.New("outcome unknown")
+	ErrNotPosted = errors.New("not posted")
 )
+
+// outcome is an adapter error of a known kind whose message is the
+// network's story alone (no "rejected by the network:" prefix).
+type outcome struct {
+	kind error
+	msg  string
+}
+
+func (o *outcome) Error() string { return o.msg }
+func (o *outcome) Unwrap() error { return o.kind }
+
+// Rejected is an ErrRejected with this message.
+func Rejected(format string, a ...any) error {
+	return &outcome{ErrRejected, fmt.Sprintf(format, a...)}
+}
+
+// Unknown is an ErrUnknown with this message (the evidence).
+func Unknown(format string, a ...any) error { return &outcome{ErrUnknown, fmt.Sprintf(format, a...)} }
+
+// NotPosted is an ErrNotPosted with this message.
+func NotPosted(format string, a ...any) error {
+	return &outcome{ErrNotPosted, fmt.Sprintf(format, a...)}
+}
+
+// Doubtful is a retryable error after which the network may hold the post;
+// the next attempt settles it.
+func Doubtful(format string, a ...any) error { return fmt.Errorf(format, a...) }
+
+// RetryAfterError asks for the next attempt after a delay (HTTP 429).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err with the delay the network asked for; 0 leaves the
+// retry policy's backoff.
+func RetryAfter(after time.Duration, err error) error {
+	if after <= 0 {
+		return err
+	}
+	return &RetryAfterError{Err: err, After: after}
+}
 
 // Store is what publishing needs from the database.
 type Store interface {
 	Account(ctx context.Context, orgID, accountID string) (cs.Account, error)
 	AccountCredentials(ctx context.Context, orgID, accountID string) (map[string]string, error)
+	RefreshAccountCredentials(ctx context.Context, orgID, accountID string, refresh func(map[string]string) (map[string]string, error)) (map[string]string, error)
 	BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string) (store.Publication, error)
+	Publication(ctx context.Context, postID string, revision int) (store.Publication, error)
 	FinishPublication(ctx context.Context, p store.Publication) error
-	NotePublicationError(ctx context.Context, postID string, revision int, msg string) error
+	NotePublicationError(ctx context.Context, postID string, revision int, msg, evidence string, inDoubt bool) error
 }
 
 // Publisher implements activities.Publisher over the adapters.
@@ -58,29 +157,72 @@ type Publisher struct {
 	Store    Store
 	Adapters map[cs.Network]Adapter
 	Logger   *slog.Logger
+	Now      func() time.Time // for tests; time.Now when nil
+}
+
+// DefaultTimeout bounds each HTTP call to a network.
+const DefaultTimeout = 30 * time.Second
+
+// NewHTTPClient returns the client adapters use: a timeout per call, and no
+// redirects followed (Go would turn a redirected POST into a GET: a moved
+// endpoint is an error to fix in the account's settings).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout:       timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
 }
 
 // New returns a Publisher with the built-in adapters.
 func New(st Store, logger *slog.Logger, publicURL string) *Publisher {
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := NewHTTPClient(DefaultTimeout)
 	return &Publisher{
 		Store:  st,
 		Logger: logger,
 		Adapters: map[cs.Network]Adapter{
-			cs.NetworkLog:     Log{Logger: logger, PublicURL: publicURL},
-			cs.NetworkWebhook: Webhook{Client: client},
+			cs.NetworkLog:      Log{Logger: logger, PublicURL: publicURL},
+			cs.NetworkWebhook:  Webhook{Client: client},
+			cs.NetworkMastodon: Mastodon{Client: client},
+			cs.NetworkBluesky:  Bluesky{Client: client},
+			cs.NetworkX:        X{Client: client},
 		},
 	}
 }
 
-// IdemKey is the key a network deduplicates one post revision on.
+// IdemKey is the key a network deduplicates one post revision on (Mastodon's
+// Idempotency-Key, the webhook-id, the log's external id).
 func IdemKey(postID string, revision int) string { return fmt.Sprintf("post-%s-r%d", postID, revision) }
+
+// firstKey is the key a first attempt proposes; the publication row keeps
+// the first one proposed.
+func (p *Publisher) firstKey(n cs.Network, postID string, revision int) string {
+	if n == cs.NetworkBluesky {
+		return NewTID(p.now())
+	}
+	return IdemKey(postID, revision)
+}
+
+func (p *Publisher) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
 
 // Publish publishes a post revision exactly once.
 func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) (activities.PublishResult, error) {
 	acct, err := p.Store.Account(ctx, req.OrgID, req.AccountID)
 	if err != nil {
 		if cs.ErrorCode(err) == cs.ENOTFOUND {
+			// An attempt made before the account was deleted may have posted.
+			if pub, perr := p.Store.Publication(ctx, req.PostID, req.Revision); perr == nil {
+				switch {
+				case pub.Status == store.PubPublished:
+					return Result{ExternalID: pub.ExternalID, ExternalURL: pub.ExternalURL}, nil
+				case pub.Status == store.PubAttempting && pub.InDoubt:
+					return Result{}, activities.PublishUnknown("the account was deleted after an attempt that may have published this post; check the network")
+				}
+			}
 			return Result{}, activities.PublishRejected("the account was deleted")
 		}
 		return Result{}, err
@@ -89,7 +231,7 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	if !ok {
 		return Result{}, activities.PublishRejected(fmt.Sprintf("publishing to %s is not available in this build", acct.Network))
 	}
-	pub, err := p.Store.BeginPublication(ctx, req.PostID, req.Revision, string(acct.Network), IdemKey(req.PostID, req.Revision))
+	pub, err := p.Store.BeginPublication(ctx, req.PostID, req.Revision, string(acct.Network), p.firstKey(acct.Network, req.PostID, req.Revision))
 	if err != nil {
 		return Result{}, err
 	}
@@ -101,39 +243,212 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	case store.PubUnknown:
 		return Result{}, activities.PublishUnknown(pub.LastError)
 	}
+	logger := p.Logger.With("org", req.OrgID, "post_id", req.PostID, "workflow_id", cs.WorkflowID(req.PostID),
+		"revision", req.Revision, "network", acct.Network, "account", acct.Handle, "attempt", pub.Attempts)
 	creds, err := p.Store.AccountCredentials(ctx, req.OrgID, req.AccountID)
 	if err != nil {
+		// Nothing was sent: this attempt leaves the doubt as it found it.
+		_ = p.Store.NotePublicationError(ctx, req.PostID, req.Revision, err.Error(), "", pub.InDoubt)
 		return Result{}, err
 	}
-	res, err := adapter.Publish(ctx, Request{PublishRequest: req, Account: acct, Credentials: creds, IdemKey: pub.IdemKey, Retry: pub.Attempts > 1})
-	logger := p.Logger.With("post_id", req.PostID, "revision", req.Revision, "network", acct.Network, "attempt", pub.Attempts)
+	red := newRedactor(creds)
+	trail := &Trail{}
+	r := Request{
+		PublishRequest: req, Account: acct, Credentials: creds,
+		IdemKey: pub.IdemKey, Retry: pub.InDoubt, Attempt: pub.Attempts, FirstAttempt: pub.StartedAt, Trail: trail,
+		RefreshCredentials: func(ctx context.Context, refresh func(map[string]string) (map[string]string, error)) (map[string]string, error) {
+			next, err := p.Store.RefreshAccountCredentials(ctx, req.OrgID, req.AccountID, refresh)
+			if err == nil {
+				red.add(next)
+			}
+			return next, err
+		},
+	}
+	if pub.InDoubt {
+		r.Note("an earlier attempt may have reached %s; settling that first", acct.Network)
+	}
+	res, err := adapter.Publish(ctx, r)
+	evidence := red.clean(trail.String(pub.Attempts, p.now()))
+
+	pub.Evidence = evidence
 	switch {
 	case err == nil:
 		pub.Status, pub.ExternalID, pub.ExternalURL = store.PubPublished, res.ExternalID, res.ExternalURL
 		if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
-			// Posted but not recorded: the retry finds the row "attempting"
-			// and the adapter's idempotency settles it.
+			// Posted but not recorded: the row stays in flight and the next
+			// attempt settles it with the network (same key, or a look-up).
+			logger.Error("post published but not recorded; the retry will settle it", "external_id", res.ExternalID, "error", ferr)
 			return Result{}, ferr
 		}
-		logger.Info("post published", "external_id", res.ExternalID)
+		logger.Info("post published", "external_id", res.ExternalID, "url", res.ExternalURL)
 		return res, nil
 	case errors.Is(err, ErrRejected):
-		pub.Status, pub.LastError = store.PubFailed, err.Error()
-		logger.Warn("network rejected the post", "error", err)
+		msg := red.clean(err.Error())
+		pub.Status, pub.LastError = store.PubFailed, msg
+		logger.Warn("network refused the post", "error", msg)
 		if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
 			return Result{}, ferr
 		}
-		return Result{}, activities.PublishRejected(err.Error())
+		return Result{}, activities.PublishRejected(msg)
 	case errors.Is(err, ErrUnknown):
-		pub.Status, pub.LastError = store.PubUnknown, err.Error()
-		logger.Error("publish outcome unknown: a person must look", "error", err)
-		if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
-			return Result{}, ferr
-		}
-		return Result{}, activities.PublishUnknown(err.Error())
-	default:
-		logger.Warn("publish attempt failed; will retry", "error", err)
-		_ = p.Store.NotePublicationError(ctx, req.PostID, req.Revision, err.Error())
-		return Result{}, err
+		return Result{}, p.unknown(ctx, logger, pub, red.clean(withEvidence(err.Error(), trail)))
 	}
+	// Retryable.
+	msg := red.clean(err.Error())
+	inDoubt := !errors.Is(err, ErrNotPosted)
+	var after time.Duration
+	if ra := (*RetryAfterError)(nil); errors.As(err, &ra) {
+		after = ra.After
+	}
+	if inDoubt && lastChance(ctx, after, p.now()) {
+		// No attempt is left before the publish bound to settle the doubt.
+		return Result{}, p.unknown(ctx, logger, pub, red.clean(withEvidence(
+			"could not find out whether the post went out before the publish bound: "+msg, trail)))
+	}
+	logger.Warn("publish attempt failed; will retry", "error", msg, "in_doubt", inDoubt, "retry_after", after)
+	if nerr := p.Store.NotePublicationError(ctx, req.PostID, req.Revision, msg, evidence, inDoubt); nerr != nil {
+		logger.Error("could not record the failed attempt", "error", nerr)
+	}
+	return Result{}, temporal.NewApplicationErrorWithOptions(msg, activities.ErrTypePublishRetryable,
+		temporal.ApplicationErrorOptions{NextRetryDelay: after})
+}
+
+// unknown settles a publication as unknown: a person must look.
+func (p *Publisher) unknown(ctx context.Context, logger *slog.Logger, pub store.Publication, msg string) error {
+	pub.Status, pub.LastError = store.PubUnknown, msg
+	logger.Error("publish outcome unknown: a person must look", "error", msg)
+	if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
+		return ferr
+	}
+	return activities.PublishUnknown(msg)
+}
+
+// withEvidence appends what the attempt did and saw to an unknown outcome's
+// message, which becomes the post's last error and its audit event: the
+// person who must look starts from there.
+func withEvidence(msg string, t *Trail) string {
+	lines := t.Lines()
+	if len(lines) == 0 {
+		return msg
+	}
+	ev := strings.Join(lines, "; ")
+	if len(ev) > 1000 { // keep the end, in whole runes
+		cut := len(ev) - 1000
+		for cut < len(ev) && !isRuneStart(ev[cut]) {
+			cut++
+		}
+		ev = "…" + ev[cut:]
+	}
+	return msg + ". Evidence: " + ev
+}
+
+// lastChance reports whether, inside a Temporal activity, no further attempt
+// will start before the activity's schedule-to-close bound once this one
+// fails with a retry after delay (or the retry policy's backoff).
+func lastChance(ctx context.Context, delay time.Duration, now time.Time) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	info := activity.GetInfo(ctx)
+	if info.ScheduleToCloseTimeout <= 0 || info.ScheduledTime.IsZero() {
+		return false
+	}
+	if delay <= 0 {
+		delay = backoff(info.RetryPolicy, int(info.Attempt))
+	}
+	// The next attempt must have the time of a whole attempt to settle the
+	// doubt, or the bound would cut it short and the workflow would read
+	// the last (retryable) failure as "surely not posted".
+	return pastBound(now, delay+max(info.StartToCloseTimeout, 30*time.Second), info.ScheduledTime.Add(info.ScheduleToCloseTimeout))
+}
+
+// pastBound reports whether an attempt starting delay after now and needing
+// need would not end before bound.
+func pastBound(now time.Time, need time.Duration, bound time.Time) bool {
+	return !now.Add(need).Before(bound)
+}
+
+// backoff is the delay Temporal waits after attempt n fails.
+func backoff(rp *temporal.RetryPolicy, n int) time.Duration {
+	if rp == nil || rp.InitialInterval <= 0 {
+		return time.Second
+	}
+	coef := rp.BackoffCoefficient
+	if coef < 1 {
+		coef = 2
+	}
+	d := float64(rp.InitialInterval) * math.Pow(coef, float64(max(n-1, 0)))
+	if rp.MaximumInterval > 0 && d > float64(rp.MaximumInterval) {
+		return rp.MaximumInterval
+	}
+	return time.Duration(d)
+}
+
+// Trail is the evidence of one attempt: what it did and saw, in order.
+type Trail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// Add appends a line; a nil Trail ignores it.
+func (t *Trail) Add(format string, a ...any) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lines = append(t.lines, fmt.Sprintf(format, a...))
+}
+
+// Lines returns the lines added so far.
+func (t *Trail) Lines() []string {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return slices.Clone(t.lines)
+}
+
+// String renders the trail of attempt n ("" when nothing was noted).
+func (t *Trail) String(n int, at time.Time) string {
+	lines := t.Lines()
+	if len(lines) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("attempt %d at %s:\n  %s\n", n, at.UTC().Format(time.RFC3339), strings.Join(lines, "\n  "))
+}
+
+// redactor removes credential values from text meant for errors, logs and
+// the evidence: adapters never put them there, and this makes sure.
+type redactor struct {
+	mu     sync.Mutex
+	values []string
+}
+
+func newRedactor(creds map[string]string) *redactor {
+	r := &redactor{}
+	r.add(creds)
+	return r
+}
+
+func (r *redactor) add(creds map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range creds {
+		if len(v) >= 6 && !slices.Contains(r.values, v) {
+			r.values = append(r.values, v)
+		}
+	}
+	// Longest first, so a secret containing another is removed whole.
+	slices.SortFunc(r.values, func(a, b string) int { return len(b) - len(a) })
+}
+
+func (r *redactor) clean(s string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range r.values {
+		s = strings.ReplaceAll(s, v, "[redacted]")
+	}
+	return s
 }

@@ -1,7 +1,6 @@
 package publish
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,7 +60,7 @@ type WebhookAccount struct {
 func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
 	url, secret := r.Account.Settings["url"], r.Credentials["secret"]
 	if url == "" {
-		return Result{}, fmt.Errorf("%w: the account has no webhook url", ErrRejected)
+		return Result{}, Rejected("the account has no webhook url")
 	}
 	now := time.Now
 	if w.Now != nil {
@@ -92,40 +90,43 @@ func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
 	}
 	sig, err := SignWebhook(secret, r.IdemKey, ts, body)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrRejected, err)
+		return Result{}, Rejected("%v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: bad webhook url: %v", ErrRejected, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "Countersign")
-	req.Header.Set("webhook-id", r.IdemKey)
-	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set("webhook-signature", sig)
-	resp, err := w.Client.Do(req)
-	if err != nil {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("webhook-id", r.IdemKey)
+	h.Set("webhook-timestamp", strconv.FormatInt(ts.Unix(), 10))
+	h.Set("webhook-signature", sig)
+	ex := call(ctx, w.Client, http.MethodPost, url, h, body)
+	if ex.Status == 0 {
+		r.Note("POST %s (webhook-id %s): no answer, request sent=%v: %v", url, r.IdemKey, ex.Sent, ex.Err)
+		if !ex.Sent {
+			return Result{}, notPostedOrDoubt(r, "deliver webhook: %v", ex.Err)
+		}
 		// The receiver deduplicates on webhook-id: a doubt is settled by
 		// delivering again, so this is retryable.
-		return Result{}, fmt.Errorf("deliver webhook: %w", err)
+		return Result{}, Doubtful("deliver webhook: %v", ex.Err)
 	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	r.Note("POST %s (webhook-id %s): %s", url, r.IdemKey, ex.describe())
 	switch {
-	case resp.StatusCode/100 == 2:
+	case ex.Status/100 == 2:
 		var ack struct {
 			ID  string `json:"id"`
 			URL string `json:"url"`
 		}
-		_ = json.Unmarshal(excerpt, &ack)
+		_ = json.Unmarshal(ex.Body, &ack)
 		if ack.ID == "" {
 			ack.ID = r.IdemKey
 		}
 		return Result{ExternalID: ack.ID, ExternalURL: ack.URL}, nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return Result{}, fmt.Errorf("webhook receiver answered %s: %s", resp.Status, strings.TrimSpace(string(excerpt)))
+	case ex.Status == http.StatusTooManyRequests:
+		return Result{}, RetryAfter(retryDelay(ex.Header, now()), notPostedOrDoubt(r, "webhook receiver answered %s", ex.describe()))
+	case ex.Status == http.StatusRequestTimeout || ex.Status >= 500:
+		return Result{}, Doubtful("webhook receiver answered %s", ex.describe())
+	case ex.Status/100 == 3:
+		return Result{}, Rejected("webhook receiver redirected to %q: set the account's url to the final address", ex.Header.Get("Location"))
 	default:
-		return Result{}, fmt.Errorf("%w: webhook receiver answered %s: %s", ErrRejected, resp.Status, strings.TrimSpace(string(excerpt)))
+		return Result{}, Rejected("webhook receiver refused the delivery: %s", ex.describe())
 	}
 }
 

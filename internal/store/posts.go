@@ -202,16 +202,24 @@ func (s *Store) PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, 
 // transaction (activities.Mirror). Retries are harmless: events are keyed,
 // and a state older than the stored one does not overwrite it.
 func (s *Store) SavePostState(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) error {
+	_, err := s.MirrorPost(ctx, postID, st, events)
+	return err
+}
+
+// MirrorPost is SavePostState that also returns the events this call stored
+// (not those a previous attempt already had), for metrics.
+func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) (inserted []cs.PostEvent, err error) {
 	state, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	awaiting := awaitedMembers(st)
 	media := st.MediaURLs
 	if media == nil {
 		media = []string{}
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		inserted = inserted[:0]
 		var orgID string
 		if err := tx.QueryRow(ctx, `SELECT org_id FROM posts WHERE id = $1`, postID).Scan(&orgID); err != nil {
 			return fmt.Errorf("mirror post %s: %w", postID, err)
@@ -221,12 +229,16 @@ func (s *Store) SavePostState(ctx context.Context, postID string, st cs.PostStat
 			if validID(e.Actor) {
 				actor = e.Actor
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO post_events
+			tag, err := tx.Exec(ctx, `INSERT INTO post_events
 				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 				ON CONFLICT (post_id, key) DO NOTHING`,
-				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At); err != nil {
+				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At)
+			if err != nil {
 				return fmt.Errorf("append event %s: %w", e.Key, err)
+			}
+			if tag.RowsAffected() == 1 {
+				inserted = append(inserted, e)
 			}
 		}
 		_, err := tx.Exec(ctx, `UPDATE posts SET
@@ -241,6 +253,20 @@ func (s *Store) SavePostState(ctx context.Context, postID string, st cs.PostStat
 			st.ExternalID, st.ExternalURL, st.PublishedAt, state, st.UpdatedAt)
 		return err
 	})
+	return inserted, err
+}
+
+// CountPostsByStatus counts every post by status (for metrics).
+func (s *Store) CountPostsByStatus(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM posts GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	var status string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error { counts[status] = n; return nil })
+	return counts, err
 }
 
 // awaitedMembers are the members the open step waits for: its eligible
@@ -284,4 +310,57 @@ func (s *Store) PostChain(ctx context.Context, postID string) (cs.Chain, error) 
 		return c, err
 	}
 	return c, json.Unmarshal(raw, &c)
+}
+
+// OpenPost is a post whose mirror says its workflow still runs.
+type OpenPost struct {
+	ID, OrgID string
+}
+
+// OpenPosts pages through every started post whose mirrored state is not
+// closed and has not changed for grace, in id order after afterID ("" for
+// the first page). There is no look-back window.
+func (s *Store) OpenPosts(ctx context.Context, grace time.Duration, afterID string, max int) ([]OpenPost, error) {
+	var after any
+	if validID(afterID) {
+		after = afterID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, org_id FROM posts
+		WHERE workflow_started_at IS NOT NULL
+		  AND NOT coalesce((state->>'closed')::boolean, false)
+		  AND updated_at < now() - $1::interval
+		  AND ($2::uuid IS NULL OR id > $2)
+		ORDER BY id LIMIT $3`, grace.String(), after, max)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OpenPost, error) {
+		var p OpenPost
+		return p, r.Scan(&p.ID, &p.OrgID)
+	})
+}
+
+// FlagPost marks a post needs_attention with the reason, and records it in
+// the audit log: for a workflow that ended without recording its end.
+func (s *Store) FlagPost(ctx context.Context, postID, reason string) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var orgID, hash string
+		var rev, seq int
+		if err := tx.QueryRow(ctx, `SELECT org_id, revision, content_hash FROM posts WHERE id = $1 FOR UPDATE`, postID).
+			Scan(&orgID, &rev, &hash); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM post_events WHERE post_id = $1`, postID).Scan(&seq); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO post_events (org_id, post_id, key, seq, type, source, revision, content_hash, reason, detail, at)
+			VALUES ($1, $2, $3, $4, $5, 'system', $6, $7, 'workflow_ended', $8, now())`,
+			orgID, postID, fmt.Sprintf("reconciler/%d", seq), seq, cs.EventNeedsAttention, rev, hash, reason); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE posts SET status = $2, last_error = $3, awaiting = '{}', updated_at = now(),
+			state = jsonb_set(coalesce(state, '{}'), '{closed}', 'true') WHERE id = $1`,
+			postID, cs.PostNeedsAttention, reason)
+		return err
+	})
 }

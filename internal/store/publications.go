@@ -2,6 +2,13 @@ package store
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Publication is the record of publishing one post revision (SPEC §5).
@@ -9,12 +16,20 @@ type Publication struct {
 	PostID      string
 	Revision    int
 	Network     string
-	IdemKey     string
+	IdemKey     string // what the network deduplicates on; fixed by the first attempt
 	Status      string // attempting, published, failed, unknown
 	Attempts    int    // including the one being started
 	ExternalID  string
 	ExternalURL string
 	LastError   string
+	// InDoubt is true when an earlier attempt may have reached the network
+	// and its outcome was never settled: this attempt must settle it before
+	// posting again.
+	InDoubt bool
+	// Evidence is what the attempts did and saw (appended by each attempt).
+	Evidence string
+	// StartedAt is when the first attempt began.
+	StartedAt time.Time
 }
 
 // Publication statuses.
@@ -25,34 +40,156 @@ const (
 	PubUnknown    = "unknown"
 )
 
-// BeginPublication records an attempt to publish a revision before the
-// network is called, and returns the record: Attempts > 1 means an earlier
-// attempt may have reached the network.
-func (s *Store) BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string) (Publication, error) {
-	p := Publication{PostID: postID, Revision: revision}
-	err := s.pool.QueryRow(ctx, `
-		INSERT INTO publications (post_id, revision, network, idem_key, status, attempts)
-		VALUES ($1, $2, $3, $4, 'attempting', 1)
-		ON CONFLICT (post_id, revision) DO UPDATE SET
-			attempts = publications.attempts + CASE WHEN publications.status = 'attempting' THEN 1 ELSE 0 END,
-			updated_at = now()
-		RETURNING network, idem_key, status, attempts, coalesce(external_id, ''), coalesce(external_url, ''), coalesce(last_error, '')`,
-		postID, revision, network, idemKey).Scan(&p.Network, &p.IdemKey, &p.Status, &p.Attempts, &p.ExternalID, &p.ExternalURL, &p.LastError)
+// maxEvidence bounds the evidence kept per publication (the newest is kept).
+const maxEvidence = 16000
+
+const publicationColumns = `post_id, revision, network, idem_key, status, attempts, coalesce(external_id, ''),
+	coalesce(external_url, ''), coalesce(last_error, ''), in_flight, coalesce(evidence, ''), created_at`
+
+func scanPublication(r pgx.Row) (Publication, error) {
+	var p Publication
+	err := r.Scan(&p.PostID, &p.Revision, &p.Network, &p.IdemKey, &p.Status, &p.Attempts, &p.ExternalID,
+		&p.ExternalURL, &p.LastError, &p.InDoubt, &p.Evidence, &p.StartedAt)
 	return p, err
 }
 
-// FinishPublication records the outcome of a publication.
+// BeginPublication records an attempt to publish a revision before the
+// network is called, and returns the record. The first attempt stores
+// idemKey; later ones keep it (so a key chosen at random, like Bluesky's
+// record key, is chosen once). InDoubt says whether an earlier attempt was
+// left unsettled (crashed, timed out, or failed after it may have reached
+// the network). A publication that is already settled (published, failed,
+// unknown) is returned unchanged: the caller reports its outcome again.
+func (s *Store) BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string) (Publication, error) {
+	var p Publication
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		p, err = scanPublication(tx.QueryRow(ctx, `
+			INSERT INTO publications (post_id, revision, network, idem_key, status, attempts, in_flight)
+			VALUES ($1, $2, $3, $4, 'attempting', 1, true)
+			ON CONFLICT (post_id, revision) DO NOTHING
+			RETURNING `+publicationColumns, postID, revision, network, idemKey))
+		if !errors.Is(err, pgx.ErrNoRows) {
+			p.InDoubt = false // the first attempt: nothing earlier to doubt
+			return err
+		}
+		cur, err := scanPublication(tx.QueryRow(ctx, `SELECT `+publicationColumns+` FROM publications
+			WHERE post_id = $1 AND revision = $2 FOR UPDATE`, postID, revision))
+		if err != nil || cur.Status != PubAttempting {
+			p = cur
+			return err
+		}
+		p, err = scanPublication(tx.QueryRow(ctx, `UPDATE publications SET attempts = attempts + 1,
+				in_flight = true, updated_at = now()
+			WHERE post_id = $1 AND revision = $2
+			RETURNING `+publicationColumns, postID, revision))
+		p.InDoubt = cur.InDoubt
+		return err
+	})
+	return p, err
+}
+
+// Publication returns the publication record of a revision (pgx.ErrNoRows
+// wrapped in a not-found error when no attempt was made).
+func (s *Store) Publication(ctx context.Context, postID string, revision int) (Publication, error) {
+	if !validID(postID) {
+		return Publication{}, notFound("publication")
+	}
+	p, err := scanPublication(s.pool.QueryRow(ctx, `SELECT `+publicationColumns+` FROM publications
+		WHERE post_id = $1 AND revision = $2`, postID, revision))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, notFound("publication")
+	}
+	return p, err
+}
+
+// FinishPublication records the settled outcome of a publication (status
+// published, failed or unknown) and appends the attempt's evidence. It only
+// changes a publication still attempting: a settled outcome is final.
 func (s *Store) FinishPublication(ctx context.Context, p Publication) error {
 	_, err := s.pool.Exec(ctx, `UPDATE publications SET status = $3, external_id = nullif($4, ''),
-		external_url = nullif($5, ''), last_error = nullif($6, ''), updated_at = now()
+		external_url = nullif($5, ''), last_error = nullif($6, ''), in_flight = false,
+		evidence = nullif(right(coalesce(evidence, '') || $7, $8), ''), updated_at = now()
 		WHERE post_id = $1 AND revision = $2 AND status = 'attempting'`,
-		p.PostID, p.Revision, p.Status, p.ExternalID, p.ExternalURL, p.LastError)
+		p.PostID, p.Revision, p.Status, p.ExternalID, p.ExternalURL, p.LastError, p.Evidence, maxEvidence)
 	return err
 }
 
-// NotePublicationError keeps the last error of an attempt that will be retried.
-func (s *Store) NotePublicationError(ctx context.Context, postID string, revision int, msg string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE publications SET last_error = $3, updated_at = now()
-		WHERE post_id = $1 AND revision = $2`, postID, revision, msg)
+// NotePublicationError records the error and evidence of an attempt that
+// will be retried. inDoubt is whether the network may now hold the post
+// (false only when the attempt surely did not post and settled any earlier
+// doubt): the next attempt is told so.
+func (s *Store) NotePublicationError(ctx context.Context, postID string, revision int, msg, evidence string, inDoubt bool) error {
+	_, err := s.pool.Exec(ctx, `UPDATE publications SET last_error = nullif($3, ''), in_flight = $5,
+		evidence = nullif(right(coalesce(evidence, '') || $4, $6), ''), updated_at = now()
+		WHERE post_id = $1 AND revision = $2 AND status = 'attempting'`,
+		postID, revision, msg, evidence, inDoubt, maxEvidence)
 	return err
+}
+
+// RefreshAccountCredentials replaces an account's credentials through
+// refresh, one refresher at a time per account: it locks the account, opens
+// its current credentials and passes them to refresh, then seals and saves
+// what refresh returns. refresh returns nil to keep the current ones (for
+// example when another worker refreshed them meanwhile). It returns the
+// credentials now stored. Like AccountCredentials, for the publisher only.
+func (s *Store) RefreshAccountCredentials(ctx context.Context, orgID, accountID string,
+	refresh func(current map[string]string) (map[string]string, error)) (map[string]string, error) {
+	if !validID(orgID) || !validID(accountID) {
+		return nil, notFound("account")
+	}
+	var out map[string]string
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var sealed []byte
+		err := tx.QueryRow(ctx, `SELECT credentials FROM accounts WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
+			FOR UPDATE`, orgID, accountID).Scan(&sealed)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("account")
+		}
+		if err != nil {
+			return err
+		}
+		cur, err := s.openCredentials(accountID, sealed)
+		if err != nil {
+			return err
+		}
+		next, err := refresh(maps.Clone(cur))
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			out = cur
+			return nil
+		}
+		resealed, err := s.seal(accountID, next)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET credentials = $3, updated_at = now()
+			WHERE org_id = $1 AND id = $2`, orgID, accountID, resealed); err != nil {
+			return err
+		}
+		out = next
+		return nil
+	})
+	return out, err
+}
+
+// openCredentials opens sealed account credentials (nil: none).
+func (s *Store) openCredentials(accountID string, sealed []byte) (map[string]string, error) {
+	creds := map[string]string{}
+	if sealed == nil {
+		return creds, nil
+	}
+	if s.box == nil {
+		return nil, errNoSecretKey
+	}
+	plain, err := s.box.Open(sealed, []byte("account:"+accountID))
+	if err != nil {
+		return nil, fmt.Errorf("account %s: credentials do not open with COUNTERSIGN_SECRET_KEY (was the key changed?)", accountID)
+	}
+	if err := json.Unmarshal(plain, &creds); err != nil {
+		return nil, fmt.Errorf("account %s: sealed credentials are not a JSON object", accountID)
+	}
+	return creds, nil
 }

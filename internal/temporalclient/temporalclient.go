@@ -36,11 +36,12 @@ var SearchAttributes = map[string]enumspb.IndexedValueType{
 
 // Options builds client options from the configuration: address, namespace,
 // mTLS or an API key for Temporal Cloud.
-func Options(c config.Config, logger *slog.Logger) (client.Options, error) {
+func Options(c config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Options, error) {
 	opts := client.Options{
-		HostPort:  c.TemporalAddress,
-		Namespace: c.TemporalNamespace,
-		Logger:    tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		HostPort:       c.TemporalAddress,
+		Namespace:      c.TemporalNamespace,
+		Logger:         tlog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler: metrics,
 	}
 	var tlsConf *tls.Config
 	if c.TemporalTLSCert != "" || c.TemporalTLSCA != "" || c.TemporalAPIKey != "" {
@@ -71,9 +72,10 @@ func Options(c config.Config, logger *slog.Logger) (client.Options, error) {
 	return opts, nil
 }
 
-// Dial connects to Temporal with the configuration's settings.
-func Dial(ctx context.Context, c config.Config, logger *slog.Logger) (client.Client, error) {
-	opts, err := Options(c, logger)
+// Dial connects to Temporal with the configuration's settings; metrics may
+// be nil (no SDK metrics).
+func Dial(ctx context.Context, c config.Config, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts, err := Options(c, logger, metrics)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,231 @@
+package slack
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	slackgo "github.com/slack-go/slack"
+)
+
+// Block Kit ids Countersign uses. The approve and reject buttons carry the
+// post id, revision and step in their value, so a click needs no lookup of the
+// message it came from.
+const (
+	ActionApprove      = "approve"
+	ActionReject       = "reject"
+	BlockDecide        = "countersign_decide"
+	BlockStatus        = "countersign_status"
+	RejectCallbackID   = "countersign_reject"
+	RejectReasonBlock  = "reason"
+	RejectReasonAction = "reason"
+)
+
+// Target is what a button or the reject modal is about.
+type Target struct {
+	PostID   string `json:"post"`
+	Revision int    `json:"rev"`
+	Step     int    `json:"step"`
+}
+
+// Value encodes t as a button value ("<post id>:<revision>:<step>").
+func (t Target) Value() string { return fmt.Sprintf("%s:%d:%d", t.PostID, t.Revision, t.Step) }
+
+// ParseTarget reads a button value written by Value.
+func ParseTarget(v string) (Target, error) {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 || parts[0] == "" {
+		return Target{}, fmt.Errorf("not a Countersign button value: %q", v)
+	}
+	rev, err1 := strconv.Atoi(parts[1])
+	step, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || rev < 1 || step < 1 {
+		return Target{}, fmt.Errorf("not a Countersign button value: %q", v)
+	}
+	return Target{PostID: parts[0], Revision: rev, Step: step}, nil
+}
+
+// escape makes user text safe inside mrkdwn (Slack's three control characters).
+func escape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// quote renders a post's text as a mrkdwn block quote, cut to fit a section.
+func quote(text string) string {
+	const maxRunes = 2800
+	if r := []rune(text); len(r) > maxRunes {
+		text = string(r[:maxRunes]) + "…"
+	}
+	if strings.TrimSpace(text) == "" {
+		return "> _(no text)_"
+	}
+	lines := strings.Split(escape(text), "\n")
+	for i, l := range lines {
+		lines[i] = "> " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// when renders a time with Slack's date token (shown in each reader's time
+// zone) and, as the fallback text, the time in the account's zone.
+func when(t *time.Time, tz string) string {
+	if t == nil {
+		return ""
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" {
+		loc = time.UTC
+	}
+	fallback := t.In(loc).Format("Mon 2 Jan 2006 15:04 MST")
+	return fmt.Sprintf("<!date^%d^{date_short_pretty} at {time}|%s>", t.Unix(), fallback)
+}
+
+func mrkdwn(s string) *slackgo.TextBlockObject {
+	return slackgo.NewTextBlockObject(slackgo.MarkdownType, s, false, false)
+}
+
+func plain(s string) *slackgo.TextBlockObject {
+	return slackgo.NewTextBlockObject(slackgo.PlainTextType, s, false, false)
+}
+
+// request is what an approval request shows; it is fixed when the message is
+// sent (an update keeps the content the approver saw).
+type request struct {
+	AccountLabel string
+	AuthorName   string
+	Text         string
+	MediaCount   int
+	ScheduledAt  *time.Time
+	Timezone     string
+	Step, Total  int
+	Revision     int
+	ApproverText string
+	Deadline     *time.Time
+	Fallback     bool // sent to a fallback team
+}
+
+// requestBody is the fixed part of an approval request.
+func requestBody(r request) slackgo.Blocks {
+	intro := fmt.Sprintf("*%s* asks for approval to post on *%s* · step %d/%d",
+		escape(r.AuthorName), escape(r.AccountLabel), r.Step, r.Total)
+	if r.Fallback {
+		intro = fmt.Sprintf("*%s* asks for approval to post on *%s* · step %d/%d (your team is the fallback: the first approver did not answer in time)",
+			escape(r.AuthorName), escape(r.AccountLabel), r.Step, r.Total)
+	}
+	scheduled := "as soon as approved"
+	if r.ScheduledAt != nil {
+		scheduled = when(r.ScheduledAt, r.Timezone)
+	}
+	deadline := "none"
+	if r.Deadline != nil {
+		deadline = when(r.Deadline, r.Timezone)
+	}
+	fields := []*slackgo.TextBlockObject{
+		mrkdwn("*Account*\n" + escape(r.AccountLabel)),
+		mrkdwn("*Author*\n" + escape(r.AuthorName)),
+		mrkdwn("*Scheduled*\n" + scheduled),
+		mrkdwn(fmt.Sprintf("*Step*\n%d/%d · %s", r.Step, r.Total, escape(r.ApproverText))),
+		mrkdwn("*Deadline*\n" + deadline),
+		mrkdwn(fmt.Sprintf("*Revision*\n%d", r.Revision)),
+	}
+	blocks := []slackgo.Block{
+		slackgo.NewSectionBlock(mrkdwn(intro), nil, nil),
+		slackgo.NewSectionBlock(mrkdwn(quote(r.Text)), nil, nil),
+	}
+	if r.MediaCount > 0 {
+		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(fmt.Sprintf("%d media attachment(s)", r.MediaCount))))
+	}
+	blocks = append(blocks, slackgo.NewSectionBlock(nil, fields, nil))
+	return slackgo.Blocks{BlockSet: blocks}
+}
+
+// fallbackText is the notification text of an approval request.
+func (r request) fallbackText() string {
+	return fmt.Sprintf("Approval requested: %s on %s (step %d/%d)", r.AuthorName, r.AccountLabel, r.Step, r.Total)
+}
+
+// decideButtons are the approve and reject buttons of target t.
+func decideButtons(t Target) slackgo.Block {
+	approve := slackgo.NewButtonBlockElement(ActionApprove, t.Value(), plain("Approve"))
+	approve.Style = slackgo.StylePrimary
+	reject := slackgo.NewButtonBlockElement(ActionReject, t.Value(), plain("Reject…"))
+	reject.Style = slackgo.StyleDanger
+	return slackgo.NewActionBlock(BlockDecide, approve, reject)
+}
+
+// compose is a whole approval message: its fixed body, the status lines and,
+// while open, the buttons. It returns the blocks and a hash of them.
+func compose(body json.RawMessage, status []string, open bool, t Target) ([]slackgo.Block, string, error) {
+	var b slackgo.Blocks
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &b); err != nil {
+			return nil, "", fmt.Errorf("decode stored message body: %w", err)
+		}
+	}
+	blocks := b.BlockSet
+	if len(status) > 0 {
+		blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(strings.Join(status, "\n")), nil, nil, slackgo.SectionBlockOptionBlockID(BlockStatus)))
+	}
+	if open {
+		blocks = append(blocks, decideButtons(t))
+	}
+	raw, err := json.Marshal(blocks)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(raw)
+	return blocks, hex.EncodeToString(sum[:]), nil
+}
+
+// --- the reject modal ----------------------------------------------------------
+
+// ModalMeta is the reject modal's private_metadata: what is being rejected,
+// and where to answer the person if the rejection cannot be recorded.
+type ModalMeta struct {
+	Target
+	ChannelID string `json:"channel,omitempty"`
+}
+
+// RejectModal is the modal that asks for the reason of a rejection.
+func RejectModal(meta ModalMeta, postLabel string) (slackgo.ModalViewRequest, error) {
+	md, err := json.Marshal(meta)
+	if err != nil {
+		return slackgo.ModalViewRequest{}, err
+	}
+	input := slackgo.NewPlainTextInputBlockElement(plain("What should change before this goes out?"), RejectReasonAction)
+	input.Multiline = true
+	input.MaxLength = 2000
+	reason := slackgo.NewInputBlock(RejectReasonBlock, plain("Reason"), plain("The author sees it, and can edit the post to resubmit it."), input)
+	return slackgo.ModalViewRequest{
+		Type:            slackgo.VTModal,
+		Title:           plain("Reject post"),
+		Submit:          plain("Reject"),
+		Close:           plain("Cancel"),
+		CallbackID:      RejectCallbackID,
+		PrivateMetadata: string(md),
+		Blocks: slackgo.Blocks{BlockSet: []slackgo.Block{
+			slackgo.NewSectionBlock(mrkdwn(fmt.Sprintf("Reject %s (revision %d, step %d)?", escape(postLabel), meta.Revision, meta.Step)), nil, nil),
+			reason,
+		}},
+	}, nil
+}
+
+// ParseRejectSubmission reads the reject modal's submission: its target and
+// the reason typed (trimmed).
+func ParseRejectSubmission(cb slackgo.InteractionCallback) (ModalMeta, string, error) {
+	var meta ModalMeta
+	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.PostID == "" {
+		return meta, "", fmt.Errorf("the modal's metadata is not Countersign's")
+	}
+	reason := ""
+	if cb.View.State != nil {
+		if b, ok := cb.View.State.Values[RejectReasonBlock]; ok {
+			reason = strings.TrimSpace(b[RejectReasonAction].Value)
+		}
+	}
+	return meta, reason, nil
+}

@@ -1,0 +1,94 @@
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+
+	slackgo "github.com/slack-go/slack"
+)
+
+// This file holds the parts of handling an interaction that do not depend on
+// the HTTP API: reading a click, answering the person who clicked, opening
+// the reject modal. The API's handler (server/slack.go) decides; the HTTP
+// endpoint and Socket Mode both call it.
+
+// Action is a click on an approval request's approve or reject button.
+type Action struct {
+	Decision string // countersign.DecisionApprove or DecisionReject
+	Target   Target
+	// ActionTS is Slack's timestamp of this click: two clicks have two, a
+	// payload delivered twice has one.
+	ActionTS string
+}
+
+// ParseAction reads the approve or reject click of a block_actions payload.
+func ParseAction(cb slackgo.InteractionCallback) (Action, error) {
+	for _, a := range cb.ActionCallback.BlockActions {
+		if a == nil || (a.ActionID != ActionApprove && a.ActionID != ActionReject) {
+			continue
+		}
+		t, err := ParseTarget(a.Value)
+		if err != nil {
+			return Action{}, err
+		}
+		ts := a.ActionTs
+		if ts == "" {
+			ts = cb.ActionTs
+		}
+		return Action{Decision: a.ActionID, Target: t, ActionTS: ts}, nil
+	}
+	return Action{}, errors.New("no approve or reject action in the payload")
+}
+
+// ParseInteraction decodes the form field "payload" of an interaction
+// request body (already verified).
+func ParseInteraction(body []byte) (slackgo.InteractionCallback, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return slackgo.InteractionCallback{}, fmt.Errorf("the body is not a form: %w", err)
+	}
+	payload := form.Get("payload")
+	if payload == "" {
+		return slackgo.InteractionCallback{}, errors.New("the form has no payload")
+	}
+	var cb slackgo.InteractionCallback
+	if err := json.Unmarshal([]byte(payload), &cb); err != nil {
+		return cb, fmt.Errorf("the payload is not an interaction: %w", err)
+	}
+	return cb, nil
+}
+
+// Ephemeral shows text to one user only: with chat.postEphemeral in the
+// channel the click came from (with a bot token), else through the
+// interaction's response_url.
+func (s *Service) Ephemeral(ctx context.Context, channelID, userID, responseURL, text string) error {
+	if s.HasBot() && channelID != "" && userID != "" {
+		_, err := s.api.PostEphemeralContext(ctx, channelID, userID, slackgo.MsgOptionText(text, false))
+		if err == nil || responseURL == "" {
+			return err
+		}
+		s.logger.Warn("chat.postEphemeral failed; answering through response_url", "error", err)
+	}
+	if responseURL == "" {
+		return errors.New("nowhere to answer: no bot token or channel, and no response_url")
+	}
+	return slackgo.PostWebhookContext(ctx, responseURL, &slackgo.WebhookMessage{
+		Text: text, ResponseType: slackgo.ResponseTypeEphemeral, ReplaceOriginal: false,
+	})
+}
+
+// OpenRejectModal opens the modal asking for the reason of a rejection.
+func (s *Service) OpenRejectModal(ctx context.Context, triggerID string, meta ModalMeta, postLabel string) error {
+	if !s.HasBot() {
+		return errors.New("rejecting from Slack needs COUNTERSIGN_SLACK_BOT_TOKEN (views.open)")
+	}
+	view, err := RejectModal(meta, postLabel)
+	if err != nil {
+		return err
+	}
+	_, err = s.api.OpenViewContext(ctx, triggerID, view)
+	return err
+}

@@ -1,0 +1,199 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	slackgo "github.com/slack-go/slack"
+
+	cs "github.com/countersign/countersign"
+	csslack "github.com/countersign/countersign/internal/slack"
+	"github.com/countersign/countersign/internal/store"
+)
+
+// POST /slack/interactions: Slack's interactivity requests (button clicks and
+// the reject modal). The signature is checked over the raw body before
+// anything is parsed; then the request is acknowledged at once and handled in
+// the background (map the Slack user to a member, pre-check the decision like
+// the API does, signal the workflow). Nothing waits for a worker. Socket Mode
+// hands its interactions to the same HandleSlackInteraction.
+
+func (s *Server) slackInteractions(c *gin.Context) {
+	if s.Slack == nil || s.Slack.Config().SigningSecret == "" {
+		problem(c, http.StatusNotFound, "slack_not_configured",
+			"Slack interactions are not configured on this server (COUNTERSIGN_SLACK_SIGNING_SECRET)", nil)
+		return
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB", nil)
+		return
+	case err != nil:
+		problem(c, http.StatusBadRequest, "invalid_body", "the body could not be read", nil)
+		return
+	}
+	if err := s.Slack.VerifyRequest(c.Request.Header, body); err != nil {
+		s.Logger.Warn("slack interaction refused", "error", err)
+		problem(c, http.StatusUnauthorized, "invalid_signature",
+			"the request is not signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)", nil)
+		return
+	}
+	cb, err := csslack.ParseInteraction(body)
+	if err != nil {
+		problem(c, http.StatusBadRequest, "invalid_payload", err.Error(), nil)
+		return
+	}
+	if ack := s.HandleSlackInteraction(cb); ack != nil {
+		c.JSON(http.StatusOK, ack)
+		return
+	}
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+}
+
+// HandleSlackInteraction handles one verified interaction (from the HTTP
+// endpoint or Socket Mode) and returns what to acknowledge it with: nil for
+// an empty acknowledgement, or a view submission response. It only parses;
+// the decision is taken in the background, so it returns at once.
+func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
+	if s.Slack == nil {
+		return nil
+	}
+	switch cb.Type {
+	case slackgo.InteractionTypeBlockActions:
+		act, err := csslack.ParseAction(cb)
+		if err != nil {
+			return nil // some other button (Countersign has none): nothing to do
+		}
+		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act) })
+	case slackgo.InteractionTypeViewSubmission:
+		if cb.View.CallbackID != csslack.RejectCallbackID {
+			return nil
+		}
+		meta, reason, err := csslack.ParseRejectSubmission(cb)
+		if err != nil {
+			s.Logger.Warn("slack reject modal with unreadable metadata", "error", err)
+			return nil
+		}
+		if reason == "" {
+			return slackgo.NewErrorsViewSubmissionResponse(map[string]string{
+				csslack.RejectReasonBlock: "Say why, so that the author can fix the post.",
+			})
+		}
+		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason) })
+	}
+	return nil
+}
+
+// slackClick handles the approve and reject buttons.
+func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action) {
+	channel := cb.Channel.ID
+	if channel == "" {
+		channel = cb.Container.ChannelID
+	}
+	tell := func(text string) {
+		if err := s.Slack.Ephemeral(ctx, channel, cb.User.ID, cb.ResponseURL, text); err != nil {
+			s.Logger.Warn("slack: could not answer the user", "slack_user_id", cb.User.ID, "error", err)
+		}
+	}
+	sp, me, blocked := s.slackDecider(ctx, cb.User.ID, act.Target)
+	if blocked != "" {
+		tell(fmt.Sprintf("you cannot %s this post: %s", act.Decision, blocked))
+		return
+	}
+	p := sp.Post
+	if act.Decision == cs.DecisionReject {
+		meta := csslack.ModalMeta{Target: act.Target, ChannelID: channel}
+		if err := s.Slack.OpenRejectModal(ctx, cb.TriggerID, meta, "the post on @"+sp.Account.Handle); err != nil {
+			s.Logger.Warn("slack: could not open the reject modal", "post_id", p.ID, "error", err)
+			tell("Countersign could not open the rejection form; try again, or reject through the API.")
+		}
+		return
+	}
+	sig := cs.DecisionSignal{PostID: p.ID, Revision: act.Target.Revision, Step: act.Target.Step, MemberID: me.ID,
+		Decision: cs.DecisionApprove, Source: cs.SourceSlack,
+		// One click is one request: the same payload delivered twice counts
+		// once, and a second click is the same member on the same step,
+		// which the workflow counts once too.
+		RequestID: strings.Join([]string{"slack", cb.Team.ID, cb.User.ID, act.ActionTS}, ":")}
+	if msg := s.slackSignal(ctx, p, sig); msg != "" {
+		tell(msg)
+		return
+	}
+	if step := p.Steps[p.CurrentStep-1]; step.Quorum > 1 {
+		tell(fmt.Sprintf("Your approval of step %d/%d was sent; this step needs %d approvals.", step.Index, p.TotalSteps, step.Quorum))
+	}
+}
+
+// slackRejectSubmitted handles the reject modal's submission: the rejection.
+func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.InteractionCallback, meta csslack.ModalMeta, reason string) {
+	tell := func(text string) {
+		if err := s.Slack.Ephemeral(ctx, meta.ChannelID, cb.User.ID, "", text); err != nil {
+			s.Logger.Warn("slack: could not answer the user", "slack_user_id", cb.User.ID, "error", err)
+		}
+	}
+	sp, me, blocked := s.slackDecider(ctx, cb.User.ID, meta.Target)
+	if blocked != "" {
+		tell("you cannot reject this post: " + blocked)
+		return
+	}
+	p := sp.Post
+	sig := cs.DecisionSignal{PostID: p.ID, Revision: meta.Revision, Step: meta.Step, MemberID: me.ID,
+		Decision: cs.DecisionReject, Note: reason, Source: cs.SourceSlack,
+		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID}
+	if msg := s.slackSignal(ctx, p, sig); msg != "" {
+		tell(msg)
+	}
+}
+
+// slackDecider finds the post and the member behind a Slack user, and says
+// why that member cannot decide on t now ("" when they may: the workflow
+// checks again when the signal arrives).
+func (s *Server) slackDecider(ctx context.Context, slackUserID string, t csslack.Target) (store.SlackPost, cs.Member, string) {
+	sp, err := s.Store.SlackPost(ctx, t.PostID)
+	if cs.ErrorCode(err) == cs.ENOTFOUND {
+		return sp, cs.Member{}, "it no longer exists"
+	}
+	if err != nil {
+		s.Logger.Error("slack: read post", "post_id", t.PostID, "error", err)
+		return sp, cs.Member{}, "Countersign could not read it right now; try again in a moment"
+	}
+	p := sp.Post
+	me, err := s.Slack.MemberForSlackUser(ctx, p.OrgID, slackUserID)
+	if cs.ErrorCode(err) == cs.ENOTFOUND {
+		return sp, me, fmt.Sprintf("your Slack account is not linked to a member of %s (ask an admin to set your Slack user id)", sp.OrgName)
+	}
+	if err != nil {
+		s.Logger.Error("slack: map slack user to member", "slack_user_id", slackUserID, "error", err)
+		return sp, me, "Countersign could not check who you are right now; try again in a moment"
+	}
+	reason, _, err := s.decisionCheck(ctx, p, me.ID, t.Revision, t.Step)
+	if err != nil {
+		s.Logger.Error("slack: check decision", "post_id", p.ID, "error", err)
+		return sp, me, "Countersign could not check this decision right now; try again in a moment"
+	}
+	return sp, me, reason
+}
+
+// slackSignal sends the decision to the post's workflow; on failure it
+// returns what to tell the person.
+func (s *Server) slackSignal(ctx context.Context, p cs.Post, sig cs.DecisionSignal) string {
+	err := s.Temporal.SignalWorkflow(ctx, cs.WorkflowID(p.ID), "", cs.SignalDecision, sig)
+	if err == nil {
+		return ""
+	}
+	s.Logger.Error("signal post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID),
+		"signal", cs.SignalDecision, "source", cs.SourceSlack, "error", err)
+	if isNotFound(err) {
+		return fmt.Sprintf("you cannot %s this post: its workflow has ended", sig.Decision)
+	}
+	return fmt.Sprintf("Countersign could not record your %s right now; try again in a moment.", map[string]string{
+		cs.DecisionApprove: "approval", cs.DecisionReject: "rejection"}[sig.Decision])
+}
