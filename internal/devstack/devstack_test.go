@@ -34,10 +34,7 @@ func TestDevStack(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	s, err := devstack.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startStack(t, ctx, &opts)
 	if !s.Seeded || s.Demo == nil || s.Demo.Tokens["OWNER"] == "" || s.Demo.Tokens["INES"] == "" {
 		t.Fatalf("first start should seed the demo org, got seeded=%v demo=%+v", s.Seeded, s.Demo)
 	}
@@ -102,10 +99,7 @@ func TestDevStack(t *testing.T) {
 	}
 
 	// Second start: same data, nothing re-seeded, the org and token still work.
-	s2, err := devstack.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := startStack(t, ctx, &opts)
 	t.Cleanup(func() { _ = s2.Stop() })
 	if s2.Seeded || s2.Demo.Tokens["OWNER"] != s.Demo.Tokens["OWNER"] {
 		t.Fatalf("second start re-seeded the demo org")
@@ -206,6 +200,24 @@ func TestDevStackWithoutPostgresBinaries(t *testing.T) {
 	}
 	if strings.Count(err.Error(), "\n") > 0 {
 		t.Fatalf("want one line, got %q", err.Error())
+	}
+}
+
+// startStack starts the stack, choosing new ports when one that was free a
+// moment ago has been taken by a parallel test package in between.
+func startStack(t *testing.T, ctx context.Context, opts *devstack.Options) *devstack.Stack {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s, err := devstack.Start(ctx, *opts)
+		if err == nil {
+			return s
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
+			t.Fatal(err)
+		}
+		t.Logf("retrying with new ports: %v", err)
+		opts.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+		opts.TemporalPort, opts.UIPort, opts.PGPort = testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	}
 }
 

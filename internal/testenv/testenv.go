@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -91,7 +92,11 @@ func Store(t testing.TB) *store.Store {
 func Temporal(t testing.TB) *devtemporal.Server {
 	t.Helper()
 	tmpOnce.Do(func() {
-		tmp, tmpErr = devtemporal.Start(context.Background(), devtemporal.Options{})
+		for attempt := 1; attempt <= 3; attempt++ { // see startPostgres: ports can be taken in between
+			if tmp, tmpErr = devtemporal.Start(context.Background(), devtemporal.Options{}); tmpErr == nil {
+				return
+			}
+		}
 	})
 	if tmpErr != nil {
 		t.Fatalf("start in-process Temporal server: %v", tmpErr)
@@ -181,14 +186,21 @@ func startPostgres() (*postgres, error) {
 			return nil, err
 		}
 		p.dir = dir
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		p.server, err = pgserver.Start(ctx, pgserver.Options{Dir: dir, Port: port, Database: "postgres", Ephemeral: true})
-		if err != nil {
-			os.RemoveAll(dir)
-			return nil, err
+		// A port found free can be taken by a parallel test package before
+		// PostgreSQL binds it: try a few.
+		for attempt := 1; ; attempt++ {
+			port, err := freePort()
+			if err != nil {
+				return nil, err
+			}
+			p.server, err = pgserver.Start(ctx, pgserver.Options{Dir: dir, Port: port, Database: "postgres", Ephemeral: true})
+			if err == nil {
+				break
+			}
+			if attempt == 5 || !strings.Contains(err.Error(), "already in use") {
+				os.RemoveAll(dir)
+				return nil, err
+			}
 		}
 		p.adminURL = p.server.AdminURL
 	}
