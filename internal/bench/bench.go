@@ -1,0 +1,261 @@
+// Package bench measures the whole Countersign pipeline — HTTP API, worker,
+// PostgreSQL mirror, Temporal — against a bare Temporal workflow of the same
+// shape, in one run on one Temporal server. It backs `countersign bench`
+// (dev build only: it starts the embedded dev stack).
+//
+// A Countersign post is: submission by a limited author (POST /posts, with
+// scheduled_at = submission + Lead), three approvals by simulated approvers
+// (each polls the post as itself until its step is open, then POSTs
+// /approve), the scheduled-time timer, and publication to an in-process
+// webhook receiver that verifies the Standard Webhooks signature and counts
+// deliveries by webhook-id.
+//
+// A baseline post is a workflow that receives three signals, sleeps until
+// start + Lead and runs one activity; the driver starts it, sends the three
+// signals back to back and waits for its result.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/countersign/countersign/internal/devstack"
+)
+
+// Options configures a run.
+type Options struct {
+	Posts        int           // posts driven through each pipeline (default 300)
+	Concurrency  int           // posts in flight at once (default 20)
+	Lead         time.Duration // scheduled_at = submission + Lead (default 3s)
+	Poll         time.Duration // approvers' polling interval (default 50ms)
+	DataDir      string        // dev stack data directory; default a temporary one, removed afterwards
+	Progress     io.Writer     // progress bar (\r-redrawn); nil: none
+	Logger       *slog.Logger  // the stack's log; default: DataDir/bench.log
+	SkipBaseline bool
+}
+
+func (o *Options) defaults() {
+	if o.Posts <= 0 {
+		o.Posts = 300
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 20
+	}
+	if o.Lead <= 0 {
+		o.Lead = 3 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 50 * time.Millisecond
+	}
+}
+
+// Run starts a dev stack, runs the baseline then the Countersign pipeline,
+// counts histories and returns the figures.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	o.defaults()
+	dir := o.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "countersign-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		// As root, PostgreSQL runs as the postgres user, who must reach it.
+		if err := os.Chmod(d, 0o755); err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	if o.Logger == nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		f, err := os.Create(filepath.Join(dir, "bench.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		o.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	stage(o.Progress, "starting the dev stack in %s …\n", dir)
+	s, err := devstack.Start(ctx, devstack.Options{
+		DataDir: dir, HTTPAddr: "127.0.0.1:0", TemporalPort: ports[0], UIPort: -1, PGPort: ports[1], Logger: o.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Stop()
+
+	res := &Result{Posts: o.Posts, Concurrency: o.Concurrency, Lead: o.Lead.String(), Poll: o.Poll.String(),
+		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Started: time.Now().UTC()}
+	res.BillingRules = billingRules
+	res.MemoryNote = "API, worker, embedded Temporal server, webhook receiver and drivers share one process (PostgreSQL is a child process, not counted)"
+
+	if !o.SkipBaseline {
+		stage(o.Progress, "baseline: %d bare workflows, concurrency %d …\n", o.Posts, o.Concurrency)
+		b, err := runBaseline(ctx, s, o)
+		if err != nil {
+			return nil, fmt.Errorf("baseline: %w", err)
+		}
+		res.Baseline = b
+	}
+
+	stage(o.Progress, "countersign: %d posts, concurrency %d …\n", o.Posts, o.Concurrency)
+	c, err := runCountersign(ctx, s, o)
+	if err != nil {
+		return nil, fmt.Errorf("countersign: %w", err)
+	}
+	res.Countersign = c
+	if res.Baseline != nil && res.Baseline.PostsPerSecond > 0 {
+		res.ThroughputRatio = c.PostsPerSecond / res.Baseline.PostsPerSecond
+		if res.Baseline.History.ActionsPerPost > 0 {
+			res.ActionsRatio = c.History.ActionsPerPost / res.Baseline.History.ActionsPerPost
+		}
+	}
+	var errs []error
+	if c.Deliveries != o.Posts {
+		errs = append(errs, fmt.Errorf("deliveries = %d, want %d", c.Deliveries, o.Posts))
+	}
+	if c.Duplicates != 0 {
+		errs = append(errs, fmt.Errorf("duplicate deliveries = %d, want 0", c.Duplicates))
+	}
+	if c.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%d post(s) failed (first: %s)", c.Failed, c.FirstError))
+	}
+	return res, errors.Join(errs...)
+}
+
+// pool runs job(i) for i in [0,n) with at most c at once, and draws progress.
+func pool(ctx context.Context, n, c int, progress io.Writer, label string, job func(ctx context.Context, i int)) {
+	var done atomic.Int64
+	stop := make(chan struct{})
+	var pwg sync.WaitGroup
+	if progress != nil {
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			t := time.NewTicker(200 * time.Millisecond)
+			defer t.Stop()
+			start := time.Now()
+			for {
+				select {
+				case <-stop:
+					drawBar(progress, label, int(done.Load()), n, time.Since(start))
+					fmt.Fprintln(progress)
+					return
+				case <-t.C:
+					drawBar(progress, label, int(done.Load()), n, time.Since(start))
+				}
+			}
+		}()
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				job(ctx, i)
+				done.Add(1)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(stop)
+	pwg.Wait()
+}
+
+func drawBar(w io.Writer, label string, done, n int, el time.Duration) {
+	const width = 30
+	fill := 0
+	if n > 0 {
+		fill = done * width / n
+	}
+	bar := make([]byte, width)
+	for i := range bar {
+		bar[i] = '.'
+		if i < fill {
+			bar[i] = '#'
+		}
+	}
+	fmt.Fprintf(w, "\r%-11s [%s] %d/%d  %5.1fs", label, bar, done, n, el.Seconds())
+}
+
+func stage(w io.Writer, f string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, f, args...)
+	}
+}
+
+// memSampler records the process's peak heap in use and peak Sys.
+type memSampler struct {
+	stop      chan struct{}
+	done      chan struct{}
+	heapInuse uint64
+	sys       uint64
+}
+
+func sampleMemory() *memSampler {
+	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			m.heapInuse = max(m.heapInuse, ms.HeapInuse)
+			m.sys = max(m.sys, ms.Sys)
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return m
+}
+
+func (m *memSampler) finish() Memory {
+	close(m.stop)
+	<-m.done
+	return Memory{PeakHeapInuseMB: float64(m.heapInuse) / (1 << 20), PeakSysMB: float64(m.sys) / (1 << 20)}
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Result is what a run prints and writes as JSON.
+type Result struct {
+	Posts           int       `json:"posts"`
+	Concurrency     int       `json:"concurrency"`
+	Lead            string    `json:"lead"`
+	Poll            string    `json:"poll"`
+	CPUs            int       `json:"cpus"`
+	GOMAXPROCS      int       `json:"gomaxprocs"`
+	GoVersion       string    `json:"go_version"`
+	Started         time.Time `json:"started"`
+	MemoryNote      string    `json:"memory_note"`
+	ThroughputRatio float64   `json:"throughput_ratio"` // countersign / baseline posts per second
+	ActionsRatio    float64   `json:"actions_ratio"`    // countersign / baseline billable actions per post
+	BillingRules    []string  `json:"billing_rules"`
+
+	Countersign *Pipeline `json:"countersign"`
+	Baseline    *Pipeline `json:"baseline,omitempty"`
+}
+
+// Pipeline is one side's figures.
+type Pipeline struct {
+	WallSeconds    float64 `json:"wall_seconds"`
+	PostsPerSecond float64 `json:"posts_per_second"`
+	Completed      int     `json:"completed"`
+	Failed         int     `json:"failed"`
+	FirstError     string  `json:"first_error,omitempty"`
+	Deliveries     int     `json:"deliveries"`
+	Duplicates     int     `json:"duplicates"`
+
+	// Latencies in milliseconds.
+	Latency map[string]Percentiles `json:"latency_ms"`
+
+	History History `json:"history"`
+	Memory  Memory  `json:"memory"`
+}
+
+// Percentiles of one latency, in milliseconds.
+type Percentiles struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// History is what the workflows' histories hold, per post.
+type History struct {
+	Workflows        int                `json:"workflows"`
+	EventsPerPost    float64            `json:"events_per_post"`
+	ActionsPerPost   float64            `json:"billable_actions_per_post"`
+	Actions          map[string]float64 `json:"actions_per_post_by_kind"`
+	EventTypes       map[string]float64 `json:"events_per_post_by_type"`
+	ActivitiesByType map[string]float64 `json:"activities_per_post_by_type"`
+}
+
+// Memory is the process's peak during one side's run.
+type Memory struct {
+	PeakHeapInuseMB float64 `json:"peak_heap_inuse_mb"`
+	PeakSysMB       float64 `json:"peak_sys_mb"`
+}
+
+// samples collects durations by name; safe for concurrent use via lock.
+type samples map[string][]time.Duration
+
+func (s samples) percentiles() map[string]Percentiles {
+	out := map[string]Percentiles{}
+	for k, v := range s {
+		if len(v) == 0 {
+			continue
+		}
+		slices.Sort(v)
+		q := func(p float64) float64 {
+			i := int(p*float64(len(v)) + 0.5)
+			i = min(max(i-1, 0), len(v)-1)
+			return ms(v[i])
+		}
+		out[k] = Percentiles{N: len(v), P50: q(0.50), P95: q(0.95), P99: q(0.99), Max: ms(v[len(v)-1])}
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Print writes the figures as a readable report.
+func (r *Result) Print(w io.Writer) {
+	fmt.Fprintf(w, "\nCountersign bench: %d posts, concurrency %d, lead %s, poll %s — %d CPU(s), GOMAXPROCS %d, %s\n",
+		r.Posts, r.Concurrency, r.Lead, r.Poll, r.CPUs, r.GOMAXPROCS, r.GoVersion)
+	c, b := r.Countersign, r.Baseline
+	row := func(name string, f func(p *Pipeline) string) {
+		bs := "—"
+		if b != nil {
+			bs = f(b)
+		}
+		fmt.Fprintf(w, "  %-44s %22s %22s\n", name, f(c), bs)
+	}
+	fmt.Fprintf(w, "  %-44s %22s %22s\n", "", "countersign", "bare temporal")
+	row("wall time (s)", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.WallSeconds) })
+	row("posts/s end to end", func(p *Pipeline) string { return fmt.Sprintf("%.2f", p.PostsPerSecond) })
+	row("completed / failed", func(p *Pipeline) string { return fmt.Sprintf("%d / %d", p.Completed, p.Failed) })
+	row("deliveries / duplicates", func(p *Pipeline) string { return fmt.Sprintf("%d / %d", p.Deliveries, p.Duplicates) })
+	row("history events per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.EventsPerPost) })
+	row("billable actions per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.ActionsPerPost) })
+	row("peak heap in use / Sys (MB, shared process)", func(p *Pipeline) string {
+		return fmt.Sprintf("%.0f / %.0f", p.Memory.PeakHeapInuseMB, p.Memory.PeakSysMB)
+	})
+	if b != nil {
+		fmt.Fprintf(w, "  throughput ratio countersign/baseline: %.2f; actions ratio: %.2f\n", r.ThroughputRatio, r.ActionsRatio)
+	}
+	fmt.Fprintf(w, "\n  latencies (ms)                                   n      p50      p95      p99      max\n")
+	for _, side := range []struct {
+		name string
+		p    *Pipeline
+	}{{"countersign", c}, {"baseline", b}} {
+		if side.p == nil {
+			continue
+		}
+		keys := make([]string, 0, len(side.p.Latency))
+		for k := range side.p.Latency {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			l := side.p.Latency[k]
+			fmt.Fprintf(w, "  %-12s %-30s %6d %8.1f %8.1f %8.1f %8.1f\n", side.name, k, l.N, l.P50, l.P95, l.P99, l.Max)
+		}
+	}
+	for _, side := range []struct {
+		name string
+		p    *Pipeline
+	}{{"countersign", c}, {"baseline", b}} {
+		if side.p == nil {
+			continue
+		}
+		fmt.Fprintf(w, "\n  %s actions per post: %s\n", side.name, kv(side.p.History.Actions))
+		fmt.Fprintf(w, "  %s activities per post: %s\n", side.name, kv(side.p.History.ActivitiesByType))
+		fmt.Fprintf(w, "  %s events per post: %s\n", side.name, kv(side.p.History.EventTypes))
+	}
+	fmt.Fprintf(w, "\n  memory: %s\n  billing rules: %s\n", r.MemoryNote, strings.Join(r.BillingRules, "; "))
+}
+
+func kv(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
