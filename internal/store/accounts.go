@@ -256,21 +256,7 @@ func (s *Store) AccountCredentials(ctx context.Context, orgID, accountID string)
 	if err != nil {
 		return nil, err
 	}
-	creds := map[string]string{}
-	if sealed == nil {
-		return creds, nil
-	}
-	if s.box == nil {
-		return nil, errNoSecretKey
-	}
-	plain, err := s.box.Open(sealed, []byte("account:"+accountID))
-	if err != nil {
-		return nil, fmt.Errorf("account %s: credentials do not open with COUNTERSIGN_SECRET_KEY (was the key changed?)", accountID)
-	}
-	if err := json.Unmarshal(plain, &creds); err != nil {
-		return nil, fmt.Errorf("account %s: sealed credentials are not a JSON object", accountID)
-	}
-	return creds, nil
+	return s.openCredentials(accountID, sealed)
 }
 
 // Grants lists an account's grants: members first, then teams.
