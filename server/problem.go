@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/store"
 )
 
 // Problem is an RFC 9457 problem document with Countersign's stable code.
@@ -64,6 +65,12 @@ func (s *Server) fail(c *gin.Context, err error) {
 			status = http.StatusBadRequest
 		}
 		problem(c, status, e.Code, e.Message, e.Fields)
+		return
+	}
+	if store.Unavailable(err) {
+		s.Logger.Warn("database unavailable", "route", c.FullPath(), "error", err)
+		c.Header("Retry-After", "5")
+		problem(c, http.StatusServiceUnavailable, "database_unavailable", "the database does not answer; retry in a moment", nil)
 		return
 	}
 	s.Logger.Error("request failed", "route", c.FullPath(), "error", err)

@@ -1,0 +1,399 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/countersign/countersign/internal/testenv"
+	"github.com/countersign/countersign/server"
+)
+
+// Fuzz targets of the API. Under plain `go test` their seeds run as ordinary
+// tests; `go test -run '^$' -fuzz '^FuzzMutatingBodies$' -parallel 1 ./server`
+// fuzzes one (each fuzzing process starts its own PostgreSQL and Temporal).
+
+// fzEnv is an API over a real store (and the package's Temporal server, with
+// no worker): an org with an owner, a limited author, an editor who
+// approves, a team, a webhook account with a chain, one submitted post and
+// one pending invitation.
+type fzEnv struct {
+	url                           string
+	org, post, team, acct, chain  string
+	owner, author, approver       string // API tokens
+	ownerID, authorID, approverID string // member ids
+	invitation                    string // token of a pending invitation
+	logs                          *fzLog
+	client                        *http.Client
+	endpointsOnce                 sync.Once
+	endpointsList                 []fzEndpoint
+	knownGapsMu                   sync.Mutex
+	knownGaps                     map[string]bool
+}
+
+func newFzEnv(tb testing.TB) *fzEnv {
+	tb.Helper()
+	st := testenv.Store(tb)
+	if err := st.SetSecretKey(bytes.Repeat([]byte{7}, 32)); err != nil {
+		tb.Fatal(err)
+	}
+	logs := &fzLog{max: 400}
+	srv := server.New(server.Deps{Store: st, Temporal: testenv.TemporalClient(tb),
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	ts := httptest.NewServer(srv)
+	tb.Cleanup(ts.Close)
+	b, err := st.Bootstrap(context.Background(), "Fuzz", "owner@fuzz.test", "Olga Owner")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &fzEnv{url: ts.URL, org: b.Org.ID, owner: b.Token, ownerID: b.Member.ID, logs: logs,
+		client: &http.Client{}, knownGaps: map[string]bool{}}
+
+	join := func(name string) (token, id string) {
+		inv := e.must(tb, 201, e.owner, "POST", e.o("/invitations"),
+			fmt.Sprintf(`{"email": "%s@fuzz.test", "name": %q, "org_role": "member"}`, strings.ToLower(name), name))
+		acc := e.must(tb, 200, "", "POST", "/v1/invitations/"+inv["token"].(string)+"/accept", `{"name": "`+name+`"}`)
+		return acc["api_token"].(string), acc["member"].(map[string]any)["id"].(string)
+	}
+	e.author, e.authorID = join("Ines")
+	e.approver, e.approverID = join("Eddie")
+	e.team = e.must(tb, 201, e.owner, "POST", e.o("/teams"), `{"name": "PR"}`)["id"].(string)
+	e.must(tb, 200, e.owner, "PUT", e.o("/teams/"+e.team+"/members/"+e.approverID), `{"role": "member"}`)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 24))
+	e.acct = e.must(tb, 201, e.owner, "POST", e.o("/accounts"), fmt.Sprintf(`{"network": "webhook", "handle": "acme",
+		"display_name": "Acme", "timezone": "Europe/Paris", "settings": {"url": "https://hooks.fuzz.test/in"},
+		"credentials": {"secret": %q}}`, secret))["id"].(string)
+	e.must(tb, 200, e.owner, "PUT", e.o("/accounts/"+e.acct+"/permissions"), fmt.Sprintf(`{"grants": [
+		{"member_id": %q, "level": "limited"}, {"member_id": %q, "level": "editor"}]}`, e.authorID, e.approverID))
+	e.chain = e.must(tb, 201, e.owner, "POST", e.o("/approval-chains"), fmt.Sprintf(`{"name": "Brand",
+		"steps": [{"approver": {"team": %q}}, {"approver": {"role": "approvers"}}]}`, e.team))["id"].(string)
+	e.must(tb, 200, e.owner, "PATCH", e.o("/accounts/"+e.acct), fmt.Sprintf(`{"approval_chain_id": %q}`, e.chain))
+	e.post = e.must(tb, 201, e.author, "POST", e.o("/posts"), fmt.Sprintf(`{"account_id": %q, "text": "Hello"}`, e.acct))["id"].(string)
+	e.invitation = e.must(tb, 201, e.owner, "POST", e.o("/invitations"), `{"email": "pending@fuzz.test"}`)["token"].(string)
+	return e
+}
+
+func (e *fzEnv) o(path string) string { return "/v1/orgs/" + e.org + path }
+
+// send sends body with the content type (none when ""), as token.
+func (e *fzEnv) send(token, method, path, contentType string, body []byte) (int, http.Header, []byte, error) {
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, raw, err
+}
+
+func (e *fzEnv) must(tb testing.TB, want int, token, method, path, body string) map[string]any {
+	tb.Helper()
+	code, _, raw, err := e.send(token, method, path, "application/json", []byte(body))
+	if err != nil || code != want {
+		tb.Fatalf("%s %s %s: %d %s %v, want %d", method, path, body, code, raw, err, want)
+	}
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			tb.Fatalf("%s %s: %s is not a JSON object", method, path, raw)
+		}
+	}
+	return out
+}
+
+// fzEndpoint is one endpoint that reads a request body.
+type fzEndpoint struct {
+	name, method, path, token string
+	csv                       bool // takes text/csv, not JSON
+}
+
+// endpoints lists every endpoint that reads a body, as someone allowed to
+// call it (so the body is what decides the answer).
+func (e *fzEnv) endpoints() []fzEndpoint {
+	e.endpointsOnce.Do(func() {
+		e.endpointsList = []fzEndpoint{
+			{"submit post", "POST", e.o("/posts"), e.author, false},
+			{"patch post", "PATCH", e.o("/posts/" + e.post), e.author, false},
+			{"approve", "POST", e.o("/posts/" + e.post + "/approve"), e.approver, false},
+			{"reject", "POST", e.o("/posts/" + e.post + "/reject"), e.approver, false},
+			{"cancel", "POST", e.o("/posts/" + e.post + "/cancel"), e.author, false},
+			{"create team", "POST", e.o("/teams"), e.owner, false},
+			{"patch team", "PATCH", e.o("/teams/" + e.team), e.owner, false},
+			{"put team member", "PUT", e.o("/teams/" + e.team + "/members/" + e.authorID), e.owner, false},
+			{"create account", "POST", e.o("/accounts"), e.owner, false},
+			{"patch account", "PATCH", e.o("/accounts/" + e.acct), e.owner, false},
+			{"put permissions", "PUT", e.o("/accounts/" + e.acct + "/permissions"), e.owner, false},
+			{"create chain", "POST", e.o("/approval-chains"), e.owner, false},
+			{"replace chain", "PUT", e.o("/approval-chains/" + e.chain), e.owner, false},
+			{"invite", "POST", e.o("/invitations"), e.owner, false},
+			{"import invitations", "POST", e.o("/invitations/import"), e.owner, true},
+			{"accept invitation", "POST", "/v1/invitations/" + e.invitation + "/accept", "", false},
+			{"decline invitation", "POST", "/v1/invitations/" + e.invitation + "/decline", "", false},
+			{"patch member", "PATCH", e.o("/members/" + e.approverID), e.owner, false},
+			{"patch me", "PATCH", "/v1/me", e.author, false},
+			{"create token", "POST", "/v1/me/tokens", e.author, false},
+		}
+	})
+	return e.endpointsList
+}
+
+// fzAllEndpoints (as the fuzz argument "which") sends the body to every
+// endpoint; the seeds do, and the fuzzer mostly picks one.
+const fzAllEndpoints = uint8(20)
+
+var fzContentTypes = []string{"application/json", "", "application/json; charset=utf-8", "text/plain", "text/csv"}
+
+// checkAnswer checks one answer: never a 5xx; a 4xx is a problem document
+// whose status matches; a 2xx body is JSON.
+func checkAnswer(t *testing.T, e *fzEnv, what string, body []byte, code int, h http.Header, raw []byte) map[string]any {
+	t.Helper()
+	if code >= 500 {
+		t.Errorf("%s with body %.300q: %d %s\nserver log:\n%s", what, body, code, raw, e.logs.tail(20))
+		return nil
+	}
+	if code < 400 {
+		if len(raw) > 0 && !json.Valid(raw) {
+			t.Errorf("%s with body %.300q: %d with a body that is not JSON: %.300q", what, body, code, raw)
+		}
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || mt != "application/problem+json" {
+		t.Errorf("%s with body %.300q: %d with Content-Type %q, want application/problem+json", what, body, code, h.Get("Content-Type"))
+	}
+	var p map[string]any
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Errorf("%s with body %.300q: %d with a problem that is not a JSON object: %.300q", what, body, code, raw)
+		return nil
+	}
+	status, _ := p["status"].(float64)
+	pcode, _ := p["code"].(string)
+	title, _ := p["title"].(string)
+	if int(status) != code || pcode == "" || title == "" {
+		t.Errorf("%s with body %.300q: %d with problem %s (want status, title and code)", what, body, code, raw)
+	}
+	if errs, ok := p["errors"]; ok {
+		list, ok := errs.([]any)
+		if !ok {
+			t.Errorf("%s: errors is not a list: %s", what, raw)
+			return p
+		}
+		for _, fe := range list {
+			m, ok := fe.(map[string]any)
+			_, okF := m["field"].(string)
+			msg, okM := m["message"].(string)
+			if !ok || !okF || !okM || msg == "" {
+				t.Errorf("%s: errors entry %v is not {field, message}", what, fe)
+			}
+		}
+	}
+	return p
+}
+
+// FuzzMutatingBodies sends arbitrary bytes as the body of every endpoint that
+// reads one (or of the one "which" picks), under one of several content
+// types: the answer is never a 5xx, and every 4xx is a problem+json whose
+// status matches.
+func FuzzMutatingBodies(f *testing.F) {
+	e := newFzEnv(f)
+	in := func(s string) string {
+		return strings.NewReplacer("ACCT", e.acct, "TEAM", e.team, "CHAIN", e.chain,
+			"AUTHOR", e.authorID, "APPROVER", e.approverID).Replace(s)
+	}
+	for _, s := range []string{
+		// valid bodies, one per endpoint family
+		`{"account_id": "ACCT", "text": "Autumn launch", "media_urls": ["https://cdn.fuzz.test/a.png"], "scheduled_at": "2099-11-23T09:00:00+01:00"}`,
+		`{"text": "Autumn launch, take 2", "revision": 1}`,
+		`{"scheduled_at": null}`,
+		`{"revision": 1, "note": "ok"}`,
+		`{"reason": "duplicate"}`,
+		`{"name": "Design", "slack_channel_id": "C123"}`,
+		`{"role": "admin"}`,
+		`{"network": "mastodon", "handle": "acme@social.fuzz.test", "display_name": "Acme", "timezone": "UTC", "settings": {"instance_url": "https://social.fuzz.test"}, "credentials": {"access_token": "t0k3n"}}`,
+		`{"approval_chain_id": null}`,
+		`{"approval_chain_id": "CHAIN"}`,
+		`{"grants": [{"member_id": "AUTHOR", "level": "limited"}, {"member_id": "APPROVER", "level": "editor"}, {"team_id": "TEAM", "level": "custom", "custom": {"publish": "with_approval", "approve": true, "manage": false}}]}`,
+		`{"name": "Brand", "late_policy": "hold", "distinct_approvers": false, "steps": [{"approver": {"team": "TEAM"}, "timeout": "4h", "fallback_team": "TEAM", "fallback_timeout": "2h"}, {"approver": {"role": "approvers"}}]}`,
+		`{"email": "ana@fuzz.test", "name": "Ana", "org_role": "member", "teams": ["PR"]}`,
+		`{"name": "Ana"}`,
+		`{"org_role": "admin", "slack_user_id": "U123"}`,
+		`{"name": "Ines", "allow_invitations": false}`,
+		`{"label": "ci"}`,
+		"email,name,org_role,teams\nana@fuzz.test,Ana,member,PR;Design\n",
+		// invalid ones
+		``, ` `, `{}`, `[]`, `null`, `"x"`, `1e999`, `{"x":1}`, `{} {}`, `{"text": 1}`, `{"revision": "1"}`,
+		`{"revision": -1, "note": ""}`, `{"revision": 99999999999999999999}`, `{"steps": {}}`, `{"steps": [{"approver": "x"}]}`,
+		`{"steps": [{"approver": {"member": "not-a-uuid"}, "quorum": 0, "timeout": "soon"}]}`,
+		`{"account_id": "ACCT", "text": "` + strings.Repeat("a", 600) + `"}`,
+		`{"account_id": "00000000-0000-0000-0000-000000000000", "text": "x"}`,
+		`{"account_id": "ACCT", "text": "x", "scheduled_at": "2020-01-01T00:00:00"}`,
+		`{"grants": [{"member_id": "AUTHOR", "team_id": "TEAM", "level": "root"}]}`,
+		`{"network": "x", "handle": "", "timezone": "Mars/Olympus", "settings": {"api_url": "ftp://x"}}`,
+		`{"email": "not an email", "org_role": "owner", "teams": [""]}`,
+		`{"name": "\u0000", "text": "\u0000", "email": "a\u0000@fuzz.test"}`,
+		`{"text": "\ud800"}`,
+		"\xff\xfe{",
+	} {
+		for ct := range fzContentTypes[:2] {
+			f.Add([]byte(in(s)), uint8(ct), fzAllEndpoints)
+		}
+	}
+	// Known bug: a U+0000 in a string field reaches PostgreSQL, which refuses
+	// it (SQLSTATE 22021): 500. Set COUNTERSIGN_FUZZ_KNOWN_BUGS=1 to run these
+	// seeds; once fixed, move them into the list above.
+	if os.Getenv("COUNTERSIGN_FUZZ_KNOWN_BUGS") == "1" {
+		for _, s := range []string{`{"name": "PR\u0000"}`, `{"account_id": "ACCT", "text": "nul \u0000"}`,
+			`{"email": "a\u0000@fuzz.test"}`, `{"label": "\u0000"}`, `{"slack_user_id": "U\u0000"}`} {
+			f.Add([]byte(in(s)), uint8(0), fzAllEndpoints)
+		}
+	}
+	if n := len(e.endpoints()); n != int(fzAllEndpoints) {
+		f.Fatalf("fzAllEndpoints is %d, there are %d endpoints", fzAllEndpoints, n)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, ct, which uint8) {
+		contentType := fzContentTypes[int(ct)%len(fzContentTypes)]
+		eps := e.endpoints()
+		if i := int(which) % (len(eps) + 1); i < len(eps) {
+			eps = eps[i : i+1] // one endpoint: the fuzzer runs 20 times faster
+		}
+		for _, ep := range eps {
+			typ := contentType
+			if ep.csv && ct%2 == 0 {
+				typ = "text/csv"
+			}
+			code, h, raw, err := e.send(ep.token, ep.method, ep.path, typ, body)
+			if err != nil {
+				t.Fatalf("%s: %v", ep.name, err)
+			}
+			checkAnswer(t, e, fmt.Sprintf("%s %s (%s, Content-Type %q)", ep.method, ep.path, ep.name, typ), body, code, h, raw)
+		}
+	})
+}
+
+// chainFieldPattern is what a chain's field errors may name.
+var chainFieldPattern = regexp.MustCompile(`^(name|steps|late_policy|require_approval_for_all|distinct_approvers|` +
+	`steps\[\d+\]\.(approver(\.(member|team|role))?|quorum|timeout|fallback_team|fallback_timeout))$`)
+
+// FuzzChainBody: the body of POST /approval-chains is decoded and validated
+// without a 5xx, and every 422 names the fields at fault in the chain's own
+// terms (steps[1].quorum, not a Go type).
+func FuzzChainBody(f *testing.F) {
+	e := newFzEnv(f)
+	for _, s := range []string{
+		`{"name": "Brand", "late_policy": "expire", "require_approval_for_all": false, "distinct_approvers": true,
+		  "steps": [{"approver": {"member": "APPROVER"}, "timeout": "4h", "fallback_team": "TEAM", "fallback_timeout": "2h"},
+		            {"approver": {"team": "TEAM"}, "quorum": 1}, {"approver": {"role": "approvers"}}]}`,
+		`{"name": "one", "steps": [{"approver": {"role": "approvers"}}]}`,
+		`{"name": "", "steps": []}`,
+		`{"name": "four", "steps": [{"approver": {"role": "approvers"}}, {"approver": {"role": "approvers"}}, {"approver": {"role": "approvers"}}, {"approver": {"role": "approvers"}}]}`,
+		`{"name": "x", "steps": [{"approver": {"member": "APPROVER", "team": "TEAM"}}]}`,
+		`{"name": "x", "steps": [{"approver": {}}]}`,
+		`{"name": "x", "steps": [{"approver": {"role": "admins"}}]}`,
+		`{"name": "x", "steps": [{"approver": {"member": "APPROVER"}, "quorum": 3}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "TEAM"}, "quorum": 5}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "TEAM"}, "quorum": 0}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "TEAM"}, "timeout": "10ms"}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "TEAM"}, "timeout": "4"}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "TEAM"}, "fallback_team": "TEAM"}]}`,
+		`{"name": "x", "steps": [{"approver": {"team": "00000000-0000-0000-0000-000000000000"}}]}`,
+		`{"name": "x", "steps": [{"approver": {"member": "nope"}}]}`,
+		`{"name": "x", "late_policy": "later", "steps": [{"approver": {"role": "approvers"}}]}`,
+		`{"name": "` + strings.Repeat("n", 101) + `", "steps": [{"approver": {"role": "approvers"}}]}`,
+		`{"name": "x", "steps": [{"approver": {"role": "approvers"}, "colour": "red"}]}`,
+		`{"name": "x", "steps": [{"approver": {"role": "approvers"}, "timeout": 4}]}`,
+		`{"name": 1}`,
+	} {
+		f.Add([]byte(strings.NewReplacer("APPROVER", e.approverID, "TEAM", e.team).Replace(s)))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		code, h, raw, err := e.send(e.owner, "POST", e.o("/approval-chains"), "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := checkAnswer(t, e, "POST /approval-chains", body, code, h, raw)
+		if code != 422 || p == nil {
+			return
+		}
+		errs, _ := p["errors"].([]any)
+		if len(errs) == 0 {
+			t.Errorf("422 without field errors for %.300q: %s", body, raw)
+		}
+		for _, fe := range errs {
+			m, _ := fe.(map[string]any)
+			field, _ := m["field"].(string)
+			msg, _ := m["message"].(string)
+			switch {
+			case p["code"] == "unknown_field":
+				// names what the client sent, whatever it is
+			case p["detail"] == "a field has the wrong type":
+				// Known gap (see fuzz report): a type mismatch is named
+				// with encoding/json's path ("steps.quorum", "" for the
+				// whole body) and a Go type ("must be a
+				// server.chainRequest"). Recorded, not failed.
+				e.knownGap(t, fmt.Sprintf("type mismatch reported as field %q: %q", field, msg))
+			case !chainFieldPattern.MatchString(field):
+				t.Errorf("422 names field %q (%q) for %.300q", field, msg, body)
+			}
+		}
+	})
+}
+
+// knownGap logs a known shortcoming once per kind.
+func (e *fzEnv) knownGap(t *testing.T, what string) {
+	e.knownGapsMu.Lock()
+	defer e.knownGapsMu.Unlock()
+	key := what
+	if i := strings.Index(what, ": "); i > 0 {
+		key = what[:i]
+	}
+	if !e.knownGaps[key] {
+		e.knownGaps[key] = true
+		t.Logf("known gap: %s", what)
+	}
+}
+
+// fzLog keeps the server's last log lines (warnings and errors), so a 5xx
+// comes with its cause.
+type fzLog struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (l *fzLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, strings.TrimRight(string(p), "\n"))
+	if len(l.lines) > l.max {
+		l.lines = append([]string(nil), l.lines[len(l.lines)-l.max/2:]...)
+	}
+	return len(p), nil
+}
+
+func (l *fzLog) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines[max(0, len(l.lines)-n):], "\n")
+}
