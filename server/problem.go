@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,9 +85,18 @@ func bindJSON(c *gin.Context, v any) bool {
 		problem(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as application/json", nil)
 		return false
 	}
-	dec := json.NewDecoder(c.Request.Body)
+	body, err := io.ReadAll(c.Request.Body)
+	if err == nil && bytes.Contains(body, []byte(`\u0000`)) && hasNUL(body) {
+		// PostgreSQL cannot store U+0000 in text: refuse it here, before it
+		// reaches the database or a workflow signal.
+		problem(c, http.StatusUnprocessableEntity, cs.EINVALID, "text cannot contain the NUL character (U+0000)", nil)
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	if err == nil {
+		err = dec.Decode(v)
+	}
 	if err == nil && dec.More() {
 		err = errors.New("trailing data after the JSON object")
 	}
@@ -116,4 +126,19 @@ func bindJSON(c *gin.Context, v any) bool {
 		problem(c, http.StatusBadRequest, "invalid_json", err.Error(), nil)
 	}
 	return false
+}
+
+// hasNUL reports whether any string (or key) in the JSON document holds
+// U+0000.
+func hasNUL(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if str, ok := tok.(string); ok && strings.ContainsRune(str, 0) {
+			return true
+		}
+	}
 }

@@ -24,7 +24,9 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 
@@ -104,7 +106,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		return nil, fmt.Errorf("create Temporal namespace %q: %w", o.Namespace, err)
 	}
 
-	conf, err := serverConfig(o, sqlConf)
+	conf, hosts, err := serverConfig(o, sqlConf)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +126,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithLogger(logger),
+		// Static membership: with ringpop, a restart on a kept SQLite file
+		// first tries to join the previous run's (dead) hosts and stalls for
+		// about 50 s.
+		temporal.WithStaticHosts(hosts),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
@@ -194,7 +200,7 @@ func (t *Server) Stop() {
 	_ = t.server.Stop()
 }
 
-func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
+func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
 	var conf config.Config
 	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"}
 	conf.Persistence = config.Persistence{
@@ -214,25 +220,25 @@ func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, error) {
 	}
 	conf.DCRedirectionPolicy = config.DCRedirectionPolicy{Policy: "noop"}
 	conf.Services = map[string]config.Service{}
-	for _, name := range []string{"frontend", "history", "matching", "worker"} {
-		svc := config.Service{RPC: config.RPC{BindOnLocalHost: true}}
-		var err error
-		if name == "frontend" {
-			svc.RPC = config.RPC{GRPCPort: o.Port, BindOnIP: o.IP}
-		} else if svc.RPC.GRPCPort, err = freePort(); err != nil {
-			return nil, err
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for _, name := range []primitives.ServiceName{primitives.FrontendService, primitives.HistoryService, primitives.MatchingService, primitives.WorkerService} {
+		svc := config.Service{RPC: config.RPC{GRPCPort: o.Port, BindOnIP: o.IP}}
+		if name != primitives.FrontendService {
+			port, err := freePort()
+			if err != nil {
+				return nil, nil, err
+			}
+			svc.RPC = config.RPC{GRPCPort: port, BindOnIP: "127.0.0.1"}
 		}
-		if svc.RPC.MembershipPort, err = freePort(); err != nil {
-			return nil, err
-		}
-		conf.Services[name] = svc
+		conf.Services[string(name)] = svc
+		hosts[name] = static.SingleLocalHost(net.JoinHostPort(svc.RPC.BindOnIP, strconv.Itoa(svc.RPC.GRPCPort)))
 	}
 	conf.Archival.History.State = "disabled"
 	conf.Archival.Visibility.State = "disabled"
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = net.JoinHostPort("127.0.0.1", strconv.Itoa(o.Port))
-	return &conf, nil
+	return &conf, hosts, nil
 }
 
 // freePort asks the kernel for a free TCP port on the loopback interface.

@@ -398,13 +398,14 @@ func (fx *faultStack) drive(ctx context.Context, p *faultPlan) error {
 	switch p.kind {
 	case kindThree, kindThreeScheduled:
 		for step, who := range []string{"Maya", team, "Eddie"} {
-			if step == 0 && p.holdFor != "" {
+			held := step == 0 && p.holdFor != ""
+			if held {
 				if _, err := fx.waitPostHTTP(ctx, p, "at step 1", atStep(1)); err != nil {
 					return err
 				}
 				fx.outages.waitDown(ctx, p.holdFor, p.holdUntil)
 			}
-			if err := fx.decide(ctx, p, step+1, who, cs.DecisionApprove); err != nil {
+			if err := fx.decideNow(ctx, p, step+1, who, cs.DecisionApprove, held); err != nil {
 				return err
 			}
 			if err := pace(); err != nil {
@@ -442,8 +443,16 @@ func (fx *faultStack) drive(ctx context.Context, p *faultPlan) error {
 // sends the decision until the API answers something other than a 5xx or a
 // transport error.
 func (fx *faultStack) decide(ctx context.Context, p *faultPlan, step int, who, decision string) error {
-	if _, err := fx.waitPostHTTP(ctx, p, fmt.Sprintf("at step %d", step), atStep(step)); err != nil {
-		return err
+	return fx.decideNow(ctx, p, step, who, decision, false)
+}
+
+// decideNow is decide; with stepKnownOpen it sends at once (the caller saw
+// the step open), even while the API cannot read the post.
+func (fx *faultStack) decideNow(ctx context.Context, p *faultPlan, step int, who, decision string, stepKnownOpen bool) error {
+	if !stepKnownOpen {
+		if _, err := fx.waitPostHTTP(ctx, p, fmt.Sprintf("at step %d", step), atStep(step)); err != nil {
+			return err
+		}
 	}
 	e := fx.env
 	d := &faultDecision{who: who, memberID: e.members[who].memberID, step: step, decision: decision,
@@ -782,8 +791,8 @@ func (fx *faultStack) report(plans []*faultPlan, final map[string]cs.Post) *faul
 		}
 		if p.holdFor != "" && len(p.decisions) > 0 {
 			d := p.decisions[0]
-			r.held = append(r.held, fmt.Sprintf("post %d step 1 sent while %s was down: %d after %d attempt(s), %.1fs",
-				p.idx, p.holdFor, d.status, d.attempts, d.took.Seconds()))
+			r.held = append(r.held, fmt.Sprintf("post %d step 1 sent at +%.1fs, %s down: %d after %d attempt(s), %.1fs",
+				p.idx, d.sentAt.Sub(fx.events.start).Seconds(), p.holdFor, d.status, d.attempts, d.took.Seconds()))
 		}
 		for _, d := range p.decisions {
 			r.sent++

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -209,9 +212,20 @@ func (s *Store) SavePostState(ctx context.Context, postID string, st cs.PostStat
 // MirrorPost is SavePostState that also returns the events this call stored
 // (not those a previous attempt already had), for metrics.
 func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) (inserted []cs.PostEvent, err error) {
+	// PostgreSQL refuses U+0000 in text and jsonb; a signal sent from the
+	// Temporal UI may carry one. Drop it rather than retry forever.
 	state, err := json.Marshal(st)
 	if err != nil {
 		return nil, err
+	}
+	state = withoutNUL(state)
+	st.Text, st.LastError = noNUL(st.Text), noNUL(st.LastError)
+	for i := range st.MediaURLs {
+		st.MediaURLs[i] = noNUL(st.MediaURLs[i])
+	}
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Detail, events[i].Reason = noNUL(events[i].Detail), noNUL(events[i].Reason)
 	}
 	awaiting := awaitedMembers(st)
 	media := st.MediaURLs
@@ -363,4 +377,38 @@ func (s *Store) FlagPost(ctx context.Context, postID, reason string) error {
 			postID, cs.PostNeedsAttention, reason)
 		return err
 	})
+}
+
+func noNUL(s string) string { return strings.ReplaceAll(s, "\x00", "") }
+
+// withoutNUL drops U+0000 from every string of a JSON document.
+func withoutNUL(doc []byte) []byte {
+	if !bytes.Contains(doc, []byte(`\u0000`)) {
+		return doc
+	}
+	var v any
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return doc
+	}
+	var clean func(any) any
+	clean = func(v any) any {
+		switch t := v.(type) {
+		case string:
+			return noNUL(t)
+		case []any:
+			for i := range t {
+				t[i] = clean(t[i])
+			}
+		case map[string]any:
+			for k, x := range t {
+				t[k] = clean(x)
+			}
+		}
+		return v
+	}
+	out, err := json.Marshal(clean(v))
+	if err != nil {
+		return doc
+	}
+	return out
 }
