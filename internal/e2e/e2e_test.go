@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -53,23 +54,27 @@ type person struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	tsrv := testenv.Temporal(t)
+	return startEnv(t, map[string]string{
+		"DATABASE_URL":       testenv.Postgres(t),
+		"TEMPORAL_ADDRESS":   tsrv.Address,
+		"TEMPORAL_NAMESPACE": tsrv.Namespace,
+	}, testenv.Logger(t))
+}
+
+// startEnv opens an app configured by vars (plus a fresh secret key), serves
+// its API, starts a worker and a webhook receiver; all stop with the test.
+func startEnv(t *testing.T, vars map[string]string, logger *slog.Logger) *env {
+	t.Helper()
 	cfg, err := config.Load(func(name string) string {
-		switch name {
-		case "DATABASE_URL":
-			return testenv.Postgres(t)
-		case "TEMPORAL_ADDRESS":
-			return tsrv.Address
-		case "TEMPORAL_NAMESPACE":
-			return tsrv.Namespace
-		case "COUNTERSIGN_SECRET_KEY":
+		if name == "COUNTERSIGN_SECRET_KEY" {
 			return fmt.Sprintf("%x", secrets.RandomBytes(32))
 		}
-		return ""
+		return vars[name]
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Open(context.Background(), cfg, testenv.Logger(t))
+	a, err := app.Open(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,11 +15,8 @@ import (
 	"go.temporal.io/sdk/client"
 
 	cs "github.com/countersign/countersign"
-	"github.com/countersign/countersign/internal/app"
-	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/pgserver"
-	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/testenv"
 )
@@ -294,35 +290,11 @@ func startFaultStack(t *testing.T) *faultStack {
 	fx.tmp = tmp
 	t.Cleanup(func() { fx.mu.Lock(); defer fx.mu.Unlock(); fx.tmp.Stop() })
 
-	cfg, err := config.Load(func(name string) string {
-		switch name {
-		case "DATABASE_URL":
-			return pg.URL
-		case "TEMPORAL_ADDRESS":
-			return tmp.Address
-		case "TEMPORAL_NAMESPACE":
-			return tmp.Namespace
-		case "COUNTERSIGN_SECRET_KEY":
-			return fmt.Sprintf("%x", secrets.RandomBytes(32))
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Open(ctx, cfg, fx.log.logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, app: a, members: map[string]person{}}
-	e.api = httptest.NewServer(a.Server())
-	e.hook = newReceiver(t)
-	t.Cleanup(func() {
-		e.stopWorker()
-		e.api.Close()
-		a.Close()
-	})
-	e.startWorker()
+	e := startEnv(t, map[string]string{
+		"DATABASE_URL":       pg.URL,
+		"TEMPORAL_ADDRESS":   tmp.Address,
+		"TEMPORAL_NAMESPACE": tmp.Namespace,
+	}, fx.log.logger())
 	fx.env = e
 	fx.http = newFaultHTTP(e.api.URL)
 	return fx

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,9 +12,6 @@ import (
 	"time"
 
 	cs "github.com/countersign/countersign"
-	"github.com/countersign/countersign/internal/app"
-	"github.com/countersign/countersign/internal/config"
-	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/slack/slackfake"
 	"github.com/countersign/countersign/internal/testenv"
@@ -53,44 +48,17 @@ func newSlackEnv(t *testing.T) *slackEnv {
 		fake.AddUser(id, email)
 	}
 	tsrv := testenv.Temporal(t)
-	cfg, err := config.Load(func(name string) string {
-		switch name {
-		case "DATABASE_URL":
-			return testenv.Postgres(t)
-		case "TEMPORAL_ADDRESS":
-			return tsrv.Address
-		case "TEMPORAL_NAMESPACE":
-			return tsrv.Namespace
-		case "COUNTERSIGN_SECRET_KEY":
-			return fmt.Sprintf("%x", secrets.RandomBytes(32))
-		case "COUNTERSIGN_SLACK_BOT_TOKEN":
-			return "xoxb-test-token"
-		case "COUNTERSIGN_SLACK_SIGNING_SECRET":
-			return slackSecret
-		case "COUNTERSIGN_SLACK_API_URL":
-			return fake.APIURL()
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Open(context.Background(), cfg, testenv.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Slack == nil || !a.Slack.HasBot() {
+	e := startEnv(t, map[string]string{
+		"DATABASE_URL":                     testenv.Postgres(t),
+		"TEMPORAL_ADDRESS":                 tsrv.Address,
+		"TEMPORAL_NAMESPACE":               tsrv.Namespace,
+		"COUNTERSIGN_SLACK_BOT_TOKEN":      "xoxb-test-token",
+		"COUNTERSIGN_SLACK_SIGNING_SECRET": slackSecret,
+		"COUNTERSIGN_SLACK_API_URL":        fake.APIURL(),
+	}, testenv.Logger(t))
+	if e.app.Slack == nil || !e.app.Slack.HasBot() {
 		t.Fatal("the app did not pick up the Slack settings")
 	}
-	e := &env{t: t, app: a, members: map[string]person{}}
-	e.api = httptest.NewServer(a.Server())
-	e.hook = newReceiver(t)
-	t.Cleanup(func() {
-		e.stopWorker()
-		e.api.Close()
-		a.Close()
-	})
-	e.startWorker()
 	return &slackEnv{env: e, slack: fake}
 }
 
