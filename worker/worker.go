@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/postlog"
 	"github.com/countersign/countersign/workflows"
 )
 
@@ -23,6 +25,9 @@ func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 	w := sdkworker.New(c, TaskQueue, sdkworker.Options{
 		// Let a publish or a notification in flight finish on shutdown.
 		WorkerStopTimeout: 30 * time.Second,
+		// Tells the process logger (postlog.Handler) each post's org, so the
+		// SDK's own lines about a post carry it.
+		Interceptors: []interceptor.WorkerInterceptor{postlog.NewInterceptor(postlog.DefaultOrgs)},
 	})
 	w.RegisterWorkflowWithOptions(workflows.PostWorkflow, workflow.RegisterOptions{Name: cs.WorkflowType})
 	w.RegisterActivity(acts)

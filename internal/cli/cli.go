@@ -20,6 +20,7 @@ import (
 
 	"github.com/countersign/countersign/internal/app"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/postlog"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/temporalclient"
 )
@@ -70,15 +71,18 @@ func lookup(root *cobra.Command, name string) (*cobra.Command, bool) {
 	return nil, false
 }
 
-// NewLogger builds the process logger from the configuration.
+// NewLogger builds the process logger from the configuration: JSON unless
+// COUNTERSIGN_LOG_FORMAT=text, and every line about a post, the Temporal
+// SDK's included, carries org, post_id and workflow_id.
 func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(postlog.NewHandler(h, postlog.DefaultOrgs))
 }
 
 // openApp loads the configuration and connects, for the production commands.
