@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/countersign/countersign"
@@ -22,6 +23,8 @@ type Activities struct {
 	Mirror    Mirror
 	Notifier  Notifier
 	Publisher Publisher
+	// Now is the clock NotifyBound is measured with (nil: time.Now).
+	Now func() time.Time
 }
 
 // errNotConfigured is returned (and retried) when the worker was built
@@ -46,20 +49,69 @@ func (a *Activities) ResolveApprovers(ctx context.Context, in ResolveApproversIn
 	return ResolveApproversResult{MemberIDs: ids}, nil
 }
 
-// AuthorizeDecision re-checks a decision against the current database.
+// AuthorizeDecision re-checks a decision against the current database and,
+// when allowed and asked to, resolves the approver of the step it opens.
 func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest) (AuthorizeResult, error) {
 	if a.Directory == nil {
 		return AuthorizeResult{}, errNotConfigured("Directory")
 	}
-	return a.Directory.AuthorizeDecision(ctx, in)
+	res, err := a.Directory.AuthorizeDecision(ctx, in)
+	if err != nil || !res.Allowed || in.ResolveNext == nil {
+		return res, err
+	}
+	next, err := a.ResolveApprovers(ctx, ResolveApproversInput{OrgID: in.OrgID, AccountID: in.AccountID,
+		PostID: in.PostID, Approver: *in.ResolveNext})
+	if err != nil {
+		return AuthorizeResult{}, err
+	}
+	res.NextResolved, res.NextEligible = true, next.MemberIDs
+	return res, nil
 }
 
-// SavePostState mirrors one transition (state and events) to the database.
+// NotifyBound is how long a notification is retried before it is logged and
+// dropped: telling people never holds a post back.
+const NotifyBound = 2 * time.Minute
+
+// SavePostState mirrors one transition (state and events) to the database,
+// then sends its notifications, in order. A failed notification fails the
+// attempt, so it is retried with the rest (the mirror write is idempotent and
+// the Slack notifier never sends a message twice) until NotifyBound after the
+// activity was first scheduled; past that it is logged and skipped.
 func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) error {
 	if a.Mirror == nil {
 		return errNotConfigured("Mirror")
 	}
-	return a.Mirror.SavePostState(ctx, in.PostID, in.State, in.Events)
+	if err := a.Mirror.SavePostState(ctx, in.PostID, in.State, in.Events); err != nil {
+		return err
+	}
+	for _, n := range in.Notifications {
+		err := a.Notify(ctx, n)
+		if err == nil {
+			continue
+		}
+		if !a.pastNotifyBound(ctx) {
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				return appErr // as is, so a Slack 429's retry delay is kept
+			}
+			return fmt.Errorf("notify %s: %w", n.Kind, err)
+		}
+		activity.GetLogger(ctx).Warn("notification not sent", "kind", n.Kind, "error", err)
+	}
+	return nil
+}
+
+// pastNotifyBound says whether this activity was first scheduled more than
+// NotifyBound ago (outside an activity: never).
+func (a *Activities) pastNotifyBound(ctx context.Context) bool {
+	if !activity.IsActivity(ctx) {
+		return false
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	return now().Sub(activity.GetInfo(ctx).ScheduledTime) >= NotifyBound
 }
 
 // Notify sends one notification.

@@ -86,20 +86,30 @@ type AuthorizeRequest struct {
 	// EarlierApprovers approved an earlier step of this revision; set only
 	// when the chain has distinct_approvers.
 	EarlierApprovers []string `json:"earlier_approvers,omitempty"`
+	// ResolveNext, when set, is the next step's approver: the workflow sets it
+	// when this approval completes the current step, so the step it opens
+	// needs no ResolveApprovers activity of its own.
+	ResolveNext *countersign.Approver `json:"resolve_next,omitempty"`
 }
 
 // AuthorizeResult says yes, or no with a reason a person can read
 // ("member was removed from the organization", "not in team PR any more").
+// When the decision is allowed and the request had ResolveNext, NextResolved
+// is true and NextEligible lists who that approver stands for now, sorted.
 type AuthorizeResult struct {
-	Allowed bool   `json:"allowed"`
-	Reason  string `json:"reason,omitempty"`
+	Allowed      bool     `json:"allowed"`
+	Reason       string   `json:"reason,omitempty"`
+	NextResolved bool     `json:"next_resolved,omitempty"`
+	NextEligible []string `json:"next_eligible,omitempty"`
 }
 
-// SavePostStateInput is one transition: the new state and its new events.
+// SavePostStateInput is one transition: the new state, its new events, and
+// the notifications to send once both are stored.
 type SavePostStateInput struct {
-	PostID string                  `json:"post_id"`
-	State  countersign.PostState   `json:"state"`
-	Events []countersign.PostEvent `json:"events"`
+	PostID        string                  `json:"post_id"`
+	State         countersign.PostState   `json:"state"`
+	Events        []countersign.PostEvent `json:"events"`
+	Notifications []Notification          `json:"notifications,omitempty"`
 }
 
 // NotificationKind says what happened.

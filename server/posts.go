@@ -122,7 +122,7 @@ func (s *Server) submitPost(c *gin.Context) {
 		case exists:
 		case derr == nil: // surely not started: undo the insert
 			if err := s.Store.DeleteUnstartedPost(c, post.ID); err != nil {
-				s.Logger.Error("remove post after failed start; the reconciler will start it", "post_id", post.ID, "error", err)
+				s.Logger.Error("remove post after failed start; the reconciler will start it", "org", post.OrgID, "post_id", post.ID, "error", err)
 			}
 			problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "the post could not be started (Temporal refused); nothing was saved, retry", nil)
 			return
@@ -133,7 +133,7 @@ func (s *Server) submitPost(c *gin.Context) {
 		}
 	}
 	if err := s.Store.MarkPostStarted(c, post.ID); err != nil {
-		s.Logger.Warn("mark post started", "post_id", post.ID, "error", err) // the reconciler's start is a no-op
+		s.Logger.Warn("mark post started", "org", post.OrgID, "post_id", post.ID, "error", err) // the reconciler's start is a no-op
 	}
 	if len(post.Steps) == 0 {
 		post.Steps = plannedSteps(chain, np.NeedsApproval)

@@ -112,7 +112,7 @@ func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback,
 	if act.Decision == cs.DecisionReject {
 		meta := csslack.ModalMeta{Target: act.Target, ChannelID: channel}
 		if err := s.Slack.OpenRejectModal(ctx, cb.TriggerID, meta, "the post on @"+sp.Account.Handle); err != nil {
-			s.Logger.Warn("slack: could not open the reject modal", "post_id", p.ID, "error", err)
+			s.Logger.Warn("slack: could not open the reject modal", "org", p.OrgID, "post_id", p.ID, "error", err)
 			tell("Countersign could not open the rejection form; try again, or reject through the API.")
 		}
 		return
@@ -176,7 +176,7 @@ func (s *Server) slackDecider(ctx context.Context, slackUserID string, t csslack
 	}
 	reason, _, err := s.decisionCheck(ctx, p, me.ID, t.Revision, t.Step)
 	if err != nil {
-		s.Logger.Error("slack: check decision", "post_id", p.ID, "error", err)
+		s.Logger.Error("slack: check decision", "org", p.OrgID, "post_id", p.ID, "error", err)
 		return sp, me, "Countersign could not check this decision right now; try again in a moment"
 	}
 	return sp, me, reason

@@ -28,6 +28,11 @@ func New(c client.Client, acts *activities.Activities) sdkworker.Worker {
 		// Tells the process logger (postlog.Handler) each post's org, so the
 		// SDK's own lines about a post carry it.
 		Interceptors: []interceptor.WorkerInterceptor{postlog.NewInterceptor(postlog.DefaultOrgs)},
+		// Pollers scale with the server's backlog hints instead of the fixed
+		// two per kind: with two, a new post's first workflow task (on the
+		// normal queue, behind the sticky one) waited seconds under load.
+		WorkflowTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
+		ActivityTaskPollerBehavior: sdkworker.NewPollerBehaviorAutoscaling(sdkworker.PollerBehaviorAutoscalingOptions{}),
 	})
 	w.RegisterWorkflowWithOptions(workflows.PostWorkflow, workflow.RegisterOptions{Name: cs.WorkflowType})
 	w.RegisterActivity(acts)

@@ -48,10 +48,18 @@
 //     an earlier one).
 //
 // Determinism: the only clock is workflow.Now, maps are only looked up, never
-// ranged over, and there are no goroutines. This is the first release, so no
-// workflow.GetVersion yet: a future change goes behind a GetVersion call inside
-// the transition function it changes (openStep, onDecision, release, ...),
-// which is why each transition lives in its own small function.
+// ranged over, and there are no goroutines.
+//
+// Versions (workflow.GetVersion, checked by the replay tests against histories
+// recorded with each): posts started before version 1 keep their command
+// sequence; version 1 ("one-commit-per-transition") costs fewer actions:
+//
+//   - One SavePostState per transition, at the end of it, carrying the
+//     transition's notifications (no Notify activity of its own).
+//   - The approval that completes a step resolves the next step's approvers in
+//     its AuthorizeDecision (no ResolveApprovers activity for steps 2 and 3).
+//   - The scheduled-time timer of the late policy expire is kept when the post
+//     is approved (same time, same label), instead of being replaced.
 package workflows
 
 import (
@@ -120,6 +128,7 @@ var acts *activities.Activities
 // PostWorkflow runs one post from submission to a terminal status.
 func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, error) {
 	p := newPost(ctx, in)
+	p.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) == 1
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
@@ -132,9 +141,11 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 			p.publish(ctx)
 			continue
 		}
+		p.flush(ctx)
 		p.waitNext(ctx)
 	}
 	p.alarm.stop()
+	p.flush(ctx)
 	p.drain(ctx)
 	if p.canceledByTemporal {
 		return p.st, temporal.NewCanceledError("post canceled from Temporal")
@@ -142,16 +153,23 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	return p.st, nil
 }
 
+// versionLean is the change id of version 1 (see the package comment).
+const versionLean = "one-commit-per-transition"
+
 // post is the workflow's state. st is what the query returns and the mirror
 // stores; the other fields are bookkeeping that nobody outside needs.
 type post struct {
 	in    PostInput
 	chain countersign.Chain
 	st    countersign.PostState
+	lean  bool // version 1: one commit per transition
 
-	seq     int                     // last event sequence number
-	pending []countersign.PostEvent // events not mirrored yet
-	seen    map[string]bool         // request ids of decisions already handled
+	seq     int                       // last event sequence number
+	pending []countersign.PostEvent   // events not mirrored yet
+	outbox  []activities.Notification // notifications for the next save (lean)
+	dirty   bool                      // a commit is due at the end of the transition (lean)
+	next    *[]string                 // the next step's approvers, resolved with the approval completing this one (lean)
+	seen    map[string]bool           // request ids of decisions already handled
 
 	phaseLen   time.Duration // length of the current step phase (timeout or fallback_timeout)
 	reminded   bool          // the current phase's reminder is sent
@@ -257,7 +275,11 @@ func (p *post) nextAlarm() (time.Time, string) {
 			}
 		}
 		if p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil {
-			consider(*p.st.ScheduledAt, "scheduled time (late policy expire)")
+			label := "scheduled time (late policy expire)"
+			if p.lean { // the same timer then waits for the approved post
+				label = "scheduled time"
+			}
+			consider(*p.st.ScheduledAt, label)
 		}
 		return at, what
 	case countersign.PostScheduled:
@@ -327,7 +349,12 @@ func (p *post) startChain(ctx workflow.Context) {
 func (p *post) openStep(ctx workflow.Context, n int) {
 	p.st.CurrentStep = n
 	cs, s := p.chainStep(), p.step()
-	ids := p.resolve(ctx, cs.Approver)
+	var ids []string
+	if p.next != nil {
+		ids, p.next = *p.next, nil
+	} else {
+		ids = p.resolve(ctx, cs.Approver)
+	}
 	now := workflow.Now(ctx)
 	s.Status, s.OpenedAt, s.Eligible = countersign.StepOpen, &now, ids
 	p.startPhase(now, cs.Timeout.D())
@@ -400,7 +427,12 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
 		p.ignoreDecision(ctx, d, reason, detail)
 		return
 	}
-	res, err := p.authorize(ctx, d)
+	var next *countersign.Approver
+	if s := p.step(); p.lean && d.Decision == countersign.DecisionApprove &&
+		len(s.Approvals)+1 >= s.Quorum && s.Index < p.st.TotalSteps {
+		next = &p.chain.Steps[s.Index].Approver
+	}
+	res, err := p.authorize(ctx, d, next)
 	if err != nil {
 		// Not marked as seen: the same request may be sent again.
 		p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
@@ -412,6 +444,10 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
 	if !res.Allowed {
 		p.ignoreDecision(ctx, d, countersign.ReasonNotAuthorized, res.Reason)
 		return
+	}
+	if res.NextResolved {
+		ids := union(res.NextEligible)
+		p.next = &ids
 	}
 	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
 		Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
@@ -625,7 +661,8 @@ func (p *post) drain(ctx workflow.Context) {
 		if n == 0 {
 			return
 		}
-		p.commit(ctx) // may block: loop again for signals that came meanwhile
+		p.commit(ctx)
+		p.flush(ctx) // may block: loop again for signals that came meanwhile
 	}
 }
 
@@ -653,6 +690,7 @@ func (p *post) recordLate(ctx workflow.Context, what, by, src string) {
 func (p *post) publish(ctx workflow.Context) {
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventPublishStarted})
 	p.commit(ctx)
+	p.flush(ctx) // stored before the network is called
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
@@ -736,9 +774,29 @@ func (p *post) record(ctx workflow.Context, e countersign.PostEvent) {
 	p.pending = append(p.pending, e)
 }
 
-// commit is one transition: the search attributes (only what changed), the
-// current details for the UI, and one SavePostState call with the new events.
+// commit ends a transition. Before version 1 it saves at once; from version 1
+// the save waits for flush, at the end of the transition, so a transition that
+// commits more than once (a counted approval that opens the next step) and its
+// notifications cost one activity.
 func (p *post) commit(ctx workflow.Context) {
+	if p.lean {
+		p.dirty = true
+		return
+	}
+	p.save(ctx)
+}
+
+// flush saves what the transition committed or notified (lean); otherwise a no-op.
+func (p *post) flush(ctx workflow.Context) {
+	if p.dirty || len(p.outbox) > 0 {
+		p.save(ctx)
+	}
+}
+
+// save is one transition: the search attributes (only what changed), the
+// current details for the UI, and one SavePostState call with the new events
+// (and, from version 1, the notifications).
+func (p *post) save(ctx workflow.Context) {
 	if ctx.Err() != nil { // canceled from Temporal: still mirror the end
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
@@ -752,13 +810,13 @@ func (p *post) commit(ctx workflow.Context) {
 	workflow.SetCurrentDetails(ctx, p.details())
 	p.upsertSearchAttributes(ctx)
 
-	events := p.pending
-	p.pending = nil
+	events, notes := p.pending, p.outbox
+	p.pending, p.outbox, p.dirty = nil, nil, false
 	if events == nil {
 		events = []countersign.PostEvent{}
 	}
 	err := workflow.ExecuteActivity(withDBOptions(ctx, "save post state"), acts.SavePostState,
-		activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events}).Get(ctx, nil)
+		activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events, Notifications: notes}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
 		p.pending = append(events, p.pending...)

@@ -89,10 +89,12 @@ func (p *post) resolve(ctx workflow.Context, a countersign.Approver) []string {
 
 // authorize asks the directory whether the member may decide now. It gives up
 // after two minutes: the decision is then ignored (and may be sent again).
-func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal) (activities.AuthorizeResult, error) {
+// next, when set, is the approver of the step this approval would open.
+func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal, next *countersign.Approver) (activities.AuthorizeResult, error) {
 	s := p.step()
 	req := activities.AuthorizeRequest{OrgID: p.in.OrgID, AccountID: p.in.AccountID, PostID: p.in.PostID,
-		AuthorID: p.in.AuthorID, MemberID: d.MemberID, Revision: d.Revision, Step: d.Step, Approver: s.Approver}
+		AuthorID: p.in.AuthorID, MemberID: d.MemberID, Revision: d.Revision, Step: d.Step, Approver: s.Approver,
+		ResolveNext: next}
 	if s.FallbackActive {
 		req.FallbackTeam = s.FallbackTeam
 	}
@@ -110,13 +112,11 @@ func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal) (ac
 	return res, err
 }
 
-// notify sends a notification, filling in the post's details. A notification
-// that cannot be sent within two minutes is logged and dropped: telling people
-// never holds a post back.
+// notify sends a notification, filling in the post's details: from version 1
+// with the transition's save, before it as an activity of its own. A
+// notification that cannot be sent within two minutes is logged and dropped:
+// telling people never holds a post back.
 func (p *post) notify(ctx workflow.Context, n activities.Notification) {
-	if ctx.Err() != nil {
-		ctx, _ = workflow.NewDisconnectedContext(ctx)
-	}
 	n.PostID, n.OrgID, n.AccountID, n.AuthorID = p.in.PostID, p.in.OrgID, p.in.AccountID, p.in.AuthorID
 	if n.Revision == 0 {
 		n.Revision = p.st.Revision
@@ -124,9 +124,16 @@ func (p *post) notify(ctx workflow.Context, n activities.Notification) {
 	n.Step, n.TotalSteps = p.st.CurrentStep, p.st.TotalSteps
 	n.Text, n.ScheduledAt = p.st.Text, p.st.ScheduledAt
 	n.MemberIDs = union(n.MemberIDs)
+	if p.lean {
+		p.outbox = append(p.outbox, n)
+		return
+	}
+	if ctx.Err() != nil {
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Minute,
+		ScheduleToCloseTimeout: activities.NotifyBound,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 		Summary:                "notify " + string(n.Kind),
 	})

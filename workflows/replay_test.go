@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"go.temporal.io/sdk/worker"
@@ -14,14 +15,19 @@ import (
 // TestReplayRecordedHistories replays histories recorded from the real
 // server (internal/e2e with COUNTERSIGN_RECORD_HISTORIES=1): a change to
 // PostWorkflow that would break a running post fails here. Such a change
-// needs workflow.GetVersion, and the old histories stay to prove it.
+// needs workflow.GetVersion, and the old histories stay to prove it: every
+// version (name.vN.json) keeps the three main paths.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 3 {
-		t.Fatalf("want the recorded histories of the main paths in testdata, found %d", len(files))
+	for _, v := range []string{"v0", "v1"} {
+		for _, name := range []string{"three_levels_published", "worker_restart_published", "reject_edit_cancel"} {
+			if !slices.Contains(files, filepath.Join("testdata", name+"."+v+".json")) {
+				t.Errorf("testdata lacks %s.%s.json: replays must cover every workflow version", name, v)
+			}
+		}
 	}
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(workflows.PostWorkflow, workflow.RegisterOptions{Name: cs.WorkflowType})

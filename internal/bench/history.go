@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
@@ -28,6 +29,7 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 	var mu sync.Mutex
 	var firstErr error
 	var events, actions float64
+	waits := samples{}
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, id := range ids {
@@ -39,6 +41,9 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 			evs, acts := map[string]float64{}, map[string]float64{}
 			byAct := map[string]float64{}
 			n := 0.0
+			at := map[int64]time.Time{} // event id → time, for the waits
+			w := samples{}
+			firstWFT := true
 			it := tc.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for it.HasNext() {
 				ev, err := it.Next()
@@ -52,6 +57,22 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 				}
 				n++
 				t := ev.GetEventType()
+				now := ev.GetEventTime().AsTime()
+				at[ev.GetEventId()] = now
+				switch t {
+				case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+					name := "workflow task queue wait"
+					if firstWFT {
+						name, firstWFT = "first workflow task queue wait", false
+					}
+					w[name] = append(w[name], now.Sub(at[ev.GetWorkflowTaskStartedEventAttributes().GetScheduledEventId()]))
+				case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+					w["activity queue wait"] = append(w["activity queue wait"], now.Sub(at[ev.GetActivityTaskStartedEventAttributes().GetScheduledEventId()]))
+				case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+					w["activity run"] = append(w["activity run"], now.Sub(at[ev.GetActivityTaskCompletedEventAttributes().GetStartedEventId()]))
+				case enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+					w["workflow task run"] = append(w["workflow task run"], now.Sub(at[ev.GetWorkflowTaskCompletedEventAttributes().GetStartedEventId()]))
+				}
 				name := strings.TrimPrefix(t.String(), "EVENT_TYPE_")
 				evs[name]++
 				switch t {
@@ -84,6 +105,9 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			for k, v := range w {
+				waits[k] = append(waits[k], v...)
+			}
 			events += n
 			for k, v := range evs {
 				h.EventTypes[k] += v
@@ -98,6 +122,7 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 		}()
 	}
 	wg.Wait()
+	h.Waits = waits.percentiles()
 	if len(ids) == 0 {
 		return h, firstErr
 	}

@@ -62,6 +62,9 @@ type History struct {
 	Actions          map[string]float64 `json:"actions_per_post_by_kind"`
 	EventTypes       map[string]float64 `json:"events_per_post_by_type"`
 	ActivitiesByType map[string]float64 `json:"activities_per_post_by_type"`
+	// Waits are where a post's time goes, read from event times: how long
+	// tasks waited in their queue for a worker, and how long activities ran.
+	Waits map[string]Percentiles `json:"task_waits_ms"`
 }
 
 // Memory is the process's peak during one side's run.
@@ -145,6 +148,24 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "\n  %s actions per post: %s\n", side.name, kv(side.p.History.Actions))
 		fmt.Fprintf(w, "  %s activities per post: %s\n", side.name, kv(side.p.History.ActivitiesByType))
 		fmt.Fprintf(w, "  %s events per post: %s\n", side.name, kv(side.p.History.EventTypes))
+	}
+	fmt.Fprintf(w, "\n  from the histories (ms)                          n      p50      p95      p99      max\n")
+	for _, side := range []struct {
+		name string
+		p    *Pipeline
+	}{{"countersign", c}, {"baseline", b}} {
+		if side.p == nil {
+			continue
+		}
+		keys := make([]string, 0, len(side.p.History.Waits))
+		for k := range side.p.History.Waits {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			l := side.p.History.Waits[k]
+			fmt.Fprintf(w, "  %-12s %-30s %6d %8.1f %8.1f %8.1f %8.1f\n", side.name, k, l.N, l.P50, l.P95, l.P99, l.Max)
+		}
 	}
 	fmt.Fprintf(w, "\n  memory: %s\n  billing rules: %s\n", r.MemoryNote, strings.Join(r.BillingRules, "; "))
 }

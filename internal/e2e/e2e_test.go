@@ -380,6 +380,10 @@ func TestRejectEditResubmit(t *testing.T) {
 	recordHistory(t, e.app.Temporal, post.ID, "reject_edit_cancel")
 }
 
+// historyVersion is the PostWorkflow version (workflow.GetVersion) that new
+// posts run: recorded histories are named after it, and older ones stay.
+const historyVersion = "v1"
+
 // recordHistory writes the workflow's history into workflows/testdata when
 // COUNTERSIGN_RECORD_HISTORIES=1, for the replay tests.
 func recordHistory(t *testing.T, tc client.Client, postID, name string) {
@@ -400,7 +404,7 @@ func recordHistory(t *testing.T, tc client.Client, postID, name string) {
 		events = append(events, raw)
 	}
 	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
-	path := filepath.Join("..", "..", "workflows", "testdata", name+".json")
+	path := filepath.Join("..", "..", "workflows", "testdata", name+"."+historyVersion+".json")
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,125 @@
+package activities_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/activities"
+)
+
+type fakeMirror struct{ saves int }
+
+func (m *fakeMirror) SavePostState(context.Context, string, countersign.PostState, []countersign.PostEvent) error {
+	m.saves++
+	return nil
+}
+
+type fakeNotifier struct {
+	sent []activities.NotificationKind
+	fail map[activities.NotificationKind]error
+}
+
+func (n *fakeNotifier) Notify(_ context.Context, note activities.Notification) error {
+	if err := n.fail[note.Kind]; err != nil {
+		return err
+	}
+	n.sent = append(n.sent, note.Kind)
+	return nil
+}
+
+type fakeDirectory struct{ allowed bool }
+
+func (d fakeDirectory) EligibleApprovers(_ context.Context, _, _ string, a countersign.Approver) ([]string, error) {
+	if a.Team == "empty" {
+		return nil, nil
+	}
+	return []string{"bob", "cid"}, nil
+}
+
+func (d fakeDirectory) AuthorizeDecision(context.Context, activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+	if !d.allowed {
+		return activities.AuthorizeResult{Reason: "not in team pr any more"}, nil
+	}
+	return activities.AuthorizeResult{Allowed: true}, nil
+}
+
+func saveInput() activities.SavePostStateInput {
+	return activities.SavePostStateInput{PostID: "p1", Notifications: []activities.Notification{
+		{Kind: activities.NotifyApproved}, {Kind: activities.NotifyPublished}}}
+}
+
+func run(t *testing.T, a *activities.Activities, in activities.SavePostStateInput) error {
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.SavePostState, in)
+	return err
+}
+
+func TestSavePostStateSavesThenNotifiesInOrder(t *testing.T) {
+	m, n := &fakeMirror{}, &fakeNotifier{}
+	require.NoError(t, run(t, &activities.Activities{Mirror: m, Notifier: n}, saveInput()))
+	require.Equal(t, 1, m.saves)
+	require.Equal(t, []activities.NotificationKind{activities.NotifyApproved, activities.NotifyPublished}, n.sent)
+}
+
+func TestSavePostStateRetriesAFailedNotificationWithinTheBound(t *testing.T) {
+	m := &fakeMirror{}
+	n := &fakeNotifier{fail: map[activities.NotificationKind]error{
+		activities.NotifyApproved: activities.NotifyRetryAfter("slack: 429", 7*time.Second)}}
+	err := run(t, &activities.Activities{Mirror: m, Notifier: n}, saveInput())
+
+	require.Error(t, err, "the attempt fails, so the notification is retried")
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, "RateLimited", appErr.Type(), "Slack's retry delay survives")
+	require.Equal(t, 1, m.saves, "the state was saved before notifying")
+	require.Empty(t, n.sent)
+}
+
+func TestSavePostStateDropsANotificationPastTheBound(t *testing.T) {
+	m := &fakeMirror{}
+	n := &fakeNotifier{fail: map[activities.NotificationKind]error{activities.NotifyApproved: errors.New("slack: 503")}}
+	late := func() time.Time { return time.Now().Add(activities.NotifyBound + time.Second) }
+
+	require.NoError(t, run(t, &activities.Activities{Mirror: m, Notifier: n, Now: late}, saveInput()))
+	require.Equal(t, []activities.NotificationKind{activities.NotifyPublished}, n.sent, "the rest still goes out")
+}
+
+func TestAuthorizeDecisionResolvesTheNextStepOnlyWhenAllowed(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	for _, tc := range []struct {
+		name    string
+		allowed bool
+		next    *countersign.Approver
+		want    activities.AuthorizeResult
+	}{
+		{"allowed, next asked", true, &countersign.Approver{Team: "pr"},
+			activities.AuthorizeResult{Allowed: true, NextResolved: true, NextEligible: []string{"bob", "cid"}}},
+		{"allowed, next resolves to nobody", true, &countersign.Approver{Team: "empty"},
+			activities.AuthorizeResult{Allowed: true, NextResolved: true, NextEligible: []string{}}},
+		{"allowed, last step", true, nil, activities.AuthorizeResult{Allowed: true}},
+		{"denied", false, &countersign.Approver{Team: "pr"}, activities.AuthorizeResult{Reason: "not in team pr any more"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := suite.NewTestActivityEnvironment()
+			a := &activities.Activities{Directory: fakeDirectory{allowed: tc.allowed}}
+			env.RegisterActivity(a)
+			v, err := env.ExecuteActivity(a.AuthorizeDecision, activities.AuthorizeRequest{MemberID: "ana", ResolveNext: tc.next})
+			require.NoError(t, err)
+			var got activities.AuthorizeResult
+			require.NoError(t, v.Get(&got))
+			if len(tc.want.NextEligible) == 0 && len(got.NextEligible) == 0 {
+				got.NextEligible = tc.want.NextEligible // empty either way on the wire
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
