@@ -61,7 +61,10 @@ func TestChainValidation(t *testing.T) {
 		{"unknown fallback team", step(role + fmt.Sprintf(`, {"approver": {"role": "approvers"}, "timeout": "1h", "fallback_team": %q}`, unknown)), []string{"steps[1].fallback_team"}},
 		{"foreign fallback team", step(fmt.Sprintf(`{"approver": {"role": "approvers"}, "timeout": "1h", "fallback_team": %q}`, foreignTeam)), []string{"steps[0].fallback_team"}},
 		{"late policy", `{"name": "C", "late_policy": "never", "steps": [` + role + `]}`, []string{"late_policy"}},
-		{"numeric timeout", step(`{"approver": {"role": "approvers"}, "timeout": 3600}`), []string{"steps.timeout"}},
+		{"numeric timeout", step(`{"approver": {"role": "approvers"}, "timeout": 3600}`), []string{"steps[0].timeout"}},
+		{"quorum as a string", step(role + `, {"approver": {"role": "approvers"}, "quorum": "2"}`), []string{"steps[1].quorum"}},
+		{"steps as an object", `{"name": "C", "steps": {}}`, []string{"steps"}},
+		{"an array, not an object", `[]`, []string{"body"}},
 		{"several at once", `{"name": "", "late_policy": "x", "steps": [{"approver": {}, "timeout": "1ms"}]}`,
 			[]string{"name", "steps[0].approver", "steps[0].timeout", "late_policy"}},
 	} {
@@ -76,6 +79,11 @@ func TestChainValidation(t *testing.T) {
 	}
 	if n := e.count(`SELECT count(*) FROM approval_chains`); n != 0 {
 		t.Fatalf("invalid chains were saved: %d", n)
+	}
+	// A type mismatch says what JSON was expected, not a Go type.
+	_, out := e.call(e.owner.token, "POST", e.o("/approval-chains"), step(role+`, {"approver": {"role": "approvers"}, "quorum": "2"}`))
+	if msg := fmt.Sprint(out["errors"]); !strings.Contains(msg, "must be a whole number, not string") {
+		t.Errorf("quorum as a string: %s", msg)
 	}
 	// Unknown fields anywhere are refused too.
 	e.problem(422, "unknown_field", e.owner.token, "POST", e.o("/approval-chains"), step(`{"approver": {"role": "approvers", "user": "x"}}`))
