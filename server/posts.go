@@ -109,6 +109,14 @@ func (s *Server) submitPost(c *gin.Context) {
 	}
 	c.Set(postIDKey, post.ID)
 	if !created {
+		// A post kept after an unanswered start is started now rather than
+		// waiting for the reconciler (a no-op if the first start happened).
+		if u, kept, err := s.Store.UnstartedPostByID(c, post.ID); err == nil && kept {
+			if err := postflow.StartKept(c, s.Store, s.Temporal, u); err != nil {
+				s.Logger.Warn("start kept post on replay; the reconciler will", "org", post.OrgID, "post_id", post.ID,
+					"workflow_id", cs.WorkflowID(post.ID), "error", err)
+			}
+		}
 		c.Header("Idempotent-Replayed", "true")
 		c.JSON(http.StatusOK, post)
 		return

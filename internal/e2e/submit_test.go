@@ -174,20 +174,42 @@ func TestFailedStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := countPosts(); n != 2 {
-		t.Fatalf("want the unanswered and the crashed post kept, have %d", n)
+	// A second unanswered submission: its retry will start it.
+	if code := submitVia(dead, "retried"); code != http.StatusServiceUnavailable {
+		t.Fatalf("submit with Temporal down: %d, want 503", code)
+	}
+	if n := countPosts(); n != 3 {
+		t.Fatalf("want the unanswered, the crashed and the retried post kept, have %d", n)
+	}
+	// Retrying with the same Idempotency-Key finds the kept post and starts it.
+	if code := submitVia(e.app.Temporal, "retried"); code != http.StatusOK {
+		t.Fatalf("retry with the same Idempotency-Key: %d, want 200 (the first post)", code)
+	}
+	var list struct{ Items []cs.Post }
+	e.must(200, e.owner, "GET", e.org("/posts"), nil, &list)
+	started := 0
+	for _, p := range list.Items {
+		if _, kept, err := e.app.Store.UnstartedPostByID(ctx, p.ID); err != nil {
+			t.Fatal(err)
+		} else if !kept {
+			started++
+			e.waitPost(p.ID, "opened step 1 after the retry started it", atStep(1))
+		}
+	}
+	if started != 1 {
+		t.Fatalf("%d posts started after the retry, want 1 (the retried one)", started)
 	}
 	rec := &postflow.Reconciler{Store: e.app.Store, Temporal: e.app.Temporal, Logger: testenv.Logger(t), Grace: 0}
 	n, err := rec.Once(ctx)
 	if err != nil || n != 2 {
-		t.Fatalf("reconciler started %d posts: %v", n, err)
+		t.Fatalf("reconciler started %d posts (want the unanswered and the crashed one): %v", n, err)
 	}
 	e.waitPost(crashed.ID, "opened step 1 after the reconciler started it", atStep(1))
 	// Retrying the unanswered submission with its key finds the kept post.
 	if code := submitVia(e.app.Temporal, "unanswered"); code != http.StatusOK {
 		t.Fatalf("retry with the same Idempotency-Key: %d, want 200 (the first post)", code)
 	}
-	if n := countPosts(); n != 2 {
+	if n := countPosts(); n != 3 {
 		t.Fatalf("the retry made a new post: %d posts", n)
 	}
 	if n, err := rec.Once(ctx); err != nil || n != 0 {

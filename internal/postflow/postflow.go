@@ -130,10 +130,7 @@ func (r *Reconciler) startLost(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, p := range posts {
-			if err := Start(ctx, r.Temporal, p, r.summary(ctx, p)); err != nil {
-				return n, err
-			}
-			if err := r.Store.MarkPostStarted(ctx, p.ID); err != nil {
+			if err := StartKept(ctx, r.Store, r.Temporal, p); err != nil {
 				return n, err
 			}
 			r.Logger.Info("reconciler started post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID))
@@ -142,14 +139,23 @@ func (r *Reconciler) startLost(ctx context.Context) (int, error) {
 	}
 }
 
-// summary is the workflow's static summary, with names where they can still
-// be read (the account or author may be gone by now).
-func (r *Reconciler) summary(ctx context.Context, p store.UnstartedPost) string {
+// StartKept starts the workflow of a post kept without a confirmed start (a
+// no-op if it runs) and records the start.
+func StartKept(ctx context.Context, st *store.Store, tc client.Client, p store.UnstartedPost) error {
+	if err := Start(ctx, tc, p, keptSummary(ctx, st, p)); err != nil {
+		return err
+	}
+	return st.MarkPostStarted(ctx, p.ID)
+}
+
+// keptSummary is the workflow's static summary, with names where they can
+// still be read (the account or author may be gone by now).
+func keptSummary(ctx context.Context, st *store.Store, p store.UnstartedPost) string {
 	handle, author := p.AccountID, p.AuthorID
-	if a, err := r.Store.Account(ctx, p.OrgID, p.AccountID); err == nil {
+	if a, err := st.Account(ctx, p.OrgID, p.AccountID); err == nil {
 		handle = a.Handle
 	}
-	if m, err := r.Store.Member(ctx, p.OrgID, p.AuthorID); err == nil {
+	if m, err := st.Member(ctx, p.OrgID, p.AuthorID); err == nil {
 		author = m.Name
 	}
 	return cs.WorkflowSummary(handle, author, p.Text)

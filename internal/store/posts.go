@@ -126,21 +126,40 @@ type UnstartedPost struct {
 // never confirmed started (a process died between insert and start), oldest
 // first. There is no look-back window: every such post is returned.
 func (s *Store) UnstartedPosts(ctx context.Context, grace time.Duration, max int) ([]UnstartedPost, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id, account_id, author_id, text, media_urls, scheduled_at, chain, needs_approval
+	rows, err := s.pool.Query(ctx, `SELECT `+unstartedColumns+`
 		FROM posts WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
 		ORDER BY created_at LIMIT $2`, grace.String(), max)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (UnstartedPost, error) {
-		var u UnstartedPost
-		var chain []byte
-		err := r.Scan(&u.ID, &u.OrgID, &u.AccountID, &u.AuthorID, &u.Text, &u.MediaURLs, &u.ScheduledAt, &chain, &u.NeedsApproval)
-		if err == nil {
-			err = json.Unmarshal(chain, &u.Chain)
-		}
-		return u, err
-	})
+	return pgx.CollectRows(rows, scanUnstarted)
+}
+
+// UnstartedPostByID returns the post if its workflow start was never
+// confirmed; ok is false once it was (or if there is no such post).
+func (s *Store) UnstartedPostByID(ctx context.Context, postID string) (u UnstartedPost, ok bool, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+unstartedColumns+`
+		FROM posts WHERE id = $1 AND workflow_started_at IS NULL`, postID)
+	if err != nil {
+		return u, false, err
+	}
+	u, err = pgx.CollectExactlyOneRow(rows, scanUnstarted)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, nil
+	}
+	return u, err == nil, err
+}
+
+const unstartedColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, chain, needs_approval`
+
+func scanUnstarted(r pgx.CollectableRow) (UnstartedPost, error) {
+	var u UnstartedPost
+	var chain []byte
+	err := r.Scan(&u.ID, &u.OrgID, &u.AccountID, &u.AuthorID, &u.Text, &u.MediaURLs, &u.ScheduledAt, &chain, &u.NeedsApproval)
+	if err == nil {
+		err = json.Unmarshal(chain, &u.Chain)
+	}
+	return u, err
 }
 
 // Post returns a post of the org.
