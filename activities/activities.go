@@ -130,6 +130,15 @@ func (a *Activities) Publish(ctx context.Context, in PublishRequest) (PublishRes
 	if a.Publisher == nil {
 		return PublishResult{}, errNotConfigured("Publisher")
 	}
+	if m := in.Mirror; m != nil {
+		if a.Mirror == nil {
+			return PublishResult{}, errNotConfigured("Mirror")
+		}
+		if err := a.Mirror.SavePostState(ctx, m.PostID, m.State, m.Events); err != nil {
+			// Nothing was sent: retried like any "surely not posted" error.
+			return PublishResult{}, temporal.NewApplicationErrorWithCause("store the publishing state: "+err.Error(), ErrTypePublishRetryable, err)
+		}
+	}
 	res, err := a.Publisher.Publish(ctx, in)
 	if err != nil {
 		var appErr *temporal.ApplicationError

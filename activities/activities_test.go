@@ -123,3 +123,40 @@ func TestAuthorizeDecisionResolvesTheNextStepOnlyWhenAllowed(t *testing.T) {
 		})
 	}
 }
+
+type fakePublisher struct{ calls int }
+
+func (p *fakePublisher) Publish(context.Context, activities.PublishRequest) (activities.PublishResult, error) {
+	p.calls++
+	return activities.PublishResult{ExternalID: "1"}, nil
+}
+
+type downMirror struct{}
+
+func (downMirror) SavePostState(context.Context, string, countersign.PostState, []countersign.PostEvent) error {
+	return errors.New("connection refused")
+}
+
+func TestPublishStoresThePublishingStateBeforeCallingTheNetwork(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	req := activities.PublishRequest{PostID: "p1", Mirror: &activities.SavePostStateInput{PostID: "p1"}}
+
+	env := suite.NewTestActivityEnvironment()
+	m, p := &fakeMirror{}, &fakePublisher{}
+	a := &activities.Activities{Mirror: m, Publisher: p}
+	env.RegisterActivity(a)
+	_, err := env.ExecuteActivity(a.Publish, req)
+	require.NoError(t, err)
+	require.Equal(t, 1, m.saves)
+	require.Equal(t, 1, p.calls)
+
+	env = suite.NewTestActivityEnvironment()
+	p = &fakePublisher{}
+	a = &activities.Activities{Mirror: downMirror{}, Publisher: p}
+	env.RegisterActivity(a)
+	_, err = env.ExecuteActivity(a.Publish, req)
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(err, &appErr))
+	require.Equal(t, activities.ErrTypePublishRetryable, appErr.Type(), "nothing was sent: retried")
+	require.Zero(t, p.calls, "the network is not called before the state is stored")
+}

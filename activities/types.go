@@ -168,6 +168,9 @@ type PublishRequest struct {
 	MediaURLs   []string                     `json:"media_urls,omitempty"`
 	ScheduledAt *time.Time                   `json:"scheduled_at,omitempty"`
 	Approvals   []countersign.DecisionRecord `json:"approvals,omitempty"`
+	// Mirror, when set, is the "publishing" transition: stored before the
+	// network is called, so it needs no SavePostState of its own.
+	Mirror *SavePostStateInput `json:"mirror,omitempty"`
 }
 
 // PublishResult is where the post went.

@@ -60,6 +60,8 @@
 //     its AuthorizeDecision (no ResolveApprovers activity for steps 2 and 3).
 //   - The scheduled-time timer of the late policy expire is kept when the post
 //     is approved (same time, same label), instead of being replaced.
+//   - The Publish activity stores the "publishing" transition before it calls
+//     the network (PublishRequest.Mirror), unless notifications wait.
 package workflows
 
 import (
@@ -690,7 +692,15 @@ func (p *post) recordLate(ctx workflow.Context, what, by, src string) {
 func (p *post) publish(ctx workflow.Context) {
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventPublishStarted})
 	p.commit(ctx)
-	p.flush(ctx) // stored before the network is called
+	// Stored before the network is called: from version 1 by the Publish
+	// activity itself, unless notifications wait (they must not delay it).
+	var mirror *activities.SavePostStateInput
+	if p.lean && len(p.outbox) == 0 {
+		in := p.transition(ctx)
+		mirror = &in
+	} else {
+		p.flush(ctx)
+	}
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
@@ -705,8 +715,11 @@ func (p *post) publish(ctx workflow.Context) {
 	err := workflow.ExecuteActivity(actx, acts.Publish, activities.PublishRequest{
 		PostID: p.in.PostID, OrgID: p.in.OrgID, AccountID: p.in.AccountID, AuthorID: p.in.AuthorID,
 		Revision: p.st.Revision, ContentHash: p.st.ContentHash, Text: p.st.Text, MediaURLs: p.st.MediaURLs,
-		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(),
+		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
 	}).Get(ctx, &res)
+	if err != nil && mirror != nil {
+		p.requeue(*mirror)
+	}
 
 	if err == nil {
 		now := workflow.Now(ctx)
@@ -800,6 +813,18 @@ func (p *post) save(ctx workflow.Context) {
 	if ctx.Err() != nil { // canceled from Temporal: still mirror the end
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
+	in := p.transition(ctx)
+	err := workflow.ExecuteActivity(withDBOptions(ctx, "save post state"), acts.SavePostState, in).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
+		p.requeue(in)
+	}
+}
+
+// transition closes the current transition: it updates what the post waits
+// for, the UI's details and the search attributes, and takes the pending
+// events and notifications into the SavePostState input that will store them.
+func (p *post) transition(ctx workflow.Context) activities.SavePostStateInput {
 	now := workflow.Now(ctx)
 	p.st.UpdatedAt = now
 	waiting, deadline := p.waitingFor()
@@ -815,10 +840,11 @@ func (p *post) save(ctx workflow.Context) {
 	if events == nil {
 		events = []countersign.PostEvent{}
 	}
-	err := workflow.ExecuteActivity(withDBOptions(ctx, "save post state"), acts.SavePostState,
-		activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events, Notifications: notes}).Get(ctx, nil)
-	if err != nil {
-		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
-		p.pending = append(events, p.pending...)
-	}
+	return activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events, Notifications: notes}
+}
+
+// requeue puts back the events of a transition that may not have been stored
+// (stored ones are skipped by their key when sent again).
+func (p *post) requeue(in activities.SavePostStateInput) {
+	p.pending = append(in.Events, p.pending...)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -127,6 +128,10 @@ func newFixture(t *testing.T) *fixture {
 		})
 	env.OnActivity(a.Publish, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PublishRequest) (activities.PublishResult, error) {
+			if in.Mirror != nil { // stored first, like the real activity
+				f.saves = append(f.saves, *in.Mirror)
+				f.upsertsAt = append(f.upsertsAt, len(f.upserts))
+			}
 			f.publishes = append(f.publishes, in)
 			if f.publishErr != nil {
 				return activities.PublishResult{}, f.publishErr
@@ -276,11 +281,20 @@ func (f *fixture) lastSaved() countersign.PostState {
 	return f.saves[len(f.saves)-1].State
 }
 
-// events are every event passed to SavePostState, in order.
+// events are every event stored, in order. Like the store, an identical
+// event sent again (a transition re-sent after a failed publish) is skipped;
+// a different event under a stored key is kept, so check() catches it.
 func (f *fixture) events() []countersign.PostEvent {
 	var out []countersign.PostEvent
+	stored := map[string]countersign.PostEvent{}
 	for _, s := range f.saves {
-		out = append(out, s.Events...)
+		for _, e := range s.Events {
+			if prev, ok := stored[e.Key]; ok && reflect.DeepEqual(prev, e) {
+				continue
+			}
+			stored[e.Key] = e
+			out = append(out, e)
+		}
 	}
 	return out
 }
@@ -1217,15 +1231,19 @@ func threeStepRun(t *testing.T, version workflow.Version) ([]string, [][]activit
 func TestVersion1SavesEachTransitionOnceWithItsNotifications(t *testing.T) {
 	acts, kinds, f := threeStepRun(t, 1)
 
-	// 11 activities: resolve step 1 and save; per approval, authorize (which
-	// resolves the next step) and save; then save publishing, publish, save.
+	// 10 activities: resolve step 1 and save; per approval, authorize (which
+	// resolves the next step) and save; publish (which stores "publishing"
+	// first), save.
 	require.Equal(t, []string{
 		"ResolveApprovers", "SavePostState",
 		"AuthorizeDecision", "SavePostState",
 		"AuthorizeDecision", "SavePostState",
 		"AuthorizeDecision", "SavePostState",
-		"SavePostState", "Publish", "SavePostState",
+		"Publish", "SavePostState",
 	}, acts)
+	require.NotNil(t, f.publishes[0].Mirror)
+	require.Equal(t, countersign.PostPublishing, f.publishes[0].Mirror.State.Status)
+	require.Equal(t, []string{"publish_started"}, types(f.publishes[0].Mirror.Events))
 	require.Equal(t, [][]activities.NotificationKind{
 		{activities.NotifyStepOpened}, {activities.NotifyStepOpened}, {activities.NotifyStepOpened},
 		{activities.NotifyApproved}, nil, {activities.NotifyPublished},
@@ -1238,6 +1256,36 @@ func TestVersion1SavesEachTransitionOnceWithItsNotifications(t *testing.T) {
 	require.Equal(t, []string{"decision_counted", "step_opened"}, types(f.saves[1].Events))
 	// One timer: the late alarm at the scheduled time is kept as the sleep.
 	require.Equal(t, []time.Duration{time.Hour}, f.timers)
+}
+
+func TestVersion1NotificationsWaitingAtPublishTimeAreNotDelayedByIt(t *testing.T) {
+	f := newFixture(t)
+	f.approve(10*time.Minute, "ana", 1, 1)
+
+	st := f.run(input(chain(countersign.LateExpire, member("ana")))) // no schedule: publish when approved
+
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.Equal(t, []string{"ResolveApprovers", "SavePostState", "AuthorizeDecision", "SavePostState", "Publish", "SavePostState"}, f.acts)
+	require.Nil(t, f.publishes[0].Mirror, "the approval's notification is sent before publishing, not with it")
+	require.Equal(t, activities.NotifyApproved, f.saves[1].Notifications[0].Kind)
+	require.Equal(t, countersign.PostPublishing, f.saves[1].State.Status)
+}
+
+func TestVersion1FailedPublishStillRecordsItsStart(t *testing.T) {
+	f := newFixture(t)
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.ScheduledAt = at(time.Hour)
+	f.approve(10*time.Minute, "ana", 1, 1)
+	f.publishErr = activities.PublishRejected("the network refused the text")
+
+	st := f.run(in)
+
+	require.Equal(t, countersign.PostFailed, st.Status)
+	require.NotNil(t, f.publishes[0].Mirror)
+	// Re-sent with the end in case the Publish activity never stored it.
+	last := f.saves[len(f.saves)-1]
+	require.Equal(t, []string{"publish_started", "publish_failed"}, types(last.Events))
+	require.Len(t, f.eventsOf(countersign.EventPublishStarted), 1, "stored once")
 }
 
 func TestVersion0KeepsItsCommandsForPostsStartedBefore(t *testing.T) {
