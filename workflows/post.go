@@ -62,6 +62,9 @@
 //     is approved (same time, same label), instead of being replaced.
 //   - The Publish activity stores the "publishing" transition before it calls
 //     the network (PublishRequest.Mirror), unless notifications wait.
+//   - A decision counts from when it arrived (the workflow task that received
+//     the signal), not from when AuthorizeDecision answered: an approval that
+//     arrives before scheduled_at is on time under the late policy.
 package workflows
 
 import (
@@ -331,7 +334,7 @@ func (p *post) submit(ctx workflow.Context) {
 		p.startChain(ctx)
 		return
 	}
-	p.release(ctx, false) // nothing was pending: a past time means now
+	p.release(ctx, nil) // nothing was pending: a past time means now
 }
 
 // startChain forgets every step of the previous revision and opens step 1.
@@ -424,6 +427,7 @@ func (p *post) expire(ctx workflow.Context, why string) {
 // onDecision checks a decision, asks the directory, and counts it or records
 // why it was ignored.
 func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
+	received := workflow.Now(ctx)
 	d.Source = sourceOr(d.Source)
 	if reason, detail := p.precheck(d); reason != "" {
 		p.ignoreDecision(ctx, d, reason, detail)
@@ -453,6 +457,9 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
 	}
 	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
 		Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
+	if p.lean { // a decision counts from when it arrived, not from when the directory answered
+		rec.At = received
+	}
 	if d.Decision == countersign.DecisionReject {
 		p.reject(ctx, rec)
 		return
@@ -510,7 +517,7 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 	}
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventApproved, Actor: rec.MemberID, Source: rec.Source,
 		Detail: fmt.Sprintf("all %d step(s) approved", p.st.TotalSteps)})
-	p.release(ctx, true)
+	p.release(ctx, &rec.At)
 	if !p.done { // approved too late under late_policy expire: only "expired" is told
 		p.notify(ctx, activities.Notification{Kind: activities.NotifyApproved, MemberIDs: p.involved(), Actor: rec.MemberID})
 	}
@@ -532,16 +539,19 @@ func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
 }
 
 // release is what happens once the post may go out (approved, or approval not
-// needed). late=true applies the late policy when scheduled_at has passed (at
-// approval); after a reschedule of an approved post a past time means "now".
-func (p *post) release(ctx workflow.Context, late bool) {
+// needed). approvedAt, the time the last approval arrived, applies the late
+// policy if it is not before scheduled_at; without it (no approval needed, a
+// reschedule of an approved post) a past time means "now".
+func (p *post) release(ctx workflow.Context, approvedAt *time.Time) {
 	now := workflow.Now(ctx)
 	switch at := p.st.ScheduledAt; {
-	case at == nil || (!late && !now.Before(*at)):
+	case at == nil:
 		p.st.Status = countersign.PostPublishing // publish commits
 	case now.Before(*at):
 		p.st.Status = countersign.PostScheduled
 		p.commit(ctx)
+	case approvedAt == nil || approvedAt.Before(*at): // on time, though authorizing it took us past the slot
+		p.st.Status = countersign.PostPublishing
 	case p.chain.LatePolicy == countersign.LatePublishWhenApproved:
 		p.st.Status = countersign.PostPublishing
 	case p.chain.LatePolicy == countersign.LateHold:
@@ -611,7 +621,7 @@ func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal
 		Detail: fmt.Sprintf("from %s to %s", timeText(old), timeText(p.st.ScheduledAt))})
 	switch p.st.Status {
 	case countersign.PostScheduled, countersign.PostOnHold:
-		p.release(ctx, false)
+		p.release(ctx, nil)
 	default:
 		p.commit(ctx) // pending or rejected: the loop re-arms the late alarm
 	}

@@ -47,6 +47,7 @@ type fixture struct {
 	publishErr   error               // what Publish returns (nil: success)
 	publishDelay time.Duration       // how long Publish takes on the workflow's clock
 	authDown     bool                // AuthorizeDecision fails (directory unavailable)
+	authDelay    time.Duration       // how long AuthorizeDecision takes on the workflow's clock
 	notifyDown   bool                // Notify fails (Slack unavailable)
 	saveFailures int                 // how many SavePostState attempts fail first
 	failedSaves  [][]string          // event keys of the failed SavePostState attempts
@@ -103,7 +104,7 @@ func newFixture(t *testing.T) *fixture {
 			}
 			f.resolved = append(f.resolved, *in.ResolveNext)
 			return activities.AuthorizeResult{Allowed: true, NextResolved: true, NextEligible: f.dir[in.ResolveNext.String()]}, nil
-		})
+		}).AfterFn(func() time.Duration { return f.authDelay })
 	env.OnActivity(a.SavePostState, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SavePostStateInput) error {
 			if f.saveFailures > 0 {
@@ -1286,6 +1287,32 @@ func TestVersion1FailedPublishStillRecordsItsStart(t *testing.T) {
 	last := f.saves[len(f.saves)-1]
 	require.Equal(t, []string{"publish_started", "publish_failed"}, types(last.Events))
 	require.Len(t, f.eventsOf(countersign.EventPublishStarted), 1, "stored once")
+}
+
+// An approval that arrives 10 s before the slot counts as on time although
+// the directory answers 20 s after it (version 1); before, it expired.
+func lastMinuteApproval(t *testing.T, version workflow.Version) countersign.PostState {
+	f := newFixture(t)
+	if version != 1 {
+		f.env.OnGetVersion("one-commit-per-transition", workflow.DefaultVersion, 1).Return(version)
+	}
+	f.authDelay = 30 * time.Second
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.ScheduledAt = at(time.Hour)
+	f.approve(time.Hour-10*time.Second, "ana", 1, 1)
+	return f.run(in)
+}
+
+func TestVersion1ApprovalArrivingBeforeTheSlotIsOnTime(t *testing.T) {
+	st := lastMinuteApproval(t, 1)
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.Equal(t, start.Add(time.Hour-10*time.Second), st.Steps[0].Approvals[0].At, "counted from its arrival")
+	require.Equal(t, start.Add(time.Hour+20*time.Second), *st.PublishedAt, "published as soon as authorized")
+}
+
+func TestVersion0ApprovalAuthorizedAfterTheSlotExpired(t *testing.T) {
+	st := lastMinuteApproval(t, workflow.DefaultVersion)
+	require.Equal(t, countersign.PostExpired, st.Status)
 }
 
 func TestVersion0KeepsItsCommandsForPostsStartedBefore(t *testing.T) {

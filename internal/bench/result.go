@@ -120,28 +120,30 @@ func (r *Result) Print(w io.Writer) {
 	if b != nil {
 		fmt.Fprintf(w, "  throughput ratio countersign/baseline: %.2f; actions ratio: %.2f\n", r.ThroughputRatio, r.ActionsRatio)
 	}
-	fmt.Fprintf(w, "\n  latencies (ms)                                   n      p50      p95      p99      max\n")
-	for _, side := range []struct {
+	sides := []struct {
 		name string
 		p    *Pipeline
-	}{{"countersign", c}, {"baseline", b}} {
-		if side.p == nil {
-			continue
-		}
-		keys := make([]string, 0, len(side.p.Latency))
-		for k := range side.p.Latency {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			l := side.p.Latency[k]
-			fmt.Fprintf(w, "  %-12s %-30s %6d %8.1f %8.1f %8.1f %8.1f\n", side.name, k, l.N, l.P50, l.P95, l.P99, l.Max)
+	}{{"countersign", c}, {"baseline", b}}
+	table := func(title string, get func(p *Pipeline) map[string]Percentiles) {
+		fmt.Fprintf(w, "\n  %-48s n      p50      p95      p99      max\n", title)
+		for _, side := range sides {
+			if side.p == nil {
+				continue
+			}
+			m := get(side.p)
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				l := m[k]
+				fmt.Fprintf(w, "  %-12s %-30s %6d %8.1f %8.1f %8.1f %8.1f\n", side.name, k, l.N, l.P50, l.P95, l.P99, l.Max)
+			}
 		}
 	}
-	for _, side := range []struct {
-		name string
-		p    *Pipeline
-	}{{"countersign", c}, {"baseline", b}} {
+	table("latencies (ms)", func(p *Pipeline) map[string]Percentiles { return p.Latency })
+	for _, side := range sides {
 		if side.p == nil {
 			continue
 		}
@@ -149,24 +151,7 @@ func (r *Result) Print(w io.Writer) {
 		fmt.Fprintf(w, "  %s activities per post: %s\n", side.name, kv(side.p.History.ActivitiesByType))
 		fmt.Fprintf(w, "  %s events per post: %s\n", side.name, kv(side.p.History.EventTypes))
 	}
-	fmt.Fprintf(w, "\n  from the histories (ms)                          n      p50      p95      p99      max\n")
-	for _, side := range []struct {
-		name string
-		p    *Pipeline
-	}{{"countersign", c}, {"baseline", b}} {
-		if side.p == nil {
-			continue
-		}
-		keys := make([]string, 0, len(side.p.History.Waits))
-		for k := range side.p.History.Waits {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			l := side.p.History.Waits[k]
-			fmt.Fprintf(w, "  %-12s %-30s %6d %8.1f %8.1f %8.1f %8.1f\n", side.name, k, l.N, l.P50, l.P95, l.P99, l.Max)
-		}
-	}
+	table("from the histories (ms)", func(p *Pipeline) map[string]Percentiles { return p.History.Waits })
 	fmt.Fprintf(w, "\n  memory: %s\n  billing rules: %s\n", r.MemoryNote, strings.Join(r.BillingRules, "; "))
 }
 
