@@ -58,6 +58,9 @@
 //     transition's notifications (no Notify activity of its own).
 //   - The approval that completes a step resolves the next step's approvers in
 //     its AuthorizeDecision (no ResolveApprovers activity for steps 2 and 3).
+//   - ResolveApprovers, AuthorizeDecision and SavePostState, which only touch
+//     the database, are local activities: no activity task, no extra
+//     workflow task per call.
 //   - The scheduled-time timer of the late policy expire is kept when the post
 //     is approved (same time, same label), instead of being replaced.
 //   - The Publish activity stores the "publishing" transition before it calls
@@ -824,7 +827,7 @@ func (p *post) save(ctx workflow.Context) {
 		ctx, _ = workflow.NewDisconnectedContext(ctx)
 	}
 	in := p.transition(ctx)
-	err := workflow.ExecuteActivity(withDBOptions(ctx, "save post state"), acts.SavePostState, in).Get(ctx, nil)
+	err := p.dbActivity(ctx, "save post state", 0, acts.SavePostState, in).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
 		p.requeue(in)

@@ -75,10 +75,26 @@ func withDBOptions(ctx workflow.Context, summary string) workflow.Context {
 	})
 }
 
+// dbActivity runs an activity that only reads or writes the database. From
+// version 1 it is a local activity: it runs inside the workflow task, so it
+// costs no activity task and no further workflow task. giveUp bounds its
+// retries (0: retried without limit, like withDBOptions).
+func (p *post) dbActivity(ctx workflow.Context, summary string, giveUp time.Duration, fn, arg any) workflow.Future {
+	if !p.lean {
+		return workflow.ExecuteActivity(withDBOptions(ctx, summary), fn, arg)
+	}
+	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: giveUp,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
+		Summary:                summary,
+	}), fn, arg)
+}
+
 // resolve returns the members an approver stands for now, sorted.
 func (p *post) resolve(ctx workflow.Context, a countersign.Approver) []string {
 	var res activities.ResolveApproversResult
-	err := workflow.ExecuteActivity(withDBOptions(ctx, "resolve "+a.String()), acts.ResolveApprovers,
+	err := p.dbActivity(ctx, "resolve "+a.String(), 0, acts.ResolveApprovers,
 		activities.ResolveApproversInput{OrgID: p.in.OrgID, AccountID: p.in.AccountID, PostID: p.in.PostID, Approver: a},
 	).Get(ctx, &res)
 	if err != nil {
@@ -101,13 +117,17 @@ func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal, nex
 	if p.chain.DistinctApprovers {
 		req.EarlierApprovers = p.earlierApprovers()
 	}
+	var res activities.AuthorizeResult
+	if p.lean {
+		err := p.dbActivity(ctx, "authorize "+d.MemberID, 2*time.Minute, acts.AuthorizeDecision, req).Get(ctx, &res)
+		return res, err
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 		Summary:                "authorize " + d.MemberID,
 	})
-	var res activities.AuthorizeResult
 	err := workflow.ExecuteActivity(actx, acts.AuthorizeDecision, req).Get(ctx, &res)
 	return res, err
 }

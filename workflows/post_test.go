@@ -145,6 +145,9 @@ func newFixture(t *testing.T) *fixture {
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
 		f.acts = append(f.acts, info.ActivityType.Name)
 	})
+	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
+		f.acts = append(f.acts, info.ActivityType.Name)
+	})
 	env.SetOnTimerScheduledListener(func(id string, d time.Duration) {
 		f.openTimers[id] = d
 		f.timers = append(f.timers, d)
