@@ -10,7 +10,7 @@
 //	onEdit, ...       the other signals
 //	onAlarm           deadlines, reminders, the scheduled time
 //	publish           the one publication
-//	commit            one transition: search attributes, details, mirror
+//	commit/flush/save one transition: search attributes, details, mirror
 //
 // Where the SPEC is silent, this is what the workflow does:
 //
@@ -36,7 +36,7 @@
 //     mid-attempt is needs_attention.
 //   - Database activities (mirror, resolve) retry without limit: an outage
 //     pauses the post. Notifications give up after 2 minutes (logged): telling
-//     people never holds a post back. An authorization that cannot be checked
+//     people never holds a post back for longer. An authorization that cannot be checked
 //     within 2 minutes is ignored with reason authorize_failed and may be sent
 //     again (its request id is not marked as seen).
 //   - Canceling the workflow from Temporal is a cancel signal that ends the
