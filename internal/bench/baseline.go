@@ -66,7 +66,7 @@ func (k *sink) deliver(_ context.Context, id string, scheduled time.Time) error 
 	return nil
 }
 
-func runBaseline(ctx context.Context, s *devstack.Stack, o Options) (*Pipeline, error) {
+func runBaseline(ctx context.Context, s *devstack.Stack, o Options, serverPID int) (*Pipeline, error) {
 	tc := s.App.Temporal
 	k := &sink{seen: map[string]int{}, at: map[string]time.Duration{}}
 	w := worker.New(tc, baselineQueue, worker.Options{})
@@ -87,7 +87,7 @@ func runBaseline(ctx context.Context, s *devstack.Stack, o Options) (*Pipeline, 
 		mu.Unlock()
 	}
 	p := &Pipeline{}
-	mem := sampleMemory()
+	mem := sampleMemory(serverPID)
 	start := time.Now()
 	pool(ctx, o.Posts, o.Concurrency, o.Progress, "baseline", func(ctx context.Context, i int) {
 		id := fmt.Sprintf("bench-baseline-%s-%d", run, i)

@@ -25,6 +25,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,14 @@ type Options struct {
 	Progress     io.Writer     // progress bar (\r-redrawn); nil: none
 	Logger       *slog.Logger  // the stack's log; default: DataDir/bench.log
 	SkipBaseline bool
+	// SeparateServer runs the embedded Temporal server as a child process
+	// (this executable's dev-temporal command), so its memory is measured
+	// on its own; otherwise it shares the bench's process.
+	SeparateServer bool
+	// TemporalAddress and DatabaseURL use a running Temporal (namespace
+	// "default") or PostgreSQL instead of starting them.
+	TemporalAddress string
+	DatabaseURL     string
 }
 
 func (o *Options) defaults() {
@@ -92,22 +101,43 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	stage(o.Progress, "starting the dev stack in %s …\n", dir)
+	memoryNote := "API, worker, embedded Temporal server, webhook receiver and drivers share one process"
+	var server *serverProcess
+	switch {
+	case o.TemporalAddress != "":
+		memoryNote = "API, worker, webhook receiver and drivers share one process; the given Temporal server is not measured"
+	case o.SeparateServer:
+		if server, err = startServer(ctx, dir, ports[0]); err != nil {
+			return nil, err
+		}
+		defer server.stop()
+		o.TemporalAddress = server.addr
+		memoryNote = "API, worker, webhook receiver and drivers share one process; the embedded Temporal server runs in its own (its peak RSS)"
+	}
+	if o.DatabaseURL == "" {
+		memoryNote += "; PostgreSQL is a child process, not counted"
+	}
 	s, err := devstack.Start(ctx, devstack.Options{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", TemporalPort: ports[0], UIPort: -1, PGPort: ports[1], Logger: o.Logger,
+		TemporalAddress: o.TemporalAddress, DatabaseURL: o.DatabaseURL,
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer s.Stop()
+	serverPID := 0
+	if server != nil {
+		serverPID = server.pid()
+	}
 
 	res := &Result{Posts: o.Posts, Concurrency: o.Concurrency, Lead: o.Lead.String(), Poll: o.Poll.String(),
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Started: time.Now().UTC()}
 	res.BillingRules = billingRules
-	res.MemoryNote = "API, worker, embedded Temporal server, webhook receiver and drivers share one process (PostgreSQL is a child process, not counted)"
+	res.MemoryNote = memoryNote
 
 	if !o.SkipBaseline {
 		stage(o.Progress, "baseline: %d bare workflows, concurrency %d …\n", o.Posts, o.Concurrency)
-		b, err := runBaseline(ctx, s, o)
+		b, err := runBaseline(ctx, s, o, serverPID)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
@@ -115,7 +145,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 
 	stage(o.Progress, "countersign: %d posts, concurrency %d …\n", o.Posts, o.Concurrency)
-	c, err := runCountersign(ctx, s, o)
+	c, err := runCountersign(ctx, s, o, serverPID)
 	if err != nil {
 		return nil, fmt.Errorf("countersign: %w", err)
 	}
@@ -208,14 +238,19 @@ func stage(w io.Writer, f string, args ...any) {
 
 // memSampler records the process's peak heap in use and peak Sys.
 type memSampler struct {
-	stop      chan struct{}
-	done      chan struct{}
-	heapInuse uint64
-	sys       uint64
+	stop             chan struct{}
+	done             chan struct{}
+	heapInuse, sys   uint64
+	rss, serverRSS   uint64
+	self, server     string // /proc ids
+	measureServerRSS bool
 }
 
-func sampleMemory() *memSampler {
-	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{})}
+// sampleMemory samples this process's Go heap and RSS, and the separate
+// Temporal server's RSS when serverPID is not 0, every 100 ms until finish.
+func sampleMemory(serverPID int) *memSampler {
+	m := &memSampler{stop: make(chan struct{}), done: make(chan struct{}), self: "self",
+		server: strconv.Itoa(serverPID), measureServerRSS: serverPID != 0}
 	go func() {
 		defer close(m.done)
 		t := time.NewTicker(100 * time.Millisecond)
@@ -225,6 +260,10 @@ func sampleMemory() *memSampler {
 			runtime.ReadMemStats(&ms)
 			m.heapInuse = max(m.heapInuse, ms.HeapInuse)
 			m.sys = max(m.sys, ms.Sys)
+			m.rss = max(m.rss, rssBytes(m.self))
+			if m.measureServerRSS {
+				m.serverRSS = max(m.serverRSS, rssBytes(m.server))
+			}
 			select {
 			case <-m.stop:
 				return
@@ -238,7 +277,9 @@ func sampleMemory() *memSampler {
 func (m *memSampler) finish() Memory {
 	close(m.stop)
 	<-m.done
-	return Memory{PeakHeapInuseMB: float64(m.heapInuse) / (1 << 20), PeakSysMB: float64(m.sys) / (1 << 20)}
+	const mb = 1 << 20
+	return Memory{PeakHeapInuseMB: float64(m.heapInuse) / mb, PeakSysMB: float64(m.sys) / mb,
+		PeakRSSMB: float64(m.rss) / mb, ServerPeakRSSMB: float64(m.serverRSS) / mb}
 }
 
 func freePorts(n int) ([]int, error) {

@@ -159,7 +159,7 @@ func setup(ctx context.Context, a *api, d *devstack.Demo, hook *receiver) (strin
 	return acct.ID, nil
 }
 
-func runCountersign(ctx context.Context, s *devstack.Stack, o Options) (*Pipeline, error) {
+func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID int) (*Pipeline, error) {
 	hook, err := newReceiver()
 	if err != nil {
 		return nil, err
@@ -197,7 +197,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options) (*Pipelin
 	}
 	timeout := o.Lead + 3*time.Minute
 
-	mem := sampleMemory()
+	mem := sampleMemory(serverPID)
 	start := time.Now()
 	pool(ctx, o.Posts, o.Concurrency, o.Progress, "countersign", func(ctx context.Context, i int) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -67,10 +67,13 @@ type History struct {
 	Waits map[string]Percentiles `json:"task_waits_ms"`
 }
 
-// Memory is the process's peak during one side's run.
+// Memory is the peak during one side's run: the bench process (API, worker,
+// drivers) and, when it runs apart, the Temporal server.
 type Memory struct {
 	PeakHeapInuseMB float64 `json:"peak_heap_inuse_mb"`
 	PeakSysMB       float64 `json:"peak_sys_mb"`
+	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	ServerPeakRSSMB float64 `json:"server_peak_rss_mb,omitempty"`
 }
 
 // samples collects durations by name; safe for concurrent use via lock.
@@ -114,9 +117,12 @@ func (r *Result) Print(w io.Writer) {
 	row("deliveries / duplicates", func(p *Pipeline) string { return fmt.Sprintf("%d / %d", p.Deliveries, p.Duplicates) })
 	row("history events per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.EventsPerPost) })
 	row("billable actions per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.ActionsPerPost) })
-	row("peak heap in use / Sys (MB, shared process)", func(p *Pipeline) string {
-		return fmt.Sprintf("%.0f / %.0f", p.Memory.PeakHeapInuseMB, p.Memory.PeakSysMB)
+	row("peak heap in use / Sys / RSS (MB, bench process)", func(p *Pipeline) string {
+		return fmt.Sprintf("%.0f / %.0f / %.0f", p.Memory.PeakHeapInuseMB, p.Memory.PeakSysMB, p.Memory.PeakRSSMB)
 	})
+	if c != nil && c.Memory.ServerPeakRSSMB > 0 {
+		row("Temporal server peak RSS (MB, own process)", func(p *Pipeline) string { return fmt.Sprintf("%.0f", p.Memory.ServerPeakRSSMB) })
+	}
 	if b != nil {
 		fmt.Fprintf(w, "  throughput ratio countersign/baseline: %.2f; actions ratio: %.2f\n", r.ThroughputRatio, r.ActionsRatio)
 	}

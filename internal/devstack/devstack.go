@@ -21,6 +21,7 @@ import (
 	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/temporalclient"
 )
 
 // Options configures the dev stack. Zero ports mean the documented defaults.
@@ -31,8 +32,13 @@ type Options struct {
 	UIPort       int    // default 8233; -1 disables the Web UI
 	PGPort       int    // default 5433 (beside a system PostgreSQL on 5432)
 	DatabaseURL  string // use this PostgreSQL instead of starting one
-	PGBinDir     string // where initdb and postgres are; default: PATH and the usual places
-	Logger       *slog.Logger
+	// TemporalAddress, with TemporalNamespace (default "default"), is a
+	// Temporal to use instead of starting one; its search attributes are
+	// registered if missing.
+	TemporalAddress   string
+	TemporalNamespace string
+	PGBinDir          string // where initdb and postgres are; default: PATH and the usual places
+	Logger            *slog.Logger
 }
 
 // Defaults of Options, as documented in the README.
@@ -85,18 +91,25 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		dbURL = s.PG.URL
 	}
 
-	uiPort := o.UIPort
-	if uiPort < 0 {
-		uiPort = 0
+	temporalAddr, namespace := o.TemporalAddress, o.TemporalNamespace
+	if namespace == "" {
+		namespace = "default"
 	}
-	s.Temporal, err = devtemporal.Start(ctx, devtemporal.Options{
-		DBFile:  filepath.Join(o.DataDir, "temporal.db"),
-		Port:    o.TemporalPort,
-		UIPort:  uiPort,
-		LogFile: filepath.Join(o.DataDir, "temporal.log"),
-	})
-	if err != nil {
-		return s, err
+	if temporalAddr == "" {
+		uiPort := o.UIPort
+		if uiPort < 0 {
+			uiPort = 0
+		}
+		s.Temporal, err = devtemporal.Start(ctx, devtemporal.Options{
+			DBFile:  filepath.Join(o.DataDir, "temporal.db"),
+			Port:    o.TemporalPort,
+			UIPort:  uiPort,
+			LogFile: filepath.Join(o.DataDir, "temporal.log"),
+		})
+		if err != nil {
+			return s, err
+		}
+		temporalAddr, namespace = s.Temporal.Address, s.Temporal.Namespace
 	}
 
 	l, err := net.Listen("tcp", o.HTTPAddr)
@@ -119,9 +132,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		case "DATABASE_URL":
 			return dbURL
 		case "TEMPORAL_ADDRESS":
-			return s.Temporal.Address
+			return temporalAddr
 		case "TEMPORAL_NAMESPACE":
-			return s.Temporal.Namespace
+			return namespace
 		case "COUNTERSIGN_HTTP_ADDR":
 			return o.HTTPAddr
 		case "COUNTERSIGN_SECRET_KEY":
@@ -139,6 +152,11 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	}
 	if s.App, err = app.Open(ctx, cfg, o.Logger); err != nil {
 		return s, err
+	}
+	if s.Temporal == nil {
+		if err := temporalclient.EnsureSearchAttributes(ctx, s.App.Temporal, namespace); err != nil {
+			return s, err
+		}
 	}
 	if _, err := s.App.Store.Migrate(ctx); err != nil {
 		return s, err

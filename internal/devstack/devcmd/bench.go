@@ -10,9 +10,13 @@ import (
 
 	"github.com/countersign/countersign/internal/bench"
 	"github.com/countersign/countersign/internal/cli"
+	"github.com/countersign/countersign/internal/devtemporal"
 )
 
-func init() { cli.Register(BenchCommand()) }
+func init() {
+	cli.Register(BenchCommand())
+	cli.Register(TemporalCommand())
+}
 
 // BenchCommand is `countersign bench`: the whole pipeline against a bare
 // Temporal workflow of the same shape, on one embedded stack.
@@ -50,5 +54,36 @@ func BenchCommand() *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", "", "dev stack data directory (default: a temporary one, removed afterwards)")
 	f.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not run the bare Temporal baseline")
 	f.StringVar(&out, "out", "bench.json", "write the figures as JSON here (empty: do not)")
+	f.BoolVar(&o.SeparateServer, "separate-server", true, "run the embedded Temporal server in its own process, to measure its memory apart")
+	f.StringVar(&o.TemporalAddress, "temporal-address", "", "use this Temporal (namespace default) instead of the embedded one")
+	f.StringVar(&o.DatabaseURL, "database-url", "", "use this PostgreSQL instead of starting one")
+	return c
+}
+
+// TemporalCommand is `countersign dev-temporal` (hidden): the embedded Temporal
+// server alone. It prints its address once ready and stops on SIGTERM; the
+// bench runs it as a child process.
+func TemporalCommand() *cobra.Command {
+	var o devtemporal.Options
+	c := &cobra.Command{
+		Use:    bench.TemporalCommand,
+		Short:  "Run the embedded Temporal server alone (for the bench)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := devtemporal.Start(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), t.Address)
+			<-cmd.Context().Done()
+			t.Stop()
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&o.Port, "port", 0, "frontend gRPC port on 127.0.0.1 (0: any free one)")
+	f.StringVar(&o.DBFile, "db-file", "", "SQLite file (empty: in memory)")
+	f.StringVar(&o.LogFile, "log-file", "", "server log file (empty: discarded)")
 	return c
 }
