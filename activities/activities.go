@@ -23,8 +23,6 @@ type Activities struct {
 	Mirror    Mirror
 	Notifier  Notifier
 	Publisher Publisher
-	// Now is the clock NotifyBound is measured with (nil: time.Now).
-	Now func() time.Time
 }
 
 // errNotConfigured is returned (and retried) when the worker was built
@@ -75,8 +73,8 @@ const NotifyBound = 2 * time.Minute
 // SavePostState mirrors one transition (state and events) to the database,
 // then sends its notifications, in order. A failed notification fails the
 // attempt, so it is retried with the rest (the mirror write is idempotent and
-// the Slack notifier never sends a message twice) until NotifyBound after the
-// activity was first scheduled; past that it is logged and skipped.
+// the Slack notifier never sends a message twice) until in.NotifyUntil; past
+// that it is logged and skipped.
 func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) error {
 	if a.Mirror == nil {
 		return errNotConfigured("Mirror")
@@ -89,7 +87,7 @@ func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) e
 		if err == nil {
 			continue
 		}
-		if !a.pastNotifyBound(ctx) {
+		if time.Now().Before(in.NotifyUntil) {
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
 				return appErr // as is, so a Slack 429's retry delay is kept
@@ -99,19 +97,6 @@ func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) e
 		activity.GetLogger(ctx).Warn("notification not sent", "kind", n.Kind, "error", err)
 	}
 	return nil
-}
-
-// pastNotifyBound says whether this activity was first scheduled more than
-// NotifyBound ago (outside an activity: never).
-func (a *Activities) pastNotifyBound(ctx context.Context) bool {
-	if !activity.IsActivity(ctx) {
-		return false
-	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	return now().Sub(activity.GetInfo(ctx).ScheduledTime) >= NotifyBound
 }
 
 // Notify sends one notification.

@@ -51,8 +51,8 @@ func (d fakeDirectory) AuthorizeDecision(context.Context, activities.AuthorizeRe
 }
 
 func saveInput() activities.SavePostStateInput {
-	return activities.SavePostStateInput{PostID: "p1", Notifications: []activities.Notification{
-		{Kind: activities.NotifyApproved}, {Kind: activities.NotifyPublished}}}
+	return activities.SavePostStateInput{PostID: "p1", NotifyUntil: time.Now().Add(activities.NotifyBound),
+		Notifications: []activities.Notification{{Kind: activities.NotifyApproved}, {Kind: activities.NotifyPublished}}}
 }
 
 func run(t *testing.T, a *activities.Activities, in activities.SavePostStateInput) error {
@@ -87,9 +87,10 @@ func TestSavePostStateRetriesAFailedNotificationWithinTheBound(t *testing.T) {
 func TestSavePostStateDropsANotificationPastTheBound(t *testing.T) {
 	m := &fakeMirror{}
 	n := &fakeNotifier{fail: map[activities.NotificationKind]error{activities.NotifyApproved: errors.New("slack: 503")}}
-	late := func() time.Time { return time.Now().Add(activities.NotifyBound + time.Second) }
+	in := saveInput()
+	in.NotifyUntil = time.Now().Add(-time.Second)
 
-	require.NoError(t, run(t, &activities.Activities{Mirror: m, Notifier: n, Now: late}, saveInput()))
+	require.NoError(t, run(t, &activities.Activities{Mirror: m, Notifier: n}, in))
 	require.Equal(t, []activities.NotificationKind{activities.NotifyPublished}, n.sent, "the rest still goes out")
 }
 

@@ -104,12 +104,16 @@ type AuthorizeResult struct {
 }
 
 // SavePostStateInput is one transition: the new state, its new events, and
-// the notifications to send once both are stored.
+// the notifications to send once both are stored. A notification that still
+// fails at NotifyUntil (set by the workflow to NotifyBound after the
+// transition) is dropped: the activity's own scheduled time cannot be used,
+// as a local activity's restarts with each retry.
 type SavePostStateInput struct {
 	PostID        string                  `json:"post_id"`
 	State         countersign.PostState   `json:"state"`
 	Events        []countersign.PostEvent `json:"events"`
 	Notifications []Notification          `json:"notifications,omitempty"`
+	NotifyUntil   time.Time               `json:"notify_until,omitzero"`
 }
 
 // NotificationKind says what happened.

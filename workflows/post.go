@@ -853,7 +853,8 @@ func (p *post) transition(ctx workflow.Context) activities.SavePostStateInput {
 	if events == nil {
 		events = []countersign.PostEvent{}
 	}
-	return activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events, Notifications: notes}
+	return activities.SavePostStateInput{PostID: p.in.PostID, State: p.st, Events: events, Notifications: notes,
+		NotifyUntil: now.Add(activities.NotifyBound)}
 }
 
 // requeue puts back the events of a transition that may not have been stored

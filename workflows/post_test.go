@@ -1256,8 +1256,10 @@ func TestVersion1SavesEachTransitionOnceWithItsNotifications(t *testing.T) {
 	require.Equal(t, countersign.Approver{Team: "pr"}, *f.authReqs[0].ResolveNext)
 	require.Equal(t, countersign.Approver{Role: countersign.ApproverRoleApprovers}, *f.authReqs[1].ResolveNext)
 	require.Nil(t, f.authReqs[2].ResolveNext, "the last step opens nothing")
-	// The decision that opens a step is saved with that step's opening.
+	// The decision that opens a step is saved with that step's opening, and
+	// its notifications are tried for NotifyBound from then.
 	require.Equal(t, []string{"decision_counted", "step_opened"}, types(f.saves[1].Events))
+	require.Equal(t, start.Add(10*time.Minute+activities.NotifyBound), f.saves[1].NotifyUntil)
 	// One timer: the late alarm at the scheduled time is kept as the sleep.
 	require.Equal(t, []time.Duration{time.Hour}, f.timers)
 }
