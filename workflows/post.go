@@ -36,9 +36,10 @@
 //     mid-attempt is needs_attention.
 //   - Database activities (mirror, resolve) retry without limit: an outage
 //     pauses the post. Notifications give up after 2 minutes (logged): telling
-//     people never holds a post back for longer. An authorization that cannot be checked
-//     within 2 minutes is ignored with reason authorize_failed and may be sent
-//     again (its request id is not marked as seen).
+//     people holds a post back no longer than that. An authorization that
+//     cannot be checked within 2 minutes is ignored with reason
+//     authorize_failed and may be sent again (its request id is not marked as
+//     seen).
 //   - Canceling the workflow from Temporal is a cancel signal that ends the
 //     workflow as canceled in Temporal too. Signals that arrive too late are
 //     recorded as ignored (reason too_late / not_waiting), never dropped.
@@ -553,7 +554,9 @@ func (p *post) release(ctx workflow.Context, approvedAt *time.Time) {
 	case now.Before(*at):
 		p.st.Status = countersign.PostScheduled
 		p.commit(ctx)
-	case approvedAt == nil || approvedAt.Before(*at): // on time, though authorizing it took us past the slot
+	case approvedAt == nil || approvedAt.Before(*at):
+		// Nothing to be late for, or approved on time though authorizing it
+		// took us past the slot: publish now.
 		p.st.Status = countersign.PostPublishing
 	case p.chain.LatePolicy == countersign.LatePublishWhenApproved:
 		p.st.Status = countersign.PostPublishing

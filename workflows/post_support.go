@@ -65,29 +65,19 @@ func (a *alarm) fired() { *a = alarm{} }
 
 // --- activities -------------------------------------------------------------
 
-// withDBOptions is for activities that only touch the database: retried
-// without limit (a database outage pauses the post, it does not break it).
-func withDBOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-		Summary:             summary,
-	})
-}
-
-// dbActivity runs an activity that only reads or writes the database. From
+// dbActivity runs an activity that only reads or writes the database,
+// retried until giveUp (0: without limit, so an outage pauses the post). From
 // version 1 it is a local activity: it runs inside the workflow task, so it
-// costs no activity task and no further workflow task. giveUp bounds its
-// retries (0: retried without limit, like withDBOptions).
+// costs no activity task and no further workflow task.
 func (p *post) dbActivity(ctx workflow.Context, summary string, giveUp time.Duration, fn, arg any) workflow.Future {
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second}
 	if !p.lean {
-		return workflow.ExecuteActivity(withDBOptions(ctx, summary), fn, arg)
+		return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: giveUp, RetryPolicy: retry, Summary: summary,
+		}), fn, arg)
 	}
 	return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: giveUp,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
-		Summary:                summary,
+		StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: giveUp, RetryPolicy: retry, Summary: summary,
 	}), fn, arg)
 }
 
@@ -118,17 +108,7 @@ func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal, nex
 		req.EarlierApprovers = p.earlierApprovers()
 	}
 	var res activities.AuthorizeResult
-	if p.lean {
-		err := p.dbActivity(ctx, "authorize "+d.MemberID, 2*time.Minute, acts.AuthorizeDecision, req).Get(ctx, &res)
-		return res, err
-	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
-		Summary:                "authorize " + d.MemberID,
-	})
-	err := workflow.ExecuteActivity(actx, acts.AuthorizeDecision, req).Get(ctx, &res)
+	err := p.dbActivity(ctx, "authorize "+d.MemberID, 2*time.Minute, acts.AuthorizeDecision, req).Get(ctx, &res)
 	return res, err
 }
 
