@@ -42,3 +42,24 @@ func TestBenchSmall(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchOnGivenTemporalAndPostgres runs the Countersign side against a
+// Temporal and a PostgreSQL that are already running (--temporal-address,
+// --database-url): search attributes are registered on the given namespace
+// and the posts are delivered once.
+func TestBenchOnGivenTemporalAndPostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Options{Posts: 3, Concurrency: 3, Lead: time.Second, SkipBaseline: true,
+		TemporalAddress: testenv.Temporal(t).Address, DatabaseURL: testenv.Postgres(t),
+		DataDir: testenv.DataDir(t), Logger: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Countersign; c.Deliveries != 3 || c.Duplicates != 0 {
+		t.Fatalf("deliveries %d, duplicates %d", c.Deliveries, c.Duplicates)
+	}
+	if res.Countersign.Memory.ServerPeakRSSMB != 0 {
+		t.Error("a given Temporal server's memory cannot be measured, yet it was reported")
+	}
+}
