@@ -106,7 +106,11 @@ func countEvents(evs []*historypb.HistoryEvent) historyCount {
 		t := ev.GetEventType()
 		now := ev.GetEventTime().AsTime()
 		at[ev.GetEventId()] = now
-		c.eventTypes[strings.TrimPrefix(t.String(), "EVENT_TYPE_")]++
+		name := strings.TrimPrefix(t.String(), "EVENT_TYPE_")
+		if t == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT { // which timeout tells why
+			name += "(" + strings.TrimPrefix(ev.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType().String(), "TIMEOUT_TYPE_") + ")"
+		}
+		c.eventTypes[name]++
 		switch t {
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
 			name := "workflow task queue wait"
