@@ -273,33 +273,12 @@ func (s *Store) DeleteChain(ctx context.Context, orgID, chainID string) error {
 	if !validID(orgID) || !validID(chainID) {
 		return notFound("approval chain")
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		var id string
-		err := tx.QueryRow(ctx, `SELECT id FROM approval_chains WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, chainID).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("approval chain")
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `
-			SELECT handle FROM accounts WHERE org_id = $1 AND approval_chain_id = $2 AND deleted_at IS NULL
-			ORDER BY lower(handle)`, orgID, chainID)
-		if err != nil {
-			return err
-		}
-		handles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		if len(handles) > 0 {
-			return cs.Errorf(cs.EINUSE, "accounts %s use this approval chain: give them another chain first", strings.Join(handles, ", "))
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM approval_chains WHERE org_id = $1 AND id = $2`, orgID, chainID)
-		if isForeignKeyViolation(err) {
-			return cs.Errorf(cs.EINUSE, "an account now uses this approval chain: give it another chain first")
-		}
-		return err
+	return s.deleteUnlessUsed(ctx, orgID, chainID, deletion{
+		table: "approval_chains", what: "approval chain",
+		usedBy: `SELECT handle FROM accounts WHERE org_id = $1 AND approval_chain_id = $2 AND deleted_at IS NULL
+			ORDER BY lower(handle)`,
+		inUse:   "accounts %s use this approval chain: give them another chain first",
+		usedNow: "an account now uses this approval chain: give it another chain first",
 	})
 }
 

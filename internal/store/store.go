@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/migrations"
 )
@@ -67,6 +68,45 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 // newID returns a time-ordered UUID (v7), so ids sort by creation and make
 // stable pagination cursors.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// deletion describes deleting a row that others may still refer to.
+type deletion struct {
+	table, what string // the table, and its row in words for not-found errors
+	usedBy      string // lists the referrers' names ($1 org, $2 id)
+	inUse       string // EINUSE message; %s: the referrers' names
+	usedNow     string // EINUSE message when a referrer appears meanwhile (foreign key)
+}
+
+// deleteUnlessUsed deletes the org's row id from d.table unless something
+// still refers to it: then EINUSE names the referrers.
+func (s *Store) deleteUnlessUsed(ctx context.Context, orgID, id string, d deletion) error {
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var found string
+		err := tx.QueryRow(ctx, `SELECT id FROM `+d.table+` WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, id).Scan(&found)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound(d.what)
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, d.usedBy, orgID, id)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(names) > 0 {
+			return cs.Errorf(cs.EINUSE, d.inUse, strings.Join(names, ", "))
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM `+d.table+` WHERE org_id = $1 AND id = $2`, orgID, id)
+		if isForeignKeyViolation(err) {
+			return cs.Errorf(cs.EINUSE, "%s", d.usedNow)
+		}
+		return err
+	})
+}
 
 // isForeignKeyViolation reports whether err is PostgreSQL's
 // foreign_key_violation: a row referenced or referencing another that a

@@ -164,33 +164,12 @@ func (s *Store) DeleteTeam(ctx context.Context, orgID, teamID string) error {
 	if !validID(orgID) || !validID(teamID) {
 		return notFound("team")
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		var id string
-		err := tx.QueryRow(ctx, `SELECT id FROM teams WHERE org_id = $1 AND id = $2 FOR UPDATE`, orgID, teamID).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("team")
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `
-			SELECT DISTINCT c.name FROM approval_chain_steps s JOIN approval_chains c ON c.id = s.chain_id
-			WHERE s.org_id = $1 AND (s.approver_team_id = $2 OR s.fallback_team_id = $2) ORDER BY c.name`, orgID, teamID)
-		if err != nil {
-			return err
-		}
-		chains, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		if len(chains) > 0 {
-			return cs.Errorf(cs.EINUSE, "the team is named by approval chain(s) %s: change them first", strings.Join(chains, ", "))
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM teams WHERE org_id = $1 AND id = $2`, orgID, teamID)
-		if isForeignKeyViolation(err) {
-			return cs.Errorf(cs.EINUSE, "an approval chain now names the team: change it first")
-		}
-		return err
+	return s.deleteUnlessUsed(ctx, orgID, teamID, deletion{
+		table: "teams", what: "team",
+		usedBy: `SELECT DISTINCT c.name FROM approval_chain_steps s JOIN approval_chains c ON c.id = s.chain_id
+			WHERE s.org_id = $1 AND (s.approver_team_id = $2 OR s.fallback_team_id = $2) ORDER BY c.name`,
+		inUse:   "the team is named by approval chain(s) %s: change them first",
+		usedNow: "an approval chain now names the team: change it first",
 	})
 }
 
