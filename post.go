@@ -315,6 +315,13 @@ type DecisionSignal struct {
 	Source string `json:"source"`
 	// RequestID identifies the click or API call; a repeated one counts once.
 	RequestID string `json:"request_id"`
+	// OnBehalfOf is the absent member a delegate decides for (SPEC §2); empty
+	// when the member decides for themselves.
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// MAC is secrets.DecisionSigner's signature over every other field, set
+	// by the API, Slack and review links. A decision without a valid MAC (sent
+	// straight to Temporal) is ignored with reason unsigned (SPEC §8).
+	MAC string `json:"mac,omitempty"`
 }
 
 // EditSignal is the payload of the "edit" signal. Revision is the revision

@@ -1,0 +1,71 @@
+package secrets
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+
+	cs "github.com/countersign/countersign"
+)
+
+// decisionKeyLabel is the HKDF info of the decision MAC key: its own label, so
+// the key that signs decisions is never the one that seals credentials.
+const decisionKeyLabel = "countersign decision mac v1"
+
+// DecisionSigner signs and checks decision payloads (SPEC §8, Approvals): the
+// API, Slack and review links sign what they send to a post's workflow; the
+// workflow's authorization checks it, so a decision sent straight to Temporal
+// by someone who can reach the frontend is ignored as unsigned.
+type DecisionSigner struct {
+	key []byte
+}
+
+// NewDecisionSigner derives the MAC key from the 32-byte master key
+// (COUNTERSIGN_SECRET_KEY) with HKDF-SHA256.
+func NewDecisionSigner(master []byte) (*DecisionSigner, error) {
+	if len(master) != 32 {
+		return nil, fmt.Errorf("secrets: the key must be 32 bytes, not %d", len(master))
+	}
+	k, err := hkdf.Key(sha256.New, master, nil, decisionKeyLabel, 32)
+	if err != nil {
+		return nil, err
+	}
+	return &DecisionSigner{key: k}, nil
+}
+
+// Sign returns the MAC of d (its MAC field ignored), base64url without padding.
+func (s *DecisionSigner) Sign(d cs.DecisionSignal) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write(decisionBytes(d))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Verify reports whether d.MAC is the MAC of d.
+func (s *DecisionSigner) Verify(d cs.DecisionSignal) bool {
+	got, err := base64.RawURLEncoding.DecodeString(d.MAC)
+	if err != nil || d.MAC == "" {
+		return false
+	}
+	m := hmac.New(sha256.New, s.key)
+	m.Write(decisionBytes(d))
+	return hmac.Equal(got, m.Sum(nil))
+}
+
+// String never shows the key.
+func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
+
+// decisionBytes is the canonical encoding of every field that decides what a
+// decision does: each length-prefixed, so no two payloads collide.
+func decisionBytes(d cs.DecisionSignal) []byte {
+	var out []byte
+	for _, f := range []string{d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
+		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf} {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
