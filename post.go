@@ -273,6 +273,22 @@ const (
 	SignalReschedule = "reschedule"
 	SignalCancel     = "cancel"
 	QueryState       = "state"
+
+	// Workflow Updates (SPEC §3 item 4, "One authority"). decide, edit,
+	// reschedule and cancel share their names with the signals, take the same
+	// payloads and answer the post's new PostState. A refusal is a
+	// non-retryable *temporal.ApplicationError whose Type is a Reason* code
+	// and whose message is the sentence to show; validators refuse what the
+	// state can tell without writing history.
+	UpdateDecide     = "decide"
+	UpdateEdit       = "edit"
+	UpdateReschedule = "reschedule"
+	UpdateCancel     = "cancel"
+	// UpdateSubmitted is sent with the start (Update-With-Start): it answers
+	// the post's state once the submission is processed (step 1 open with
+	// its eligible approvers, or scheduled / publishing when no approval is
+	// needed).
+	UpdateSubmitted = "submitted"
 )
 
 // WorkflowID is the workflow ID of a post's workflow.
@@ -334,6 +350,13 @@ type EditSignal struct {
 	MediaURLs []string `json:"media_urls"`
 	By        string   `json:"by"`
 	Source    string   `json:"source,omitempty"` // api or temporal (default)
+	// RequestID identifies the API call; a repeated one (the Update, then
+	// its signal fallback) applies once.
+	RequestID string `json:"request_id,omitempty"`
+	// MAC is secrets.DecisionSigner's signature (SignEdit), set by the API.
+	// An edit without a valid MAC is an operator's edit (Temporal UI or CLI):
+	// it is applied, and its revision always goes through the chain.
+	MAC string `json:"mac,omitempty"`
 }
 
 // RescheduleSignal is the payload of the "reschedule" signal. A nil
@@ -342,13 +365,17 @@ type RescheduleSignal struct {
 	ScheduledAt *time.Time `json:"scheduled_at"`
 	By          string     `json:"by"`
 	Source      string     `json:"source,omitempty"`
+	Revision    int        `json:"revision,omitempty"` // the revision the caller saw; 0: any
+	RequestID   string     `json:"request_id,omitempty"`
 }
 
 // CancelSignal is the payload of the "cancel" signal.
 type CancelSignal struct {
-	By     string `json:"by"`
-	Reason string `json:"reason"`
-	Source string `json:"source,omitempty"`
+	By        string `json:"by"`
+	Reason    string `json:"reason"` // the API's "note"
+	Source    string `json:"source,omitempty"`
+	Revision  int    `json:"revision,omitempty"` // the revision the caller saw; 0: any
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // DecisionRecord is a decision that counted.
@@ -464,6 +491,11 @@ const (
 	ReasonAuthorizeFailed   = "authorize_failed"   // the directory could not be asked
 	ReasonUnchanged         = "content_unchanged"  // edit with the same content hash
 	ReasonTooLate           = "too_late"           // publishing started or the post ended
+	ReasonUnsigned          = "unsigned"           // a decision without a valid MAC (sent straight to Temporal)
+	ReasonRevisionWriter    = "revision_writer"    // whoever wrote a revision (or their delegate) cannot approve it
+	ReasonNotAwaited        = "not_awaited"        // the member is not among those the step awaits
+	ReasonCannotCompose     = "cannot_compose"     // an edit, reschedule or cancel by someone who may not change the post now
+	ReasonRateLimited       = "rate_limited"       // too many decisions or edits (the API answers 429)
 )
 
 // PostEvent is one entry of a post's audit log. Key is unique per post and

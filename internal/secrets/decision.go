@@ -62,8 +62,39 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 // decision does: each length-prefixed, so no two payloads collide.
 func decisionBytes(d cs.DecisionSignal) []byte {
 	var out []byte
-	for _, f := range []string{d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
+	for _, f := range []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
 		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf} {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
+
+// SignEdit returns the MAC of an edit (its MAC field ignored).
+func (s *DecisionSigner) SignEdit(e cs.EditSignal) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write(editBytes(e))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// VerifyEdit reports whether e.MAC is the MAC of e.
+func (s *DecisionSigner) VerifyEdit(e cs.EditSignal) bool {
+	got, err := base64.RawURLEncoding.DecodeString(e.MAC)
+	if err != nil || e.MAC == "" {
+		return false
+	}
+	m := hmac.New(sha256.New, s.key)
+	m.Write(editBytes(e))
+	return hmac.Equal(got, m.Sum(nil))
+}
+
+// editBytes is the canonical encoding of an edit; the "edit" prefix keeps an
+// edit's MAC from ever verifying as a decision's.
+func editBytes(e cs.EditSignal) []byte {
+	fields := []string{"edit", strconv.Itoa(e.Revision), e.Text, e.By, e.Source, e.RequestID, strconv.Itoa(len(e.MediaURLs))}
+	fields = append(fields, e.MediaURLs...)
+	var out []byte
+	for _, f := range fields {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
 		out = append(out, f...)
 	}
