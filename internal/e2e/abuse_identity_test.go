@@ -22,10 +22,11 @@ import (
 // user who exists outside Acme.
 type idEnv struct {
 	*env
-	db     *pgx.Conn
-	slack  *slackfake.Slack // nil when Slack is not configured
-	orgB   string
-	victim person // Vic's token and member id in org B
+	db      *pgx.Conn
+	slack   *slackfake.Slack // nil when Slack is not configured
+	ownerID string           // e.owner's member id in org A
+	orgB    string
+	victim  person // Vic's token and member id in org B
 }
 
 // newIdentityEnv builds the two orgs, with Slack (the fake) configured or not.
@@ -61,7 +62,7 @@ func newIdentityEnv(t *testing.T, withSlack bool) *idEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &idEnv{env: e, db: db, slack: fake, orgB: b.Org.ID, victim: person{token: b.Token, memberID: b.Member.ID}}
+	return &idEnv{env: e, db: db, slack: fake, ownerID: a.Member.ID, orgB: b.Org.ID, victim: person{token: b.Token, memberID: b.Member.ID}}
 }
 
 // count answers a count(*) query.
