@@ -19,11 +19,20 @@ const (
 	EINVITATIONSDISABLED = "invitations_disabled" // the invitee refuses invitations (409)
 	EALREADYMEMBER       = "already_member"       // the e-mail is already an active member (409)
 	EINVITATIONEXPIRED   = "invitation_expired"   // the invitation is past its 14 days (410)
-	EINVITATIONANSWERED  = "invitation_answered"  // accepted or declined already, or replaced (409)
-	ELASTOWNER           = "last_owner"           // the org would be left without an owner (409)
-	EINUSE               = "in_use"               // a chain or team still referenced (409)
-	EINVALIDCSV          = "invalid_csv"          // an import that is not a CSV we can read (422)
-	ETOOMANYROWS         = "too_many_rows"        // an import over MaxImportRows (413)
+	EINVITATIONUSED      = "invitation_used"      // accepted already (410)
+	EINVITATIONDECLINED  = "invitation_declined"  // declined by the invitee (410)
+	EINVITATIONREVOKED   = "invitation_revoked"   // revoked by an admin (410)
+	EINVITATIONREPLACED  = "invitation_replaced"  // a newer invitation to the same e-mail replaced it (410)
+	// EINVITATIONNEEDSTOKEN: the invited e-mail belongs to a user, who
+	// answers with their own API token (401).
+	EINVITATIONNEEDSTOKEN = "invitation_needs_token"
+	EINVITATIONMISMATCH   = "invitation_email_mismatch" // the API token's user is not the invitee (403)
+	ESLACKIDTAKEN         = "slack_id_taken"            // another member of the org has this Slack id (409)
+	ESLACKUNAVAILABLE     = "slack_unavailable"         // Slack did not answer a check (503)
+	ELASTOWNER            = "last_owner"                // the org would be left without an owner (409)
+	EINUSE                = "in_use"                    // a chain or team still referenced (409)
+	EINVALIDCSV           = "invalid_csv"               // an import that is not a CSV we can read (422)
+	ETOOMANYROWS          = "too_many_rows"             // an import over MaxImportRows (413)
 )
 
 // InvitationTTL is how long an invitation can be answered.
@@ -87,7 +96,7 @@ type InvitationRequest struct {
 type Accepted struct {
 	User     User   `json:"user"`
 	Member   Member `json:"member"`
-	APIToken string `json:"api_token"`
+	APIToken string `json:"api_token,omitempty"` // a new user's first token; none for an existing user
 }
 
 // Import results, one per CSV data row.

@@ -8,10 +8,13 @@ import (
 	"github.com/gin-gonic/gin"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/store"
 )
 
-// Invitations: admins and owners invite (only an owner invites an owner);
-// the invitee answers with the invitation token in the path, no API token.
+// Invitations: admins and owners invite (only an owner invites an owner),
+// list the pending ones and revoke them. The invitee answers with the
+// invitation token in the path: anonymously when the e-mail has no user yet
+// (accepting creates it), with their own API token when it has one.
 
 func (s *Server) invite(c *gin.Context) {
 	var req cs.InvitationRequest
@@ -77,16 +80,57 @@ func (s *Server) importInvitations(c *gin.Context) {
 	})
 }
 
+// optionalUser authenticates the caller when the request carries an
+// Authorization header: nil without one; false (with a 401 written) for a
+// bad one.
+func (s *Server) optionalUser(c *gin.Context) (*cs.User, bool) {
+	if c.GetHeader("Authorization") == "" {
+		return nil, true
+	}
+	u, ok := s.bearerUser(c)
+	return &u, ok
+}
+
+// answerFailed writes an invitation answer's error; a 401 tells the client
+// how to authenticate.
+func (s *Server) answerFailed(c *gin.Context, err error) {
+	if cs.ErrorCode(err) == cs.EINVITATIONNEEDSTOKEN {
+		c.Header("WWW-Authenticate", `Bearer realm="countersign"`)
+	}
+	s.fail(c, err)
+}
+
 func (s *Server) acceptInvitation(c *gin.Context) {
 	var req struct {
-		Name string `json:"name"`
+		Name *string `json:"name"`
 	}
 	if !bindOptionalJSON(c, &req) {
 		return
 	}
-	a, err := s.Store.AcceptInvitation(c, c.Param("token"), req.Name)
+	caller, ok := s.optionalUser(c)
+	if !ok {
+		return
+	}
+	var (
+		a   cs.Accepted
+		err error
+	)
+	if caller != nil {
+		if req.Name != nil {
+			s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "an existing user keeps their name: change it with PATCH /v1/me",
+				Fields: []cs.FieldError{{Field: "name", Message: "is only for a new user (accepting without an API token)"}}})
+			return
+		}
+		a, err = s.Store.AcceptInvitationAs(c, c.Param("token"), *caller)
+	} else {
+		var name string
+		if req.Name != nil {
+			name = *req.Name
+		}
+		a, err = s.Store.AcceptInvitation(c, c.Param("token"), name)
+	}
 	if err != nil {
-		s.fail(c, err)
+		s.answerFailed(c, err)
 		return
 	}
 	// A new member: link their Slack user by e-mail, in the background.
@@ -96,9 +140,40 @@ func (s *Server) acceptInvitation(c *gin.Context) {
 }
 
 func (s *Server) declineInvitation(c *gin.Context) {
-	if err := s.Store.DeclineInvitation(c, c.Param("token")); err != nil {
-		s.fail(c, err)
+	caller, ok := s.optionalUser(c)
+	if !ok {
+		return
+	}
+	if err := s.Store.DeclineInvitation(c, c.Param("token"), caller); err != nil {
+		s.answerFailed(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "declined"})
+}
+
+// listInvitations answers the org's pending invitations (admins and owners).
+func (s *Server) listInvitations(c *gin.Context) {
+	if !s.requireAdmin(c, "list invitations") {
+		return
+	}
+	org := currentMember(c).OrgID
+	listPage(s, c, func(p cs.Page) ([]cs.Invitation, error) { return s.Store.ListInvitations(c, org, p) },
+		func(inv cs.Invitation) string { return inv.ID })
+}
+
+// revokeInvitation revokes a pending invitation (admins and owners).
+func (s *Server) revokeInvitation(c *gin.Context) {
+	if !s.requireAdmin(c, "revoke invitations") {
+		return
+	}
+	id, ok := pathID(c, "invitation")
+	if !ok {
+		return
+	}
+	me := currentMember(c)
+	if err := s.Store.RevokeInvitation(c, me.OrgID, id, store.Actor{MemberID: me.ID, Source: cs.SourceAPI}); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
 }

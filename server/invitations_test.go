@@ -38,19 +38,19 @@ func TestInvitationAcceptAndDecline(t *testing.T) {
 		t.Fatalf("teams after accepting: %v", ts)
 	}
 	// The invitation cannot be answered twice; the e-mail is a member now.
-	e.problem(409, cs.EINVITATIONANSWERED, "", "POST", "/v1/invitations/"+inv.s("token")+"/accept", "")
-	e.problem(409, cs.EINVITATIONANSWERED, "", "POST", "/v1/invitations/"+inv.s("token")+"/decline", "")
+	e.problem(410, cs.EINVITATIONUSED, "", "POST", "/v1/invitations/"+inv.s("token")+"/accept", "")
+	e.problem(410, cs.EINVITATIONUSED, "", "POST", "/v1/invitations/"+inv.s("token")+"/decline", "")
 	e.problem(409, cs.EALREADYMEMBER, e.owner.token, "POST", e.o("/invitations"), `{"email": "ANA@acme.test"}`)
 
 	// Decline: the token stops working.
 	dec := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "bob@acme.test"}`)
 	e.must(200, "", "POST", "/v1/invitations/"+dec.s("token")+"/decline", "")
-	e.problem(409, cs.EINVITATIONANSWERED, "", "POST", "/v1/invitations/"+dec.s("token")+"/accept", "")
+	e.problem(410, cs.EINVITATIONDECLINED, "", "POST", "/v1/invitations/"+dec.s("token")+"/accept", "")
 
 	// A new invitation replaces a pending one.
 	first := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "cy@acme.test"}`)
 	second := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "cy@acme.test", "org_role": "admin"}`)
-	e.problem(409, cs.EINVITATIONANSWERED, "", "POST", "/v1/invitations/"+first.s("token")+"/accept", "")
+	e.problem(410, cs.EINVITATIONREPLACED, "", "POST", "/v1/invitations/"+first.s("token")+"/accept", "")
 	if got := e.must(200, "", "POST", "/v1/invitations/"+second.s("token")+"/accept", "").m("member"); got.s("org_role") != "admin" {
 		t.Fatalf("second invitation: %v", got)
 	}
@@ -211,5 +211,120 @@ func TestInvitationImportIsRefusedWhole(t *testing.T) {
 	code, raw := e.req(e.owner.token, "POST", e.o("/invitations/import"), "text/csv", ok.String())
 	if out := decode(t, raw); code != 200 || out["invited"] != 500.0 {
 		t.Fatalf("500 rows: %d %.300s", code, raw)
+	}
+}
+
+// An e-mail that already has a user is accepted only by that user, with their
+// own API token: no new token, nothing about the user changes.
+func TestInvitationOfAnExistingUser(t *testing.T) {
+	e := newEnv(t)
+	pr := e.team("PR")
+	dee, err := e.st.Bootstrap(context.Background(), "Elsewhere", "dee@else.test", "Dee Original")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "Dee@Else.test", "name": "Not Dee", "org_role": "admin", "teams": ["PR"]}`)
+	path := "/v1/invitations/" + inv.s("token") + "/accept"
+	tokens := func() int { return e.count(`SELECT count(*) FROM api_tokens WHERE user_id = $1`, dee.User.ID) }
+
+	// Anonymous: 401 naming the fix, with WWW-Authenticate; nothing changes.
+	code, raw := e.req("", "POST", path, "", `{"name": "Mallory"}`)
+	if out := decode(t, raw); code != 401 || out.s("code") != cs.EINVITATIONNEEDSTOKEN || out["api_token"] != nil ||
+		!strings.Contains(out.s("detail"), "API token") {
+		t.Fatalf("anonymous accept: %d %s", code, raw)
+	}
+	// Another user's token, an unknown token, and a name: refused.
+	e.problem(403, cs.EINVITATIONMISMATCH, e.owner.token, "POST", path, "")
+	e.problem(401, cs.EUNAUTHORIZED, "cs_not_a_token", "POST", path, "")
+	e.problem(422, cs.EINVALID, dee.Token, "POST", path, `{"name": "Dee New"}`)
+	e.problem(401, cs.EINVITATIONNEEDSTOKEN, "", "POST", "/v1/invitations/"+inv.s("token")+"/decline", "")
+	e.problem(403, cs.EINVITATIONMISMATCH, e.owner.token, "POST", "/v1/invitations/"+inv.s("token")+"/decline", "")
+	if n := e.count(`SELECT count(*) FROM members WHERE org_id = $1 AND user_id = $2`, e.org, dee.User.ID); n != 0 || tokens() != 1 {
+		t.Fatalf("refused accepts wrote: %d members, %d tokens", n, tokens())
+	}
+	if n := e.count(`SELECT count(*) FROM users WHERE id = $1 AND name = 'Dee Original'`, dee.User.ID); n != 1 {
+		t.Fatal("a refused accept renamed the user")
+	}
+
+	// Dee's own token: joined as invited, no token, the name kept.
+	acc := e.must(200, dee.Token, "POST", path, "")
+	if _, has := acc["api_token"]; has || acc.m("member").s("org_role") != "admin" || acc.m("user").s("name") != "Dee Original" {
+		t.Fatalf("accepted with the user's token: %v", acc)
+	}
+	if tokens() != 1 {
+		t.Fatalf("accepting issued a token: %d", tokens())
+	}
+	ts := e.must(200, dee.Token, "GET", e.o("/members/"+acc.m("member").s("id")), "").list("teams")
+	if len(ts) != 1 || ts[0].s("team_id") != pr {
+		t.Fatalf("teams: %v", ts)
+	}
+	e.problem(410, cs.EINVITATIONUSED, dee.Token, "POST", path, "")
+
+	// Declining with one's own token works too.
+	again := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "dee2@else.test"}`)
+	dee2, err := e.st.Bootstrap(context.Background(), "Else 2", "dee2@else.test", "Dee Two")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.must(200, dee2.Token, "POST", "/v1/invitations/"+again.s("token")+"/decline", "")
+	e.problem(410, cs.EINVITATIONDECLINED, dee2.Token, "POST", "/v1/invitations/"+again.s("token")+"/accept", "")
+}
+
+// Admins list the pending invitations and revoke them; nobody else can.
+func TestInvitationListAndRevoke(t *testing.T) {
+	e := newEnv(t)
+	e.team("PR")
+	member := e.join("Mo", "member")
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, e.must(201, e.owner.token, "POST", e.o("/invitations"),
+			fmt.Sprintf(`{"email": "p%d@acme.test", "teams": ["PR"]}`, i)).s("id"))
+	}
+	// Neither answered nor expired invitations are listed.
+	done := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "done@acme.test"}`)
+	e.must(200, "", "POST", "/v1/invitations/"+done.s("token")+"/accept", "")
+	old := e.must(201, e.owner.token, "POST", e.o("/invitations"), `{"email": "old@acme.test"}`)
+	e.sql(`UPDATE invitations SET expires_at = now() - interval '1 second' WHERE id = $1`, old.s("id"))
+
+	page := e.must(200, e.owner.token, "GET", e.o("/invitations?limit=2"), "")
+	items := page.list("items")
+	if len(items) != 2 || items[0].s("id") != ids[0] || items[0].s("email") != "p0@acme.test" || page.s("next_cursor") == "" ||
+		items[0]["token"] != nil || fmt.Sprint(items[0]["teams"]) != "[PR]" {
+		t.Fatalf("first page: %v", page)
+	}
+	rest := e.must(200, e.owner.token, "GET", e.o("/invitations?limit=2&cursor="+page.s("next_cursor")), "")
+	if items := rest.list("items"); len(items) != 1 || items[0].s("id") != ids[2] || rest["next_cursor"] != nil {
+		t.Fatalf("second page: %v", rest)
+	}
+	e.problem(403, cs.EFORBIDDEN, member.token, "GET", e.o("/invitations"), "")
+	e.problem(403, cs.EFORBIDDEN, member.token, "DELETE", e.o("/invitations/"+ids[0]), "")
+
+	// Revoke: the token dies, the list shrinks, the audit log has it.
+	e.must(204, e.owner.token, "DELETE", e.o("/invitations/"+ids[0]), "")
+	e.must(204, e.owner.token, "DELETE", e.o("/invitations/"+ids[0]), "") // again: no-op
+	if n := e.count(`SELECT count(*) FROM org_audit WHERE org_id = $1 AND object_type = 'invitation' AND object_id = $2
+		AND action = 'revoke' AND actor_member_id = $3 AND after->>'status' = 'revoked'`, e.org, ids[0], e.owner.id); n != 1 {
+		t.Fatalf("%d audit rows for the revocation, want 1", n)
+	}
+	if items := e.must(200, e.owner.token, "GET", e.o("/invitations"), "").list("items"); len(items) != 2 {
+		t.Fatalf("after revoking: %v", items)
+	}
+	e.must(204, e.owner.token, "DELETE", e.o("/invitations/"+old.s("id")), "") // expired ones too
+	e.problem(410, cs.EINVITATIONUSED, e.owner.token, "DELETE", e.o("/invitations/"+done.s("id")), "")
+	e.problem(404, cs.ENOTFOUND, e.owner.token, "DELETE", e.o("/invitations/0190a000-0000-7000-8000-000000000009"), "")
+	e.problem(400, "invalid_id", e.owner.token, "DELETE", e.o("/invitations/nope"), "")
+
+	// Another org's admin cannot see or revoke them.
+	other, err := e.st.Bootstrap(context.Background(), "Other", "boss@other.test", "Boss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.problem(404, cs.ENOTFOUND, other.Token, "DELETE", e.o("/invitations/"+ids[1]), "")
+	e.problem(404, cs.ENOTFOUND, other.Token, "DELETE", "/v1/orgs/"+other.Org.ID+"/invitations/"+ids[1], "")
+	if items := e.must(200, other.Token, "GET", "/v1/orgs/"+other.Org.ID+"/invitations", "").list("items"); len(items) != 0 {
+		t.Fatalf("another org sees: %v", items)
+	}
+	if n := e.count(`SELECT count(*) FROM invitations WHERE id = $1 AND status = 'pending'`, ids[1]); n != 1 {
+		t.Fatal("another org's admin revoked the invitation")
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -11,7 +12,8 @@ import (
 
 // Members: any member reads the directory; admins and owners change roles
 // and remove members; only an owner grants or takes away owner; a member may
-// set their own Slack id and leave the org.
+// leave the org, clear their Slack id, and set it to a Slack user whose
+// e-mail (users.info) is theirs. Admins set any Slack id, audited.
 
 func (s *Server) listMembers(c *gin.Context) {
 	org := currentMember(c).OrgID
@@ -79,7 +81,26 @@ func (s *Server) updateMember(c *gin.Context) {
 		s.fail(c, cs.Errorf(cs.EFORBIDDEN, "only admins, owners and the member themself can set a member's Slack id"))
 		return
 	}
-	m, err := s.Store.UpdateMember(c, me.OrgID, id, store.MemberUpdate{OrgRole: req.OrgRole, SlackUserID: req.SlackUserID})
+	u := store.MemberUpdate{OrgRole: req.OrgRole, SlackUserID: req.SlackUserID}
+	if isAdmin(me) {
+		u.Admin = &store.Actor{MemberID: me.ID, Source: cs.SourceAPI}
+	} else if req.SlackUserID != nil {
+		// A member links only the Slack user whose e-mail is theirs, else
+		// their colleague's clicks would count as theirs. Clearing is free.
+		id := strings.TrimSpace(*req.SlackUserID)
+		if id != "" && id != target.SlackUserID {
+			if !store.ValidSlackUserID(id) {
+				s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "invalid member update",
+					Fields: []cs.FieldError{{Field: "slack_user_id", Message: "must be a Slack user id such as U0123ABCD"}}})
+				return
+			}
+			if err := s.Slack.CheckUserEmail(c, id, target.Email); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+	}
+	m, err := s.Store.UpdateMember(c, me.OrgID, id, u)
 	if err != nil {
 		s.fail(c, err)
 		return

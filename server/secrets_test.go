@@ -75,7 +75,7 @@ func TestSecretsAreShownOnceAndNeverLogged(t *testing.T) {
 	acc := e.must(200, "", "POST", "/v1/invitations/"+invToken+"/accept", `{"name": "Ivy"}`)
 	apiToken := acc.s("api_token")
 	afterAccept := mark()
-	e.problem(409, cs.EINVITATIONANSWERED, "", "POST", "/v1/invitations/"+invToken+"/accept", "")
+	e.problem(410, cs.EINVITATIONUSED, "", "POST", "/v1/invitations/"+invToken+"/accept", "")
 	e.must(200, apiToken, "GET", "/v1/me", "")
 	e.must(200, apiToken, "GET", "/v1/me/tokens", "")
 	e.must(200, apiToken, "GET", e.o("/members"), "")

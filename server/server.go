@@ -65,7 +65,8 @@ func New(d Deps) *Server {
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
 
-	// The invitee answers with the invitation token in the path, no API token.
+	// The invitee answers with the invitation token in the path, and an
+	// existing user with their own API token too (optional here).
 	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
 	e.POST("/v1/invitations/:token/decline", s.declineInvitation)
 
@@ -79,6 +80,8 @@ func New(d Deps) *Server {
 	org := v1.Group("/orgs/:org", s.orgMember)
 	org.POST("/invitations", s.invite)
 	org.POST("/invitations/import", s.importInvitations)
+	org.GET("/invitations", s.listInvitations)
+	org.DELETE("/invitations/:invitation", s.revokeInvitation)
 	org.GET("/members", s.listMembers)
 	org.GET("/members/:member", s.getMember)
 	org.PATCH("/members/:member", s.updateMember)

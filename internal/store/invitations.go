@@ -242,6 +242,8 @@ func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID strin
 }
 
 // lockInvitation reads a pending, unexpired invitation by token for update.
+// A token that can no longer be answered gets an error that says why:
+// used, declined, revoked, replaced or expired (410), or unknown (404).
 func lockInvitation(ctx context.Context, tx pgx.Tx, token string) (cs.Invitation, error) {
 	var inv cs.Invitation
 	var status string
@@ -255,20 +257,54 @@ func lockInvitation(ctx context.Context, tx pgx.Tx, token string) (cs.Invitation
 		return inv, cs.Errorf(cs.ENOTFOUND, "no such invitation")
 	case err != nil:
 		return inv, err
-	case status == "replaced":
-		return inv, cs.Errorf(cs.EINVITATIONANSWERED, "this invitation was replaced by a newer one")
-	case status != "pending":
-		return inv, cs.Errorf(cs.EINVITATIONANSWERED, "this invitation was already %s", status)
-	case expired:
-		return inv, cs.Errorf(cs.EINVITATIONEXPIRED, "this invitation expired on %s: ask for a new one", inv.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	return inv, nil
+	return inv, answerable(status, expired, inv.ExpiresAt)
 }
 
-// AcceptInvitation answers yes to an invitation: it creates the user if
-// needed (name, when given, replaces the invitation's), the member with the
-// invited role, puts it in the invited teams that still exist, and returns a
-// first API token, shown once.
+// answerable returns nil for an invitation that can still be answered (or
+// revoked), else the error that names what happened to it.
+func answerable(status string, expired bool, expiresAt time.Time) error {
+	switch status {
+	case "pending":
+	case "accepted":
+		return cs.Errorf(cs.EINVITATIONUSED, "this invitation was already used: it was accepted")
+	case "declined":
+		return cs.Errorf(cs.EINVITATIONDECLINED, "this invitation was declined")
+	case "revoked":
+		return cs.Errorf(cs.EINVITATIONREVOKED, "this invitation was revoked by an admin of the organization")
+	case "replaced":
+		return cs.Errorf(cs.EINVITATIONREPLACED, "this invitation was replaced by a newer one to the same e-mail")
+	default:
+		return fmt.Errorf("invitation in unknown status %q", status)
+	}
+	if expired {
+		return cs.Errorf(cs.EINVITATIONEXPIRED, "this invitation expired on %s: ask for a new one", expiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// needsToken is the answer to an anonymous accept or decline of an
+// invitation whose e-mail already belongs to a user: only that user answers.
+func needsToken(email, verb string) error {
+	return cs.Errorf(cs.EINVITATIONNEEDSTOKEN,
+		"%s already has a Countersign user: %s this invitation with that user's own API token (Authorization: Bearer)", email, verb)
+}
+
+// checkCaller refuses a caller who is not the invitee.
+func checkCaller(inv cs.Invitation, caller cs.User) error {
+	if !strings.EqualFold(strings.TrimSpace(inv.Email), strings.TrimSpace(caller.Email)) {
+		return cs.Errorf(cs.EINVITATIONMISMATCH,
+			"this invitation is for %s, but the API token sent is %s's: only the invitee can answer it", inv.Email, caller.Email)
+	}
+	return nil
+}
+
+// AcceptInvitation answers yes to an invitation without an API token: it
+// only ever creates a new user (name, when given, replaces the
+// invitation's), the member with the invited role in the invited teams that
+// still exist, and returns the user's first API token, shown once. An e-mail
+// that already has a user is refused (EINVITATIONNEEDSTOKEN) and nothing
+// changes: that user accepts with AcceptInvitationAs.
 func (s *Store) AcceptInvitation(ctx context.Context, token, name string) (cs.Accepted, error) {
 	var a cs.Accepted
 	name = strings.TrimSpace(name)
@@ -283,31 +319,15 @@ func (s *Store) AcceptInvitation(ctx context.Context, token, name string) (cs.Ac
 		if name == "" {
 			name = inv.Name
 		}
-		user, err := upsertUser(ctx, tx, inv.Email, name)
+		user, created, err := insertNewUser(ctx, tx, inv.Email, name)
 		if err != nil {
 			return err
 		}
-		var member bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE org_id = $1 AND user_id = $2 AND removed_at IS NULL)`,
-			inv.OrgID, user.ID).Scan(&member); err != nil {
-			return err
+		if !created {
+			return needsToken(inv.Email, "accept")
 		}
-		if member {
-			return cs.Errorf(cs.EALREADYMEMBER, "you are already a member of this organization")
-		}
-		m := cs.Member{ID: newID(), OrgID: inv.OrgID, UserID: user.ID, Email: user.Email, Name: user.Name, OrgRole: inv.OrgRole}
-		if err := tx.QueryRow(ctx,
-			`INSERT INTO members (id, org_id, user_id, org_role) VALUES ($1, $2, $3, $4) RETURNING created_at`,
-			m.ID, m.OrgID, user.ID, m.OrgRole).Scan(&m.CreatedAt); err != nil {
-			return fmt.Errorf("insert member: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO team_members (org_id, team_id, member_id, team_role)
-			SELECT org_id, team_id, $2, 'member' FROM invitation_teams WHERE invitation_id = $1`, inv.ID, m.ID); err != nil {
-			return fmt.Errorf("join invited teams: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE invitations SET status = 'accepted', answered_at = now(), member_id = $2 WHERE id = $1`, inv.ID, m.ID); err != nil {
+		m, err := joinInvited(ctx, tx, inv, user)
+		if err != nil {
 			return err
 		}
 		a.User, a.Member = user, m
@@ -317,14 +337,153 @@ func (s *Store) AcceptInvitation(ctx context.Context, token, name string) (cs.Ac
 	return a, err
 }
 
-// DeclineInvitation answers no; the token stops working.
-func (s *Store) DeclineInvitation(ctx context.Context, token string) error {
+// AcceptInvitationAs answers yes to an invitation as caller, an existing
+// user authenticated by their own API token, whose e-mail must be the
+// invitation's (EINVITATIONMISMATCH otherwise). Nothing about the user
+// changes and no API token is issued.
+func (s *Store) AcceptInvitationAs(ctx context.Context, token string, caller cs.User) (cs.Accepted, error) {
+	var a cs.Accepted
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		inv, err := lockInvitation(ctx, tx, token)
+		if err != nil {
+			return err
+		}
+		if err := checkCaller(inv, caller); err != nil {
+			return err
+		}
+		m, err := joinInvited(ctx, tx, inv, caller)
+		a.User, a.Member = caller, m
+		return err
+	})
+	return a, err
+}
+
+// joinInvited makes the user a member as the locked invitation says, and
+// marks it accepted.
+func joinInvited(ctx context.Context, tx pgx.Tx, inv cs.Invitation, user cs.User) (cs.Member, error) {
+	m := cs.Member{ID: newID(), OrgID: inv.OrgID, UserID: user.ID, Email: user.Email, Name: user.Name, OrgRole: inv.OrgRole}
+	var member bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE org_id = $1 AND user_id = $2 AND removed_at IS NULL)`,
+		inv.OrgID, user.ID).Scan(&member); err != nil {
+		return m, err
+	}
+	if member {
+		return m, cs.Errorf(cs.EALREADYMEMBER, "you are already a member of this organization")
+	}
+	if err := tx.QueryRow(ctx,
+		`INSERT INTO members (id, org_id, user_id, org_role) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+		m.ID, m.OrgID, user.ID, m.OrgRole).Scan(&m.CreatedAt); err != nil {
+		if isUniqueViolation(err) { // joined the org meanwhile
+			return m, cs.Errorf(cs.EALREADYMEMBER, "you are already a member of this organization")
+		}
+		return m, fmt.Errorf("insert member: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO team_members (org_id, team_id, member_id, team_role)
+		SELECT org_id, team_id, $2, 'member' FROM invitation_teams WHERE invitation_id = $1`, inv.ID, m.ID); err != nil {
+		return m, fmt.Errorf("join invited teams: %w", err)
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE invitations SET status = 'accepted', answered_at = now(), member_id = $2 WHERE id = $1`, inv.ID, m.ID)
+	return m, err
+}
+
+// DeclineInvitation answers no; the token stops working. Like accepting, an
+// invitation whose e-mail already has a user is answered only by that user
+// (caller, authenticated by their own token): an anonymous decline of it is
+// EINVITATIONNEEDSTOKEN, so that nobody else, the inviting admin included,
+// can make it look as if the user said no. An anonymous decline of a new
+// e-mail's invitation is the invitation token's holder's answer.
+func (s *Store) DeclineInvitation(ctx context.Context, token string, caller *cs.User) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		inv, err := lockInvitation(ctx, tx, token)
 		if err != nil {
 			return err
 		}
+		if caller != nil {
+			if err := checkCaller(inv, *caller); err != nil {
+				return err
+			}
+		} else {
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower($1))`, inv.Email).Scan(&exists); err != nil {
+				return err
+			}
+			if exists {
+				return needsToken(inv.Email, "decline")
+			}
+		}
 		_, err = tx.Exec(ctx, `UPDATE invitations SET status = 'declined', answered_at = now() WHERE id = $1`, inv.ID)
 		return err
 	})
+}
+
+// ListInvitations lists the org's pending invitations that can still be
+// answered, by id, without their tokens.
+func (s *Store) ListInvitations(ctx context.Context, orgID string, p cs.Page) ([]cs.Invitation, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT i.id, i.org_id, i.email, i.name, i.org_role, i.expires_at, i.created_at,
+			coalesce(array_agg(t.name ORDER BY lower(t.name)) FILTER (WHERE t.id IS NOT NULL), '{}')
+		FROM invitations i
+		LEFT JOIN invitation_teams it ON it.invitation_id = i.id
+		LEFT JOIN teams t ON t.id = it.team_id
+		WHERE i.org_id = $1 AND i.status = 'pending' AND i.expires_at > now() AND ($2::uuid IS NULL OR i.id > $2)
+		GROUP BY i.id ORDER BY i.id LIMIT $3`, orgID, after(p), limit(p))
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Invitation, error) {
+		var inv cs.Invitation
+		err := r.Scan(&inv.ID, &inv.OrgID, &inv.Email, &inv.Name, &inv.OrgRole, &inv.ExpiresAt, &inv.CreatedAt, &inv.Teams)
+		return inv, err
+	})
+}
+
+// RevokeInvitation revokes one of the org's pending invitations (expired or
+// not): its token then answers EINVITATIONREVOKED. Revoking a revoked one is
+// a no-op; an answered or replaced one cannot be revoked (its error says
+// why). The revocation is written to the org audit log.
+func (s *Store) RevokeInvitation(ctx context.Context, orgID, invitationID string, by Actor) error {
+	if !validID(orgID) || !validID(invitationID) {
+		return notFound("invitation")
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var email, status string
+		err := tx.QueryRow(ctx, `SELECT email, status FROM invitations WHERE org_id = $1 AND id = $2 FOR UPDATE`,
+			orgID, invitationID).Scan(&email, &status)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return notFound("invitation")
+		case err != nil:
+			return err
+		case status == "revoked":
+			return nil
+		}
+		if err := answerable(status, false, time.Time{}); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE invitations SET status = 'revoked', answered_at = now() WHERE id = $1`, invitationID); err != nil {
+			return err
+		}
+		return insertAudit(ctx, tx, orgID, by, auditRow{objectType: "invitation", objectID: invitationID, action: "revoke",
+			before: map[string]any{"email": email, "status": "pending"}, after: map[string]any{"email": email, "status": "revoked"}})
+	})
+}
+
+// insertNewUser creates a user with this e-mail unless one exists, and
+// reports whether it did. An existing user is left exactly as it is.
+func insertNewUser(ctx context.Context, tx pgx.Tx, email, name string) (cs.User, bool, error) {
+	var u cs.User
+	err := tx.QueryRow(ctx, `
+		INSERT INTO users (id, email, name) VALUES ($1, $2, $3)
+		ON CONFLICT (lower(email)) DO NOTHING
+		RETURNING id, email, name, allow_invitations, created_at`,
+		newID(), email, name).Scan(&u.ID, &u.Email, &u.Name, &u.AllowInvitations, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, fmt.Errorf("insert user: %w", err)
+	}
+	return u, true, nil
 }

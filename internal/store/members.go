@@ -120,10 +120,15 @@ func (s *Store) MemberTeams(ctx context.Context, orgID, memberID string) ([]cs.T
 type MemberUpdate struct {
 	OrgRole     *cs.OrgRole
 	SlackUserID *string
+	// Admin, when set, is the admin or owner making the change: the changed
+	// fields go to the org audit log with it. A member changing their own
+	// Slack id (checked with Slack by the caller) leaves it empty.
+	Admin *Actor
 }
 
 // UpdateMember changes a member's role or Slack id. Demoting the org's last
-// owner is refused (ELASTOWNER). Who may change what is the caller's check.
+// owner is refused (ELASTOWNER), and so is a Slack id another active member
+// of the org has (ESLACKIDTAKEN). Who may change what is the caller's check.
 func (s *Store) UpdateMember(ctx context.Context, orgID, memberID string, u MemberUpdate) (cs.Member, error) {
 	var fields []cs.FieldError
 	if u.OrgRole != nil && !u.OrgRole.Valid() {
@@ -132,7 +137,7 @@ func (s *Store) UpdateMember(ctx context.Context, orgID, memberID string, u Memb
 	if u.SlackUserID != nil {
 		id := strings.TrimSpace(*u.SlackUserID)
 		u.SlackUserID = &id
-		if len(id) > 64 || strings.ContainsAny(id, " \t\r\n") {
+		if !ValidSlackUserID(id) && id != "" {
 			fields = append(fields, cs.FieldError{Field: "slack_user_id", Message: "must be a Slack user id such as U0123ABCD"})
 		}
 	}
@@ -161,17 +166,51 @@ func (s *Store) UpdateMember(ctx context.Context, orgID, memberID string, u Memb
 			WHERE org_id = $1 AND id = $2`,
 			orgID, memberID, u.OrgRole, u.SlackUserID != nil, slack)
 		if isUniqueViolation(err) {
-			return &cs.Error{Code: cs.ECONFLICT, Message: "another member has this Slack user id",
-				Fields: []cs.FieldError{{Field: "slack_user_id", Message: "is already used by another member"}}}
+			return &cs.Error{Code: cs.ESLACKIDTAKEN,
+				Message: fmt.Sprintf("Slack user %s is already linked to another member of this organization", *u.SlackUserID),
+				Fields:  []cs.FieldError{{Field: "slack_user_id", Message: "is already linked to another member"}}}
 		}
 		if err != nil {
 			return fmt.Errorf("update member: %w", err)
 		}
 		m, err = scanMember(tx.QueryRow(ctx, `
 			SELECT `+memberColumns+` FROM members m JOIN users u ON u.id = m.user_id WHERE m.id = $1`, memberID))
-		return err
+		if err != nil || u.Admin == nil {
+			return err
+		}
+		return auditMemberChange(ctx, tx, *u.Admin, cur, m)
 	})
 	return m, err
+}
+
+// auditMemberChange writes the fields an admin changed (Slack id, role) to
+// the org audit log; nothing when nothing changed.
+func auditMemberChange(ctx context.Context, tx pgx.Tx, by Actor, before, after cs.Member) error {
+	b, a := map[string]any{}, map[string]any{}
+	if before.SlackUserID != after.SlackUserID {
+		b["slack_user_id"], a["slack_user_id"] = nullIfEmpty(&before.SlackUserID), nullIfEmpty(&after.SlackUserID)
+	}
+	if before.OrgRole != after.OrgRole {
+		b["org_role"], a["org_role"] = before.OrgRole, after.OrgRole
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	return insertAudit(ctx, tx, after.OrgID, by, auditRow{objectType: "member", objectID: after.ID, action: "update", before: b, after: a})
+}
+
+// ValidSlackUserID reports whether id looks like a Slack user id (U… or W…,
+// letters and digits): anything else never reaches Slack or the database.
+func ValidSlackUserID(id string) bool {
+	if len(id) < 2 || len(id) > 64 || (id[0] != 'U' && id[0] != 'W') {
+		return false
+	}
+	for _, r := range id {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // RemoveMember removes a member from the org (a soft delete that keeps the
