@@ -56,6 +56,8 @@ var statusOf = map[string]int{
 	cs.EINUSE:               http.StatusConflict,
 	cs.EINVALIDCSV:          http.StatusUnprocessableEntity,
 	cs.ETOOMANYROWS:         http.StatusRequestEntityTooLarge,
+	cs.EGRANTABOVEOWNRIGHT:  http.StatusForbidden,
+	cs.EOWNGRANT:            http.StatusForbidden,
 }
 
 // fail writes err as a problem. Domain errors keep their message; anything
