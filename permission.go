@@ -84,6 +84,13 @@ func (g Grant) Validate(prefix string) []FieldError {
 	return fields
 }
 
+// Codes of a manager's refused grant change (SPEC §8 "A manager"): only
+// admins and owners grant above their own right or touch their own grant.
+const (
+	EGRANTABOVEOWNRIGHT = "grant_above_own_right"
+	EOWNGRANT           = "own_grant"
+)
+
 // Right is what a member may do on one account.
 type Right struct {
 	Compose bool    `json:"compose"`
@@ -114,6 +121,13 @@ func LevelRight(l Level, custom *CustomRight) Right {
 		}
 	}
 	return Right{Publish: PublishNone}
+}
+
+// Exceeds reports whether r gives anything o lacks, flag by flag: compose,
+// a more permissive publish mode, approve or manage.
+func (r Right) Exceeds(o Right) bool {
+	return r.Compose && !o.Compose || r.Publish.rank() > o.Publish.rank() ||
+		r.Approve && !o.Approve || r.Manage && !o.Manage
 }
 
 // Union is the most permissive of r and o, flag by flag.

@@ -131,3 +131,32 @@ func TestGrantValidate(t *testing.T) {
 		}
 	}
 }
+
+// A grant is above a manager's right when it gives any flag the manager
+// lacks (SPEC §8 "A manager").
+func TestRightExceeds(t *testing.T) {
+	r := func(g *Grant) Right { return LevelRight(g.Level, g.Custom) }
+	manageWithApproval := r(custom(PublishWithApproval, false, true))
+	cases := []struct {
+		grant *Grant
+		over  Right
+		want  bool
+	}{
+		{level(LevelAdvanced), manageWithApproval, true},
+		{level(LevelEditor), manageWithApproval, true},                        // publish direct, approve
+		{level(LevelLimited), manageWithApproval, false},                      // compose, with approval
+		{custom(PublishWithApproval, false, true), manageWithApproval, false}, // the same
+		{custom(PublishNone, true, false), manageWithApproval, true},          // approve only
+		{custom(PublishNone, false, true), r(custom(PublishNone, true, false)), true},
+		{level(LevelLimited), r(custom(PublishNone, false, true)), true}, // compose
+		{level(LevelNone), r(level(LevelNone)), false},
+		{level(LevelEditor), r(level(LevelAdvanced)), false},
+		{level(LevelAdvanced), r(level(LevelAdvanced)), false},
+		{level(LevelAdvanced), r(level(LevelEditor)), true}, // manage
+	}
+	for _, c := range cases {
+		if got := r(c.grant).Exceeds(c.over); got != c.want {
+			t.Errorf("%+v exceeds %+v = %v, want %v", r(c.grant), c.over, got, c.want)
+		}
+	}
+}

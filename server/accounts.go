@@ -145,7 +145,7 @@ func (s *Server) putPermissions(c *gin.Context) {
 			{Field: "grants", Message: "is required: the list of every grant of the account ([] removes them all)"}}})
 		return
 	}
-	grants, err := s.Store.ReplaceGrants(c, org, id, req.Grants)
+	grants, err := s.Store.ReplaceGrants(c, org, id, currentMember(c).ID, req.Grants)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -28,10 +29,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"editor":    e.join("Eddie Editor", "member"),
 	}
 	names := []string{"owner", "admin", "member", "teamadmin", "manager", "custom", "editor"}
-	// Their world: team T (tia is its admin), account A with a grant for each
-	// account-level actor and a limited grant for T, and chain C.
+	// Their world: team T (tia is its admin, max a member), account A with a
+	// grant for each account-level actor and a limited grant for T, and chain C.
 	teamT := e.team("T")
 	e.addToTeam(teamT, actors["teamadmin"].id, "admin")
+	e.addToTeam(teamT, actors["manager"].id, "member")
 	acctA := e.account("a")
 	chainC := e.chain("C")
 	grantsA := fmt.Sprintf(`{"grants": [
@@ -127,6 +129,83 @@ func TestAuthorizationMatrix(t *testing.T) {
 			case !allowed && (code != http.StatusForbidden || out.s("code") != cs.EFORBIDDEN || out.s("detail") == ""):
 				t.Errorf("%s as %s: %d %v, want 403 with a reason", tc.name, who, code, out)
 			}
+		}
+	}
+
+	// Managers grant at most their own right, flag by flag, and never change
+	// their own grant nor a grant of a team they are in (SPEC §8 "A manager");
+	// admins and owners may. Each call starts from grantsA; "" is success.
+	var base []map[string]any
+	if err := json.Unmarshal([]byte(grantsA), &struct{ Grants *[]map[string]any }{&base}); err != nil {
+		t.Fatal(err)
+	}
+	body := func(edit func(gs []map[string]any) []map[string]any) string {
+		gs := make([]map[string]any, len(base))
+		copy(gs, base)
+		b, _ := json.Marshal(map[string]any{"grants": edit(gs)})
+		return string(b)
+	}
+	ownIndex := func(gs []map[string]any, who string) int {
+		return slices.IndexFunc(gs, func(g map[string]any) bool { return g["member_id"] == actors[who].id })
+	}
+	noManage := map[string]string{"member": cs.EFORBIDDEN, "teamadmin": cs.EFORBIDDEN, "editor": cs.EFORBIDDEN}
+	with := func(m map[string]string) map[string]string {
+		for k, v := range noManage {
+			m[k] = v
+		}
+		return m
+	}
+	grantCases := []struct {
+		name string
+		body func(who string) string
+		want map[string]string // actor -> error code; absent: success
+	}{
+		{"grant a colleague editor", func(string) string {
+			return body(func(gs []map[string]any) []map[string]any {
+				return append(gs, map[string]any{"member_id": actors["member"].id, "level": "editor"})
+			})
+		}, with(map[string]string{"custom": cs.EGRANTABOVEOWNRIGHT})},
+		{"grant a colleague custom manage", func(string) string {
+			return body(func(gs []map[string]any) []map[string]any {
+				return append(gs, map[string]any{"member_id": actors["member"].id, "level": "custom",
+					"custom": map[string]any{"publish": "none", "approve": false, "manage": true}})
+			})
+		}, with(map[string]string{})},
+		{"lower own grant", func(who string) string {
+			return body(func(gs []map[string]any) []map[string]any {
+				if i := ownIndex(gs, who); i >= 0 {
+					gs[i] = map[string]any{"member_id": actors[who].id, "level": "limited"}
+					return gs
+				}
+				return append(gs, map[string]any{"member_id": actors[who].id, "level": "limited"})
+			})
+		}, with(map[string]string{"manager": cs.EOWNGRANT, "custom": cs.EOWNGRANT})},
+		{"drop own grant", func(who string) string {
+			return body(func(gs []map[string]any) []map[string]any {
+				if i := ownIndex(gs, who); i >= 0 {
+					return slices.Delete(gs, i, i+1)
+				}
+				return gs
+			})
+		}, with(map[string]string{"manager": cs.EOWNGRANT, "custom": cs.EOWNGRANT})},
+		{"raise own team's grant", func(string) string {
+			return body(func(gs []map[string]any) []map[string]any {
+				gs[len(gs)-1] = map[string]any{"team_id": teamT, "level": "editor"}
+				return gs
+			})
+		}, with(map[string]string{"manager": cs.EOWNGRANT, "custom": cs.EGRANTABOVEOWNRIGHT})},
+	}
+	for _, tc := range grantCases {
+		for _, who := range names {
+			code, out := e.call(actors[who].token, "PUT", e.o("/accounts/"+acctA+"/permissions"), tc.body(who))
+			want, refused := tc.want[who]
+			switch {
+			case !refused && code != http.StatusOK:
+				t.Errorf("%s as %s: %d %v, want success", tc.name, who, code, out)
+			case refused && (code != http.StatusForbidden || out.s("code") != want || out.s("detail") == ""):
+				t.Errorf("%s as %s: %d %v, want 403 %s with a reason", tc.name, who, code, out, want)
+			}
+			e.must(200, e.owner.token, "PUT", e.o("/accounts/"+acctA+"/permissions"), grantsA)
 		}
 	}
 

@@ -57,9 +57,8 @@ func New(d Deps) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	if d.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
-	}
+	// No /metrics here: it counts every org's posts, so it has its own
+	// listener (app.ServeMetrics, SPEC §8).
 	e.GET("/openapi.yaml", s.openAPI)
 
 	// Slack signs its requests; they carry no API token.

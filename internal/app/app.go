@@ -137,16 +137,21 @@ func (o observedMirror) SavePostState(ctx context.Context, postID string, st cs.
 	return err
 }
 
-// ServeMetrics serves /metrics on addr until ctx is done (for the worker,
-// which has no API).
-func (a *App) ServeMetrics(ctx context.Context, addr string) error {
+// MetricsHandler is the metrics listener's whole surface: GET /metrics.
+// It never goes on the public API (SPEC §8): its counts span every org.
+func (a *App) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return mux
+}
+
+// ServeMetrics serves MetricsHandler on l until ctx is done.
+func (a *App) ServeMetrics(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: a.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	a.Logger.Info("metrics listening", "addr", addr)
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve metrics on COUNTERSIGN_METRICS_ADDR %s: %w", addr, err)
+	a.Logger.Info("metrics listening", "addr", l.Addr().String())
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
 	}
 	return nil
 }

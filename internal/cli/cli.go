@@ -105,6 +105,11 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
+			stop, err := serveMetrics(cmd.Context(), a)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			l, err := net.Listen("tcp", a.Config.HTTPAddr)
 			if err != nil {
 				return fmt.Errorf("listen on COUNTERSIGN_HTTP_ADDR %s: %w", a.Config.HTTPAddr, err)
@@ -126,17 +131,36 @@ func workerCmd() *cobra.Command {
 				return err
 			}
 			defer a.Close()
-			if a.Config.MetricsAddr != "" {
-				errc := make(chan error, 1)
-				go func() { errc <- a.ServeMetrics(cmd.Context(), a.Config.MetricsAddr) }()
-				if err := a.RunWorker(cmd.Context()); err != nil {
-					return err
-				}
-				return <-errc
+			stop, err := serveMetrics(cmd.Context(), a)
+			if err != nil {
+				return err
 			}
+			defer stop()
 			return a.RunWorker(cmd.Context())
 		},
 	}
+}
+
+// serveMetrics starts the metrics listener on COUNTERSIGN_METRICS_ADDR, if
+// set; stop ends it and waits.
+func serveMetrics(ctx context.Context, a *app.App) (stop func(), err error) {
+	if a.Config.MetricsAddr == "" {
+		a.Logger.Info("no metrics listener: set COUNTERSIGN_METRICS_ADDR to serve /metrics")
+		return func() {}, nil
+	}
+	l, err := net.Listen("tcp", a.Config.MetricsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on COUNTERSIGN_METRICS_ADDR %s: %w", a.Config.MetricsAddr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.ServeMetrics(ctx, l); err != nil {
+			a.Logger.Error("metrics listener stopped", "error", err)
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 func migrateCmd() *cobra.Command {

@@ -23,7 +23,7 @@ type Config struct {
 	TemporalAPIKey    string // TEMPORAL_API_KEY: Temporal Cloud API key (implies TLS)
 
 	HTTPAddr    string // COUNTERSIGN_HTTP_ADDR
-	MetricsAddr string // COUNTERSIGN_METRICS_ADDR: where `worker` serves /metrics (serve uses the API's)
+	MetricsAddr string // COUNTERSIGN_METRICS_ADDR: the metrics listener of serve and worker (never the public API)
 	PublicURL   string // COUNTERSIGN_PUBLIC_URL: where users reach the API (links, Slack)
 	SecretKey   []byte // COUNTERSIGN_SECRET_KEY: 32 bytes, hex or base64, encrypts credentials
 
@@ -51,7 +51,7 @@ var Vars = []Var{
 	{"TEMPORAL_TLS_CA", "", "CA bundle that signed the Temporal server's certificate"},
 	{"TEMPORAL_API_KEY", "", "Temporal Cloud API key (turns TLS on)"},
 	{"COUNTERSIGN_HTTP_ADDR", ":8080", "address the API listens on"},
-	{"COUNTERSIGN_METRICS_ADDR", "", "address where `worker` serves /metrics (the API serves its own at /metrics); empty: none"},
+	{"COUNTERSIGN_METRICS_ADDR", "", "address where serve and worker serve /metrics (its own listener, never the public API; e.g. :9090); empty: none"},
 	{"COUNTERSIGN_PUBLIC_URL", "http://localhost:8080", "public base URL of the API, used in links"},
 	{"COUNTERSIGN_SECRET_KEY", "", "32-byte key, hex or base64, that encrypts social account credentials (required)"},
 	{"COUNTERSIGN_LOG_FORMAT", "json", "log format: json or text"},

@@ -31,7 +31,10 @@ type Options struct {
 	TemporalPort int    // default 7233
 	UIPort       int    // default 8233; -1 disables the Web UI
 	PGPort       int    // default 5433 (beside a system PostgreSQL on 5432)
-	DatabaseURL  string // use this PostgreSQL instead of starting one
+	// MetricsAddr is where /metrics is served, never on the API (SPEC §8);
+	// "" serves none. `countersign dev` defaults it to DefaultMetricsAddr.
+	MetricsAddr string
+	DatabaseURL string // use this PostgreSQL instead of starting one
 	// TemporalAddress, with TemporalNamespace (default "default"), is a
 	// Temporal to use instead of starting one; its search attributes are
 	// registered if missing.
@@ -48,6 +51,7 @@ const (
 	DefaultTemporalPort = 7233
 	DefaultUIPort       = 8233
 	DefaultPGPort       = 5433
+	DefaultMetricsAddr  = "127.0.0.1:9090"
 )
 
 // Stack is a running dev stack.
@@ -56,8 +60,10 @@ type Stack struct {
 	Temporal *devtemporal.Server
 	PG       *pgserver.Server // nil when DatabaseURL was given
 	APIURL   string
-	Demo     *Demo // the demo org's credentials
-	Seeded   bool  // the demo org was created by this start
+	// MetricsURL is the metrics listener's /metrics, "" without one.
+	MetricsURL string
+	Demo       *Demo // the demo org's credentials
+	Seeded     bool  // the demo org was created by this start
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -122,6 +128,18 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		}
 	}()
 	s.APIURL = "http://" + hostPort(l.Addr().(*net.TCPAddr))
+	var ml net.Listener
+	if o.MetricsAddr != "" {
+		if ml, err = net.Listen("tcp", o.MetricsAddr); err != nil {
+			return s, fmt.Errorf("metrics: %w (choose another address with --metrics-addr)", err)
+		}
+		defer func() {
+			if err != nil {
+				ml.Close()
+			}
+		}()
+		s.MetricsURL = "http://" + hostPort(ml.Addr().(*net.TCPAddr)) + "/metrics"
+	}
 
 	key, err := secretKey(o.DataDir)
 	if err != nil {
@@ -137,6 +155,8 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return namespace
 		case "COUNTERSIGN_HTTP_ADDR":
 			return o.HTTPAddr
+		case "COUNTERSIGN_METRICS_ADDR":
+			return o.MetricsAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
 		case "COUNTERSIGN_PUBLIC_URL":
@@ -168,6 +188,9 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	s.cancel = cancel
 	s.run(func() error { return s.App.ServeAPI(runCtx, l) })
 	s.run(func() error { return s.App.RunWorker(runCtx) })
+	if ml != nil {
+		s.run(func() error { return s.App.ServeMetrics(runCtx, ml) })
+	}
 	return s, nil
 }
 

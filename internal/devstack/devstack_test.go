@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,6 +31,7 @@ func TestDevStack(t *testing.T) {
 		TemporalPort: testenv.FreePort(t),
 		UIPort:       testenv.FreePort(t),
 		PGPort:       testenv.FreePort(t),
+		MetricsAddr:  "127.0.0.1:0",
 		Logger:       testenv.Logger(t),
 	}
 	ctx := context.Background()
@@ -63,6 +65,23 @@ func TestDevStack(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("Web UI's workflow list API answered %s", resp.Status)
+	}
+
+	// Prometheus metrics are on their own listener, not on the public API.
+	if resp, err = http.Get(s.MetricsURL); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `countersign_posts{status="published"} 1`) {
+		t.Fatalf("metrics listener %s: %s %.300s", s.MetricsURL, resp.Status, raw)
+	}
+	if resp, err = http.Get(s.APIURL + "/metrics"); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the API serves /metrics: %s", resp.Status)
 	}
 
 	// bootstrap, the production command, against the dev stack's database.

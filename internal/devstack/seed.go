@@ -101,7 +101,7 @@ func seed(ctx context.Context, st *store.Store, apiURL string) (*Demo, error) {
 		return nil, err
 	}
 	d.AccountID = acct.ID
-	if _, err := st.ReplaceGrants(ctx, d.OrgID, acct.ID, []cs.Grant{
+	if _, err := st.ReplaceGrants(ctx, d.OrgID, acct.ID, "", []cs.Grant{
 		{MemberID: d.Members["INES"], Level: cs.LevelLimited},
 		{MemberID: d.Members["EDDIE"], Level: cs.LevelEditor},
 	}); err != nil {

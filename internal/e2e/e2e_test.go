@@ -39,6 +39,7 @@ type env struct {
 	t       *testing.T
 	app     *app.App
 	api     *httptest.Server
+	metrics *httptest.Server // the metrics listener
 	hook    *receiver
 	stopW   context.CancelFunc
 	wDone   chan struct{}
@@ -80,10 +81,12 @@ func startEnv(t *testing.T, vars map[string]string, logger *slog.Logger) *env {
 	}
 	e := &env{t: t, app: a, members: map[string]person{}}
 	e.api = httptest.NewServer(a.Server())
+	e.metrics = httptest.NewServer(a.MetricsHandler())
 	e.hook = newReceiver(t)
 	t.Cleanup(func() {
 		e.stopWorker()
 		e.api.Close()
+		e.metrics.Close()
 		a.Close()
 	})
 	e.startWorker()
@@ -289,7 +292,7 @@ func TestThreeLevelsToWebhook(t *testing.T) {
 	// The SDK's metrics reach the registry on its reporting interval (1s).
 	var raw []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(e.api.URL + "/metrics")
+		resp, err := http.Get(e.metrics.URL + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -297,8 +297,9 @@ func queryGrants(ctx context.Context, q querier, sql string, args ...any) ([]cs.
 
 // ReplaceGrants replaces every grant of an account with grants, after
 // checking that each names one active member or one team of the org, at
-// most once.
-func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID string, grants []cs.Grant) ([]cs.Grant, error) {
+// most once, and that the member by may make this change (checkManager);
+// by "" is Countersign itself (the dev seed), to which no manager rule applies.
+func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID, by string, grants []cs.Grant) ([]cs.Grant, error) {
 	var fields []cs.FieldError
 	seen := map[string]int{}
 	for i, g := range grants {
@@ -350,6 +351,11 @@ func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID string, gran
 		}
 		if len(fields) > 0 {
 			return &cs.Error{Code: cs.EINVALID, Message: "invalid grants", Fields: fields}
+		}
+		if by != "" {
+			if err := checkManager(ctx, tx, orgID, accountID, by, grants); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID); err != nil {
 			return err

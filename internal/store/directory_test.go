@@ -70,7 +70,7 @@ func (d *dir) account(handle string) string {
 
 func (d *dir) grants(account string, gs ...cs.Grant) {
 	d.t.Helper()
-	if _, err := d.st.ReplaceGrants(d.ctx, d.org, account, gs); err != nil {
+	if _, err := d.st.ReplaceGrants(d.ctx, d.org, account, "", gs); err != nil {
 		d.t.Fatal(err)
 	}
 }

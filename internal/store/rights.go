@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -248,4 +249,95 @@ func (s *Store) approverReason(ctx context.Context, orgID, accountID, memberID s
 func (s *Store) inTeam(ctx context.Context, orgID, teamID, memberID string) (bool, error) {
 	role, err := s.TeamRole(ctx, orgID, teamID, memberID)
 	return role != "", err
+}
+
+// checkManager enforces SPEC §8 "A manager" on replacing the account's grants
+// (read under the account's row lock) with grants, as member by: admins and
+// owners may do anything; anyone else needs manage, and every grant they add,
+// change or remove must not be theirs (their own grant, or a team's they
+// belong to, which is how they hold their right too) and must not give
+// anything their effective right lacks. Unchanged grants pass as they are,
+// whatever their level: a PUT lists every grant of the account.
+func checkManager(ctx context.Context, tx pgx.Tx, orgID, accountID, by string, grants []cs.Grant) error {
+	var role cs.OrgRole
+	err := tx.QueryRow(ctx, `SELECT org_role FROM members WHERE org_id = $1 AND id = $2 AND removed_at IS NULL`, orgID, by).Scan(&role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return cs.Errorf(cs.EFORBIDDEN, "not a member of this organization")
+	}
+	if err != nil || role == cs.RoleOwner || role == cs.RoleAdmin {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT team_id::text FROM team_members WHERE org_id = $1 AND member_id = $2`, orgID, by)
+	if err != nil {
+		return err
+	}
+	teamIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	current, err := queryGrants(ctx, tx, `SELECT `+grantColumns+` FROM account_grants g WHERE g.org_id = $1 AND g.account_id = $2`, orgID, accountID)
+	if err != nil {
+		return err
+	}
+	mine := func(g cs.Grant) bool { return g.MemberID == by || g.TeamID != "" && slices.Contains(teamIDs, g.TeamID) }
+	var own *cs.Grant
+	var teams []cs.Grant
+	before := map[string]cs.Grant{}
+	for _, g := range current {
+		before[grantee(g)] = g
+		switch {
+		case g.MemberID == by:
+			own = &g
+		case mine(g):
+			teams = append(teams, g)
+		}
+	}
+	right := cs.EffectiveRight(role, own, teams)
+	if !right.Manage {
+		return cs.Errorf(cs.EFORBIDDEN, "only members with the advanced level (or custom manage) on this account, admins and owners can change the account's grants")
+	}
+	ownGrant := func(field string) error {
+		return &cs.Error{Code: cs.EOWNGRANT,
+			Message: "only admins and owners can change your own grant on this account, or that of a team you belong to: keep it as it is",
+			Fields:  []cs.FieldError{{Field: field, Message: "is your own grant (or your team's) and must stay unchanged"}}}
+	}
+	after := map[string]bool{}
+	for i, g := range grants {
+		after[grantee(g)] = true
+		if old, ok := before[grantee(g)]; ok && sameGrant(old, g) {
+			continue
+		}
+		field := fmt.Sprintf("grants[%d]", i)
+		if mine(g) {
+			return ownGrant(field)
+		}
+		if cs.LevelRight(g.Level, g.Custom).Exceeds(right) {
+			return &cs.Error{Code: cs.EGRANTABOVEOWNRIGHT,
+				Message: fmt.Sprintf("%s gives more than your own right on this account (compose %t, publish %s, approve %t, manage %t); only admins and owners can",
+					field, right.Compose, right.Publish, right.Approve, right.Manage),
+				Fields: []cs.FieldError{{Field: field + ".level", Message: "is above your own right on this account"}}}
+		}
+	}
+	for _, g := range current {
+		if !after[grantee(g)] && mine(g) {
+			return ownGrant("grants")
+		}
+	}
+	return nil
+}
+
+// grantee names who a grant is for.
+func grantee(g cs.Grant) string {
+	if g.MemberID != "" {
+		return "member " + g.MemberID
+	}
+	return "team " + g.TeamID
+}
+
+// sameGrant reports whether a and b give the same level and flags.
+func sameGrant(a, b cs.Grant) bool {
+	if a.Level != b.Level || (a.Custom == nil) != (b.Custom == nil) {
+		return false
+	}
+	return a.Custom == nil || *a.Custom == *b.Custom
 }

@@ -53,6 +53,7 @@ func Command() *cobra.Command {
 	f.StringVar(&o.HTTPAddr, "http-addr", devstack.DefaultHTTPAddr, "API listen address")
 	f.IntVar(&o.TemporalPort, "temporal-port", devstack.DefaultTemporalPort, "Temporal frontend gRPC port (on 127.0.0.1)")
 	f.IntVar(&o.UIPort, "ui-port", devstack.DefaultUIPort, "Temporal Web UI port (-1 disables the UI)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", devstack.DefaultMetricsAddr, `Prometheus /metrics listen address, never the API's ("" for none)`)
 	f.IntVar(&o.PGPort, "pg-port", devstack.DefaultPGPort, "PostgreSQL port (on 127.0.0.1), unless DATABASE_URL is set")
 	return c
 }
@@ -61,6 +62,7 @@ var banner = template.Must(template.New("banner").Parse(`
 Countersign dev stack is up.
 
   API             {{.APIURL}}        (health: {{.APIURL}}/readyz)
+  Metrics         {{if .MetricsURL}}{{.MetricsURL}}{{else}}disabled{{end}}
   Temporal UI     {{if .Temporal.UIURL}}{{.Temporal.UIURL}}{{else}}disabled{{end}}
   Temporal        {{.Temporal.Address}}  namespace {{.Temporal.Namespace}}
 {{- if .PG}}
