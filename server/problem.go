@@ -63,13 +63,6 @@ var statusOf = map[string]int{
 	cs.EINUSE:                http.StatusConflict,
 	cs.EINVALIDCSV:           http.StatusUnprocessableEntity,
 	cs.ETOOMANYROWS:          http.StatusRequestEntityTooLarge,
-	cs.EINVITATIONSDISABLED:  http.StatusConflict,
-	cs.EALREADYMEMBER:        http.StatusConflict,
-	cs.EINVITATIONEXPIRED:    http.StatusGone,
-	cs.ELASTOWNER:            http.StatusConflict,
-	cs.EINUSE:                http.StatusConflict,
-	cs.EINVALIDCSV:           http.StatusUnprocessableEntity,
-	cs.ETOOMANYROWS:          http.StatusRequestEntityTooLarge,
 	cs.EGRANTABOVEOWNRIGHT:   http.StatusForbidden,
 	cs.EOWNGRANT:             http.StatusForbidden,
 }
