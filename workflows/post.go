@@ -263,10 +263,10 @@ func newPost(ctx workflow.Context, in PostInput) *post {
 		seen:          map[string]bool{},
 		needsApproval: in.NeedsApproval,
 		reqCh:         workflow.NewBufferedChannel(ctx, maxQueued),
-		decisionCh:   workflow.GetSignalChannel(ctx, countersign.SignalDecision),
-		editCh:       workflow.GetSignalChannel(ctx, countersign.SignalEdit),
-		rescheduleCh: workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
-		cancelCh:     workflow.GetSignalChannel(ctx, countersign.SignalCancel),
+		decisionCh:    workflow.GetSignalChannel(ctx, countersign.SignalDecision),
+		editCh:        workflow.GetSignalChannel(ctx, countersign.SignalEdit),
+		rescheduleCh:  workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
+		cancelCh:      workflow.GetSignalChannel(ctx, countersign.SignalCancel),
 	}
 }
 

@@ -98,7 +98,9 @@ func (p *post) answer() {
 // workflow first blocks, so an Update-With-Start finds them.
 func (p *post) setUpdateHandlers(ctx workflow.Context) error {
 	if err := setUpdate(ctx, p, countersign.UpdateDecide, p.validateDecision,
-		func(d countersign.DecisionSignal) *request { return &request{kind: countersign.UpdateDecide, decision: d} }); err != nil {
+		func(d countersign.DecisionSignal) *request {
+			return &request{kind: countersign.UpdateDecide, decision: d}
+		}); err != nil {
 		return err
 	}
 	if err := setUpdate(ctx, p, countersign.UpdateEdit, p.checkEdit,
@@ -106,8 +108,12 @@ func (p *post) setUpdateHandlers(ctx workflow.Context) error {
 		return err
 	}
 	if err := setUpdate(ctx, p, countersign.UpdateReschedule,
-		func(r countersign.RescheduleSignal) *refusal { return p.checkChange("reschedule", r.Revision, r.RequestID) },
-		func(r countersign.RescheduleSignal) *request { return &request{kind: countersign.UpdateReschedule, resched: r} }); err != nil {
+		func(r countersign.RescheduleSignal) *refusal {
+			return p.checkChange("reschedule", r.Revision, r.RequestID)
+		},
+		func(r countersign.RescheduleSignal) *request {
+			return &request{kind: countersign.UpdateReschedule, resched: r}
+		}); err != nil {
 		return err
 	}
 	if err := setUpdate(ctx, p, countersign.UpdateCancel,
