@@ -573,7 +573,7 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 		return countersign.ReasonAuthor, "the author cannot decide on their own post"
 	case p.v2 && p.st.Writer != "" && (d.MemberID == p.st.Writer || d.OnBehalfOf == p.st.Writer):
 		return countersign.ReasonRevisionWriter, fmt.Sprintf("%s wrote revision %d and cannot approve it", p.st.Writer, p.st.Revision)
-	case p.v2 && p.notAwaited(d.MemberID):
+	case p.v2 && p.notAwaited(d):
 		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for %s, not %s", d.Step, p.step().Approver, d.MemberID)
 	case p.chain.DistinctApprovers && slices.Contains(p.earlierApprovers(), d.MemberID):
 		return countersign.ReasonDistinctApprovers, fmt.Sprintf("%s already approved an earlier step of revision %d", d.MemberID, p.st.Revision)
