@@ -12,12 +12,15 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/store"
+	"github.com/countersign/countersign/workflows"
 )
 
 // The post workflow's Updates driven through the Temporal client, as the API
@@ -280,4 +283,94 @@ func recordUpdateHistory(t *testing.T, e *env, postID, name string) {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d events to %s", len(events), path)
+}
+
+// TestContinuedPostPublishesOnce: a post whose workflow continued as new (a
+// flood of stale decisions; the test bound InputsPerRun stands for
+// Temporal's suggestion) answers the state query and the visibility filters
+// as before, takes its approvals and publishes exactly once, with one
+// unbroken audit log.
+func TestContinuedPostPublishesOnce(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+	ctx := context.Background()
+	chain := cs.Chain{Name: "Two", LatePolicy: cs.LateExpire, DistinctApprovers: true, Steps: []cs.ChainStep{
+		{Approver: cs.Approver{Member: e.members["Maya"].memberID}},
+		{Approver: cs.Approver{Role: cs.ApproverRoleApprovers}},
+	}}
+	np := store.NewPost{OrgID: e.orgID, AccountID: acct, AuthorID: e.members["Ines"].memberID, Text: "Flooded but fine",
+		Chain: chain, NeedsApproval: true}
+	post, _, err := e.app.Store.CreatePost(ctx, np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.app.Store.MarkPostStarted(ctx, post.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := workflows.PostInput{PostID: post.ID, OrgID: e.orgID, AccountID: acct, AuthorID: np.AuthorID, Revision: 1,
+		Text: np.Text, Chain: chain, NeedsApproval: true, InputsPerRun: 3}
+	run, err := e.app.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: cs.WorkflowID(post.ID), TaskQueue: cs.TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SAOrg.ValueSet(e.orgID), workflows.SAAccount.ValueSet(acct),
+			workflows.SAAuthor.ValueSet(np.AuthorID), workflows.SAStatus.ValueSet(string(cs.PostPendingApproval)))}, cs.WorkflowType, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := e.updater(post.ID)
+	u.mustUpdate(cs.UpdateSubmitted, nil)
+	for range 3 { // stale: ignored, each one input
+		u.signal(cs.SignalDecision, u.decision("Maya", 9, 1, u.requestID(), cs.DecisionApprove, ""))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := e.app.Temporal.DescribeWorkflowExecution(ctx, cs.WorkflowID(post.ID), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != run.GetRunID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the workflow never continued as new")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// The query and the visibility filters answer as before.
+	v, err := e.app.Temporal.QueryWorkflow(ctx, cs.WorkflowID(post.ID), "", cs.QueryState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st cs.PostState
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != cs.PostPendingApproval || st.CurrentStep != 1 || !slices.Equal(st.Awaited, e.ids("Maya")) {
+		t.Fatalf("state after continuing: %s step %d awaited %v", st.Status, st.CurrentStep, st.Awaited)
+	}
+	query := `WorkflowId = '` + cs.WorkflowID(post.ID) + `' AND ExecutionStatus = 'Running' AND PostOrg = '` + e.orgID +
+		`' AND PostStatus = 'pending_approval' AND PostStep = 1 AND PostApprovers = '` + e.members["Maya"].memberID + `'`
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := e.app.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetExecutions()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility does not find the continued run with %s", query)
+		}
+	}
+
+	u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""))
+	u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 2, u.requestID(), cs.DecisionApprove, ""))
+	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	for i, ev := range done.Events {
+		if ev.Seq != i+1 {
+			t.Fatalf("audit log broken at %d: %+v", i, ev)
+		}
+	}
 }
