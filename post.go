@@ -433,7 +433,19 @@ type PostState struct {
 	CurrentStep int         `json:"current_step"` // 1-based; 0 when no step is open
 	TotalSteps  int         `json:"total_steps"`
 	Steps       []StepState `json:"steps"`
-	ScheduledAt *time.Time  `json:"scheduled_at,omitempty"`
+	// Awaited are the member ids the open step still waits for, computed by
+	// the workflow alone (SPEC §3 "One authority"): the step's eligible
+	// members (and its fallback team's, once open) minus the author, the
+	// revision's writer, who already approved this step and, with
+	// distinct_approvers, who approved an earlier step. Empty when the post
+	// is not pending approval. PostApprovers is this same list; the store,
+	// GET /approvals and Slack read it instead of deciding again.
+	Awaited []string `json:"awaited"`
+	// Writer is who wrote the current revision: the author for revision 1,
+	// the editor of each later one (empty for an operator's edit that named
+	// nobody). The writer cannot approve the revision.
+	Writer      string     `json:"writer,omitempty"`
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 	// WaitingFor says in words what the workflow waits for now; Deadline is
 	// when that wait ends (step deadline, scheduled time, end of the
 	// resubmission window), nil when it is open-ended.

@@ -23,6 +23,8 @@ type Activities struct {
 	Mirror    Mirror
 	Notifier  Notifier
 	Publisher Publisher
+	// Signer checks decision and edit MACs (secrets.DecisionSigner).
+	Signer Signer
 }
 
 // errNotConfigured is returned (and retried) when the worker was built
@@ -53,6 +55,13 @@ func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest)
 	if a.Directory == nil {
 		return AuthorizeResult{}, errNotConfigured("Directory")
 	}
+	if a.Signer == nil {
+		return AuthorizeResult{}, errNotConfigured("Signer")
+	}
+	if in.Decision == nil || !a.Signer.Verify(*in.Decision) {
+		return AuthorizeResult{Code: countersign.ReasonUnsigned,
+			Reason: "the decision was not sent through the API, Slack or a review link (no valid signature)"}, nil
+	}
 	res, err := a.Directory.AuthorizeDecision(ctx, in)
 	if err != nil || !res.Allowed || in.ResolveNext == nil {
 		return res, err
@@ -63,6 +72,54 @@ func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest)
 		return AuthorizeResult{}, err
 	}
 	res.NextResolved, res.NextEligible = true, next.MemberIDs
+	return res, nil
+}
+
+// AuthorizeChange decides whether an edit, reschedule or cancel may be made
+// now, with the member's current right (SPEC §3 item 4): an author changes
+// their own post while they may still compose; anyone else needs editor's
+// right or more on the account (compose, direct publishing and approve). An
+// edit's MAC is checked first: an unsigned edit is an operator's, answered
+// with Signed false and nothing else.
+func (a *Activities) AuthorizeChange(ctx context.Context, in AuthorizeChangeRequest) (AuthorizeChangeResult, error) {
+	if a.Directory == nil {
+		return AuthorizeChangeResult{}, errNotConfigured("Directory")
+	}
+	if in.Edit != nil {
+		if a.Signer == nil {
+			return AuthorizeChangeResult{}, errNotConfigured("Signer")
+		}
+		if !a.Signer.VerifyEdit(*in.Edit) {
+			return AuthorizeChangeResult{}, nil
+		}
+	}
+	res := AuthorizeChangeResult{Signed: true, Code: countersign.ReasonCannotCompose}
+	if in.MemberID == "" {
+		res.Reason = "the " + in.Kind + " names no member"
+		return res, nil
+	}
+	right, err := a.Directory.EffectiveRight(ctx, in.OrgID, in.AccountID, in.MemberID)
+	if countersign.ErrorCode(err) == countersign.ENOTFOUND {
+		res.Reason = in.MemberID + " is no longer an active member of the organization"
+		return res, nil
+	}
+	if err != nil {
+		return AuthorizeChangeResult{}, fmt.Errorf("right of %s: %w", in.MemberID, err)
+	}
+	res.Publish = right.Publish
+	switch {
+	case in.MemberID == in.AuthorID && right.Compose:
+		res.Allowed = true
+	case in.MemberID == in.AuthorID:
+		res.Reason = "you may no longer compose posts on this account"
+	case right.Compose && right.Publish == countersign.PublishDirect && right.Approve:
+		res.Allowed = true
+	default:
+		res.Reason = "only the author or an editor of the account may " + in.Kind + " this post"
+	}
+	if res.Allowed {
+		res.Code = ""
+	}
 	return res, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/secrets"
 )
 
 type fakeMirror struct{ saves int }
@@ -34,7 +35,24 @@ func (n *fakeNotifier) Notify(_ context.Context, note activities.Notification) e
 	return nil
 }
 
-type fakeDirectory struct{ allowed bool }
+type fakeDirectory struct {
+	allowed bool
+	rights  map[string]countersign.Right // absent: not a member
+}
+
+func (d fakeDirectory) EffectiveRight(_ context.Context, _, _, memberID string) (countersign.Right, error) {
+	r, ok := d.rights[memberID]
+	if !ok {
+		return countersign.Right{}, countersign.Errorf(countersign.ENOTFOUND, "member not found")
+	}
+	return r, nil
+}
+
+func signer(t *testing.T) *secrets.DecisionSigner {
+	s, err := secrets.NewDecisionSigner([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, err)
+	return s
+}
 
 func (d fakeDirectory) EligibleApprovers(_ context.Context, _, _ string, a countersign.Approver) ([]string, error) {
 	if a.Team == "empty" {
@@ -111,9 +129,11 @@ func TestAuthorizeDecisionResolvesTheNextStepOnlyWhenAllowed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := suite.NewTestActivityEnvironment()
-			a := &activities.Activities{Directory: fakeDirectory{allowed: tc.allowed}}
+			a := &activities.Activities{Directory: fakeDirectory{allowed: tc.allowed}, Signer: signer(t)}
 			env.RegisterActivity(a)
-			v, err := env.ExecuteActivity(a.AuthorizeDecision, activities.AuthorizeRequest{MemberID: "ana", ResolveNext: tc.next})
+			d := countersign.DecisionSignal{PostID: "p1", MemberID: "ana", Decision: countersign.DecisionApprove}
+			d.MAC = a.Signer.(*secrets.DecisionSigner).Sign(d)
+			v, err := env.ExecuteActivity(a.AuthorizeDecision, activities.AuthorizeRequest{MemberID: "ana", ResolveNext: tc.next, Decision: &d})
 			require.NoError(t, err)
 			var got activities.AuthorizeResult
 			require.NoError(t, v.Get(&got))
@@ -160,4 +180,86 @@ func TestPublishStoresThePublishingStateBeforeCallingTheNetwork(t *testing.T) {
 	require.True(t, errors.As(err, &appErr))
 	require.Equal(t, activities.ErrTypePublishRetryable, appErr.Type(), "nothing was sent: retried")
 	require.Zero(t, p.calls, "the network is not called before the state is stored")
+}
+
+// A decision without a valid MAC (sent straight to Temporal, or altered after
+// signing) is refused as unsigned before the directory is asked.
+func TestAuthorizeDecisionRefusesUnsignedDecisions(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	sg := signer(t)
+	signed := countersign.DecisionSignal{PostID: "p1", Revision: 1, Step: 1, MemberID: "ana", Decision: countersign.DecisionApprove}
+	signed.MAC = sg.Sign(signed)
+	altered := signed
+	altered.MemberID = "bob"
+	for name, d := range map[string]*countersign.DecisionSignal{"no payload": nil, "no mac": {PostID: "p1", MemberID: "ana"},
+		"altered": &altered} {
+		t.Run(name, func(t *testing.T) {
+			env := suite.NewTestActivityEnvironment()
+			a := &activities.Activities{Directory: fakeDirectory{allowed: true}, Signer: sg}
+			env.RegisterActivity(a)
+			v, err := env.ExecuteActivity(a.AuthorizeDecision, activities.AuthorizeRequest{MemberID: "ana", Decision: d})
+			require.NoError(t, err)
+			var got activities.AuthorizeResult
+			require.NoError(t, v.Get(&got))
+			require.False(t, got.Allowed)
+			require.Equal(t, countersign.ReasonUnsigned, got.Code)
+		})
+	}
+}
+
+// Who may change a post is decided with the member's current right: the
+// author while they may compose, anyone else with editor's right or more; an
+// unsigned edit is an operator's and is not checked further.
+func TestAuthorizeChangeUsesTheCurrentRight(t *testing.T) {
+	var suite testsuite.WorkflowTestSuite
+	sg := signer(t)
+	dir := fakeDirectory{rights: map[string]countersign.Right{
+		"author":  countersign.LevelRight(countersign.LevelLimited, nil),
+		"lost":    countersign.LevelRight(countersign.LevelNone, nil),
+		"editor":  countersign.LevelRight(countersign.LevelEditor, nil),
+		"limited": countersign.LevelRight(countersign.LevelLimited, nil),
+	}}
+	edit := func(by string, sign bool) *countersign.EditSignal {
+		e := countersign.EditSignal{Revision: 1, Text: "new", By: by, Source: countersign.SourceAPI}
+		if sign {
+			e.MAC = sg.SignEdit(e)
+		}
+		return &e
+	}
+	for _, tc := range []struct {
+		name, by, author string
+		edit             *countersign.EditSignal
+		want             activities.AuthorizeChangeResult
+	}{
+		{"author who may compose", "author", "author", edit("author", true),
+			activities.AuthorizeChangeResult{Signed: true, Allowed: true, Publish: countersign.PublishWithApproval}},
+		{"author who lost compose", "lost", "lost", edit("lost", true),
+			activities.AuthorizeChangeResult{Signed: true, Code: countersign.ReasonCannotCompose, Reason: "you may no longer compose posts on this account", Publish: countersign.PublishNone}},
+		{"editor on another's post", "editor", "author", nil,
+			activities.AuthorizeChangeResult{Signed: true, Allowed: true, Publish: countersign.PublishDirect}},
+		{"limited member on another's post", "limited", "author", edit("limited", true),
+			activities.AuthorizeChangeResult{Signed: true, Code: countersign.ReasonCannotCompose, Reason: "only the author or an editor of the account may edit this post", Publish: countersign.PublishWithApproval}},
+		{"removed member", "gone", "author", nil,
+			activities.AuthorizeChangeResult{Signed: true, Code: countersign.ReasonCannotCompose, Reason: "gone is no longer an active member of the organization"}},
+		{"unsigned edit", "limited", "author", edit("limited", false), activities.AuthorizeChangeResult{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := suite.NewTestActivityEnvironment()
+			a := &activities.Activities{Directory: dir, Signer: sg}
+			env.RegisterActivity(a)
+			kind := "cancel"
+			if tc.edit != nil {
+				kind = "edit"
+			}
+			if tc.name == "removed member" {
+				kind = "cancel"
+			}
+			v, err := env.ExecuteActivity(a.AuthorizeChange, activities.AuthorizeChangeRequest{AuthorID: tc.author,
+				MemberID: tc.by, Kind: kind, Edit: tc.edit})
+			require.NoError(t, err)
+			var got activities.AuthorizeChangeResult
+			require.NoError(t, v.Get(&got))
+			require.Equal(t, tc.want, got)
+		})
+	}
 }

@@ -23,6 +23,16 @@ type Directory interface {
 	EligibleApprovers(ctx context.Context, orgID, accountID string, a countersign.Approver) ([]string, error)
 	// AuthorizeDecision checks a decision against the database as it is now.
 	AuthorizeDecision(ctx context.Context, req AuthorizeRequest) (AuthorizeResult, error)
+	// EffectiveRight is the member's right on the account now; a member not
+	// active in the org is an error with code countersign.ENOTFOUND.
+	EffectiveRight(ctx context.Context, orgID, accountID, memberID string) (countersign.Right, error)
+}
+
+// Signer checks the MACs the API, Slack and review links put on decisions
+// and edits (secrets.DecisionSigner; SPEC §8, Approvals).
+type Signer interface {
+	Verify(d countersign.DecisionSignal) bool
+	VerifyEdit(e countersign.EditSignal) bool
 }
 
 // Mirror writes the workflow's state where the API reads it.
@@ -90,17 +100,50 @@ type AuthorizeRequest struct {
 	// when this approval completes the current step, so the step it opens
 	// needs no ResolveApprovers activity of its own.
 	ResolveNext *countersign.Approver `json:"resolve_next,omitempty"`
+	// Decision is the decision as sent, MAC included: AuthorizeDecision
+	// checks the MAC before anything else. A request without it is unsigned.
+	Decision *countersign.DecisionSignal `json:"decision,omitempty"`
 }
 
 // AuthorizeResult says yes, or no with a reason a person can read
 // ("member was removed from the organization", "not in team PR any more").
 // When the decision is allowed and the request had ResolveNext, NextResolved
 // is true and NextEligible lists who that approver stands for now, sorted.
+// Code, when the decision is refused, is the countersign.Reason* code
+// (unsigned for a bad MAC); empty reads as not_authorized.
 type AuthorizeResult struct {
 	Allowed      bool     `json:"allowed"`
+	Code         string   `json:"code,omitempty"`
 	Reason       string   `json:"reason,omitempty"`
 	NextResolved bool     `json:"next_resolved,omitempty"`
 	NextEligible []string `json:"next_eligible,omitempty"`
+}
+
+// AuthorizeChangeRequest asks whether MemberID may change the post now
+// (edit, reschedule or cancel; SPEC §3 item 4, "Who may change a post").
+// Edit, set for an edit, is the edit as sent, MAC included.
+type AuthorizeChangeRequest struct {
+	OrgID     string                  `json:"org_id"`
+	AccountID string                  `json:"account_id"`
+	PostID    string                  `json:"post_id"`
+	AuthorID  string                  `json:"author_id"`
+	MemberID  string                  `json:"member_id"`
+	Kind      string                  `json:"kind"` // edit, reschedule or cancel
+	Edit      *countersign.EditSignal `json:"edit,omitempty"`
+}
+
+// AuthorizeChangeResult answers an AuthorizeChangeRequest. For an edit,
+// Signed says whether its MAC is valid; an unsigned edit is an operator's
+// (Temporal UI or CLI) and is not checked further. Otherwise Allowed says
+// whether the member may make the change now (Code and Reason say why not)
+// and Publish is their current publish mode on the account, which decides
+// whether the new revision needs approval.
+type AuthorizeChangeResult struct {
+	Signed  bool                `json:"signed"`
+	Allowed bool                `json:"allowed"`
+	Code    string              `json:"code,omitempty"`
+	Reason  string              `json:"reason,omitempty"`
+	Publish countersign.Publish `json:"publish,omitempty"`
 }
 
 // SavePostStateInput is one transition: the new state, its new events, and

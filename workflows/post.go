@@ -102,6 +102,13 @@ type PostInput struct {
 	// default rule.
 	Chain         countersign.Chain `json:"chain"`
 	NeedsApproval bool              `json:"needs_approval"`
+	// Continued is the state a run carries into the next when it continues
+	// as new (version 2); nil for a new post.
+	Continued *Continued `json:"continued,omitempty"`
+	// InputsPerRun, for tests only, continues as new after that many
+	// signals and Updates in one run, as if Temporal suggested it (0: only
+	// when Temporal suggests it).
+	InputsPerRun int `json:"inputs_per_run,omitempty"`
 }
 
 const (
@@ -138,12 +145,22 @@ var acts *activities.Activities
 func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, error) {
 	p := newPost(ctx, in)
 	p.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) == 1
+	p.v2 = workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
 		return p.st, err
 	}
-	p.submit(ctx)
+	if p.v2 {
+		if err := p.setUpdateHandlers(ctx); err != nil {
+			return p.st, err
+		}
+	}
+	if in.Continued != nil {
+		p.resume(ctx, *in.Continued)
+	} else {
+		p.submit(ctx)
+	}
 	for !p.done {
 		if p.st.Status == countersign.PostPublishing {
 			p.alarm.stop() // e.g. the scheduled-time timer, after a reschedule to "now"
@@ -151,11 +168,24 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 			continue
 		}
 		p.flush(ctx)
+		p.answer()
+		if p.continueDue(ctx) {
+			if p.readyToContinue(ctx) {
+				p.alarm.stop()
+				return p.st, workflow.NewContinueAsNewError(ctx, PostWorkflow, p.carry())
+			}
+			continue
+		}
 		p.waitNext(ctx)
 	}
 	p.alarm.stop()
 	p.flush(ctx)
 	p.drain(ctx)
+	p.answer()
+	if p.v2 { // answer every Update before the run ends
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
+	}
 	if p.canceledByTemporal {
 		return p.st, temporal.NewCanceledError("post canceled from Temporal")
 	}
@@ -172,13 +202,24 @@ type post struct {
 	chain countersign.Chain
 	st    countersign.PostState
 	lean  bool // version 1: one commit per transition
+	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
 
 	seq     int                       // last event sequence number
 	pending []countersign.PostEvent   // events not mirrored yet
 	outbox  []activities.Notification // notifications for the next save (lean)
 	dirty   bool                      // a commit is due at the end of the transition (lean)
 	next    *[]string                 // the next step's approvers, resolved with the approval completing this one (lean)
-	seen    map[string]bool           // request ids of decisions already handled
+	seen    map[string]bool           // request ids of decisions (and, v2, changes) already handled
+	seenIDs []string                  // the same ids in the order seen, to bound what a run carries
+
+	// needsApproval says whether the current revision goes through the
+	// chain: in.NeedsApproval, and from version 2 also set by an edit whose
+	// writer may not publish directly (or that is unsigned).
+	needsApproval bool
+	reqCh         workflow.Channel // Update requests, processed in order by the main loop (v2)
+	answering     []*request       // processed requests, answered once their transition is saved
+	saved         bool             // the first transition is saved (the Update submitted waits for it)
+	inputs        int              // signals and Updates handled by this run
 
 	phaseLen   time.Duration // length of the current step phase (timeout or fallback_timeout)
 	reminded   bool          // the current phase's reminder is sent
@@ -216,12 +257,16 @@ func newPost(ctx workflow.Context, in PostInput) *post {
 			TotalSteps:  len(chain.Steps),
 			Steps:       []countersign.StepState{},
 			ScheduledAt: in.ScheduledAt,
+			Awaited:     []string{},
+			Writer:      in.AuthorID,
 		},
-		seen:         map[string]bool{},
-		decisionCh:   workflow.GetSignalChannel(ctx, countersign.SignalDecision),
-		editCh:       workflow.GetSignalChannel(ctx, countersign.SignalEdit),
-		rescheduleCh: workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
-		cancelCh:     workflow.GetSignalChannel(ctx, countersign.SignalCancel),
+		seen:          map[string]bool{},
+		needsApproval: in.NeedsApproval,
+		reqCh:         workflow.NewBufferedChannel(ctx, maxQueued),
+		decisionCh:    workflow.GetSignalChannel(ctx, countersign.SignalDecision),
+		editCh:        workflow.GetSignalChannel(ctx, countersign.SignalEdit),
+		rescheduleCh:  workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
+		cancelCh:      workflow.GetSignalChannel(ctx, countersign.SignalCancel),
 	}
 }
 
@@ -243,6 +288,14 @@ func (p *post) waitNext(ctx workflow.Context) {
 	onSignal(sel, p.editCh, func(s countersign.EditSignal) { p.onEdit(ctx, s) })
 	onSignal(sel, p.rescheduleCh, func(s countersign.RescheduleSignal) { p.onReschedule(ctx, s) })
 	onSignal(sel, p.cancelCh, func(s countersign.CancelSignal) { p.onCancel(ctx, s) })
+	if p.v2 {
+		sel.AddReceive(p.reqCh, func(c workflow.ReceiveChannel, _ bool) {
+			var r *request
+			if c.ReceiveAsync(&r) {
+				p.process(ctx, r)
+			}
+		})
+	}
 	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { p.onTemporalCancel(ctx) })
 	if p.alarm.f != nil {
 		sel.AddFuture(p.alarm.f, func(workflow.Future) {
@@ -429,13 +482,14 @@ func (p *post) expire(ctx workflow.Context, why string) {
 // --- decisions --------------------------------------------------------------
 
 // onDecision checks a decision, asks the directory, and counts it or records
-// why it was ignored.
-func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
+// why it was ignored (and returns why). The signal and the Update decide
+// both come here.
+func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *refusal {
+	p.inputs++
 	received := workflow.Now(ctx)
 	d.Source = sourceOr(d.Source)
 	if reason, detail := p.precheck(d); reason != "" {
-		p.ignoreDecision(ctx, d, reason, detail)
-		return
+		return p.ignoreDecision(ctx, d, reason, detail)
 	}
 	var next *countersign.Approver
 	if s := p.step(); p.lean && d.Decision == countersign.DecisionApprove &&
@@ -445,15 +499,15 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
 	res, err := p.authorize(ctx, d, next)
 	if err != nil {
 		// Not marked as seen: the same request may be sent again.
-		p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
-		return
+		return p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
 	}
-	if d.RequestID != "" {
-		p.seen[d.RequestID] = true
-	}
+	p.markSeen(d.RequestID)
 	if !res.Allowed {
-		p.ignoreDecision(ctx, d, countersign.ReasonNotAuthorized, res.Reason)
-		return
+		code := res.Code
+		if code == "" {
+			code = countersign.ReasonNotAuthorized
+		}
+		return p.ignoreDecision(ctx, d, code, res.Reason)
 	}
 	if res.NextResolved {
 		ids := union(res.NextEligible)
@@ -466,9 +520,10 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) {
 	}
 	if d.Decision == countersign.DecisionReject {
 		p.reject(ctx, rec)
-		return
+		return nil
 	}
 	p.approve(ctx, rec)
+	return nil
 }
 
 // precheck applies every rule the workflow can decide alone, in the order a
@@ -488,8 +543,12 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 		return countersign.ReasonInvalidDecision, fmt.Sprintf("unknown decision %q", d.Decision)
 	case hasApproval(p.step().Approvals, d.MemberID):
 		return countersign.ReasonAlreadyDecided, fmt.Sprintf("%s already approved step %d", d.MemberID, d.Step)
-	case d.MemberID == p.in.AuthorID:
+	case d.MemberID == p.in.AuthorID || (p.v2 && d.OnBehalfOf != "" && d.OnBehalfOf == p.in.AuthorID):
 		return countersign.ReasonAuthor, "the author cannot decide on their own post"
+	case p.v2 && p.st.Writer != "" && (d.MemberID == p.st.Writer || d.OnBehalfOf == p.st.Writer):
+		return countersign.ReasonRevisionWriter, fmt.Sprintf("%s wrote revision %d and cannot approve it", p.st.Writer, p.st.Revision)
+	case p.v2 && p.notAwaited(d.MemberID):
+		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for %s, not %s", d.Step, p.step().Approver, d.MemberID)
 	case p.chain.DistinctApprovers && slices.Contains(p.earlierApprovers(), d.MemberID):
 		return countersign.ReasonDistinctApprovers, fmt.Sprintf("%s already approved an earlier step of revision %d", d.MemberID, p.st.Revision)
 	case d.Decision == countersign.DecisionReject && strings.TrimSpace(d.Note) == "":
@@ -498,10 +557,11 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 	return "", ""
 }
 
-func (p *post) ignoreDecision(ctx workflow.Context, d countersign.DecisionSignal, reason, detail string) {
+func (p *post) ignoreDecision(ctx workflow.Context, d countersign.DecisionSignal, reason, detail string) *refusal {
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionIgnored, Actor: d.MemberID, Source: d.Source,
-		Step: d.Step, Reason: reason, Detail: fmt.Sprintf("%s ignored: %s", d.Decision, detail)})
+		Step: d.Step, Reason: reason, Detail: d.Decision + " ignored: " + detail})
 	p.commit(ctx)
+	return &refusal{reason: reason, detail: detail}
 }
 
 // approve counts an approval; a full quorum completes the step.
@@ -573,48 +633,68 @@ func (p *post) release(ctx workflow.Context, approvedAt *time.Time) {
 
 // --- edit, reschedule, cancel -----------------------------------------------
 
-// onEdit applies a content change: a new revision whose approvals start over.
-func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) {
+// onEdit applies a content change: a new revision whose approvals start
+// over. From version 2 the editor's current right decides whether they may
+// edit and whether the new revision needs approval (SPEC §3 item 4); an
+// unsigned edit is an operator's, and its revision always needs approval.
+func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
+	p.inputs++
 	src := sourceOr(e.Source)
-	hash := countersign.ContentHash(e.Text, e.MediaURLs)
-	switch {
-	case p.tooLate():
-		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
-		return
-	case e.Revision != 0 && e.Revision != p.st.Revision:
-		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonStaleRevision,
-			fmt.Sprintf("edit of revision %d, the post is at revision %d", e.Revision, p.st.Revision))
-		return
-	case hash == p.st.ContentHash:
-		p.ignoreSignal(ctx, "edit", e.By, src, countersign.ReasonUnchanged, "same content: approvals kept")
-		return
+	if r := p.checkEdit(e); r != nil {
+		return p.ignoreSignal(ctx, "edit", e.By, src, r)
 	}
+	needs := p.needsApproval
+	if p.v2 {
+		res, err := p.authorizeChange(ctx, "edit", e.By, &e)
+		if err != nil { // not marked as seen: the same request may be sent again
+			return p.ignoreSignal(ctx, "edit", e.By, src, &refusal{countersign.ReasonAuthorizeFailed, "could not check the edit: " + err.Error()})
+		}
+		p.markSeen(e.RequestID)
+		switch {
+		case !res.Signed: // an operator's edit (Temporal UI or CLI)
+			src, needs = countersign.SourceTemporal, true
+		case !res.Allowed:
+			return p.ignoreSignal(ctx, "edit", e.By, src, &refusal{res.Code, res.Reason})
+		default:
+			needs = needs || res.Publish != countersign.PublishDirect || p.chain.RequireApprovalForAll
+		}
+	}
+	hash := countersign.ContentHash(e.Text, e.MediaURLs)
 	voided := p.involvedApprovers()
 	was := p.st.Status
 	p.st.Revision++
 	p.st.Text, p.st.MediaURLs, p.st.ContentHash = e.Text, e.MediaURLs, hash
+	p.st.Writer = e.By
 	detail := "content changed"
-	if p.in.NeedsApproval {
+	switch {
+	case needs && !p.needsApproval:
+		detail = fmt.Sprintf("content changed while %s by someone who may not publish directly: approval needed, starting at step 1", was)
+	case needs:
 		detail = fmt.Sprintf("content changed while %s: approvals voided, restarting at step 1", was)
 	}
+	p.needsApproval = needs
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventEdited, Actor: e.By, Source: src, Detail: detail})
-	if !p.in.NeedsApproval {
+	if !needs {
 		p.commit(ctx)
-		return
+		return nil
 	}
 	p.startChain(ctx)
 	if len(voided) > 0 {
 		p.notify(ctx, activities.Notification{Kind: activities.NotifySuperseded, Revision: p.st.Revision - 1,
 			MemberIDs: voided, Actor: e.By})
 	}
+	return nil
 }
 
 // onReschedule changes the time only; approvals are kept.
-func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal) {
+func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal) *refusal {
+	p.inputs++
 	src := sourceOr(r.Source)
-	if p.tooLate() {
-		p.ignoreSignal(ctx, "reschedule", r.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
-		return
+	if ref := p.checkChange("reschedule", r.Revision, r.RequestID); ref != nil {
+		return p.ignoreSignal(ctx, "reschedule", r.By, src, ref)
+	}
+	if ref := p.authorizeMember(ctx, "reschedule", r.By, src, r.RequestID); ref != nil {
+		return ref
 	}
 	old := p.st.ScheduledAt
 	if r.ScheduledAt != nil {
@@ -631,20 +711,25 @@ func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal
 	default:
 		p.commit(ctx) // pending or rejected: the loop re-arms the late alarm
 	}
+	return nil
 }
 
 // onCancel ends the post canceled, unless publishing has started.
-func (p *post) onCancel(ctx workflow.Context, c countersign.CancelSignal) {
+func (p *post) onCancel(ctx workflow.Context, c countersign.CancelSignal) *refusal {
+	p.inputs++
 	src := sourceOr(c.Source)
-	if p.tooLate() {
-		p.ignoreSignal(ctx, "cancel", c.By, src, countersign.ReasonTooLate, fmt.Sprintf("the post is %s", p.st.Status))
-		return
+	if ref := p.checkChange("cancel", c.Revision, c.RequestID); ref != nil {
+		return p.ignoreSignal(ctx, "cancel", c.By, src, ref)
+	}
+	if ref := p.authorizeMember(ctx, "cancel", c.By, src, c.RequestID); ref != nil {
+		return ref
 	}
 	p.st.Status = countersign.PostCanceled
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventCanceled, Actor: c.By, Source: src, Detail: c.Reason})
 	p.finish(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyCanceled, MemberIDs: p.involved(),
 		Actor: c.By, Detail: c.Reason})
+	return nil
 }
 
 // onTemporalCancel treats a cancellation of the workflow (Temporal UI or CLI)
@@ -658,10 +743,11 @@ func (p *post) tooLate() bool {
 	return p.done || p.st.Status == countersign.PostPublishing
 }
 
-func (p *post) ignoreSignal(ctx workflow.Context, what, by, src, reason, detail string) {
-	p.record(ctx, countersign.PostEvent{Type: countersign.EventSignalIgnored, Actor: by, Source: src, Reason: reason,
-		Detail: fmt.Sprintf("%s ignored: %s", what, detail)})
+func (p *post) ignoreSignal(ctx workflow.Context, what, by, src string, r *refusal) *refusal {
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventSignalIgnored, Actor: by, Source: src, Reason: r.reason,
+		Detail: what + " ignored: " + r.detail})
 	p.commit(ctx)
+	return r
 }
 
 // drain records every signal that arrived too late to act on, so none is lost
@@ -676,6 +762,7 @@ func (p *post) drain(ctx workflow.Context) {
 		n += drainAll(p.editCh, func(e countersign.EditSignal) { p.recordLate(ctx, "edit", e.By, e.Source) })
 		n += drainAll(p.rescheduleCh, func(r countersign.RescheduleSignal) { p.recordLate(ctx, "reschedule", r.By, r.Source) })
 		n += drainAll(p.cancelCh, func(c countersign.CancelSignal) { p.recordLate(ctx, "cancel", c.By, c.Source) })
+		n += drainAll(p.reqCh, func(r *request) { p.process(ctx, r) }) // refused (the post ended), recorded, answered
 		if n == 0 {
 			return
 		}
@@ -717,6 +804,7 @@ func (p *post) publish(ctx workflow.Context) {
 	} else {
 		p.flush(ctx)
 	}
+	p.answer() // Updates answer "publishing" now, not after the network
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    2 * time.Minute,
@@ -835,6 +923,7 @@ func (p *post) save(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Error("mirroring the post failed; its events go with the next transition", "error", err)
 		p.requeue(in)
 	}
+	p.answer()
 }
 
 // transition closes the current transition: it updates what the post waits
@@ -848,6 +937,7 @@ func (p *post) transition(ctx workflow.Context) activities.SavePostStateInput {
 		p.since = now
 	}
 	p.st.WaitingFor, p.st.Deadline = waiting, deadline
+	p.st.Awaited = union(p.awaited())
 	workflow.SetCurrentDetails(ctx, p.details())
 	p.upsertSearchAttributes(ctx)
 

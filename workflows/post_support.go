@@ -100,7 +100,7 @@ func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal, nex
 	s := p.step()
 	req := activities.AuthorizeRequest{OrgID: p.in.OrgID, AccountID: p.in.AccountID, PostID: p.in.PostID,
 		AuthorID: p.in.AuthorID, MemberID: d.MemberID, Revision: d.Revision, Step: d.Step, Approver: s.Approver,
-		ResolveNext: next}
+		ResolveNext: next, Decision: &d}
 	if s.FallbackActive {
 		req.FallbackTeam = s.FallbackTeam
 	}
@@ -150,7 +150,9 @@ func (p *post) chainStep() countersign.ChainStep { return p.chain.Steps[p.st.Cur
 
 // awaited are the members whose decision the current step still waits for:
 // its (and, once open, its fallback's) members, minus who already approved,
-// the author, and earlier approvers when approvers must be distinct.
+// the author, (from version 2) the revision's writer, and earlier approvers
+// when approvers must be distinct. This is the one computation of who is
+// awaited: the state's Awaited, PostApprovers and the reminders use it.
 func (p *post) awaited() []string {
 	if p.st.Status != countersign.PostPendingApproval {
 		return nil
@@ -163,7 +165,7 @@ func (p *post) awaited() []string {
 	var out []string
 	earlier := p.earlierApprovers()
 	for _, id := range candidates {
-		if id == p.in.AuthorID || hasApproval(s.Approvals, id) ||
+		if id == p.in.AuthorID || (p.v2 && id == p.st.Writer) || hasApproval(s.Approvals, id) ||
 			(p.chain.DistinctApprovers && slices.Contains(earlier, id)) {
 			continue
 		}
@@ -265,28 +267,29 @@ func (p *post) waitingFor() (string, *time.Time) {
 
 // details is the workflow's current details for the Temporal UI (markdown).
 func (p *post) details() string {
+	// Plain string building: the SDK's workflowcheck takes fmt.Fprintf for I/O.
 	var b strings.Builder
-	fmt.Fprintf(&b, "**%s** · revision %d", p.st.Status, p.st.Revision)
+	b.WriteString(fmt.Sprintf("**%s** · revision %d", p.st.Status, p.st.Revision))
 	if p.st.CurrentStep > 0 {
-		fmt.Fprintf(&b, " · step %d/%d", p.st.CurrentStep, p.st.TotalSteps)
+		b.WriteString(fmt.Sprintf(" · step %d/%d", p.st.CurrentStep, p.st.TotalSteps))
 	}
 	if p.st.WaitingFor != "" {
-		fmt.Fprintf(&b, "\n\nWaiting for %s", p.st.WaitingFor)
+		b.WriteString("\n\nWaiting for " + p.st.WaitingFor)
 		if p.st.Status == countersign.PostPendingApproval {
 			s := p.step()
-			fmt.Fprintf(&b, " — %d/%d approval(s)", len(s.Approvals), s.Quorum)
+			b.WriteString(fmt.Sprintf(" — %d/%d approval(s)", len(s.Approvals), s.Quorum))
 		}
 		until := "no deadline"
 		if p.st.Deadline != nil {
 			until = "until " + p.st.Deadline.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(&b, "\n\nSince %s, %s", p.since.UTC().Format(time.RFC3339), until)
+		b.WriteString("\n\nSince " + p.since.UTC().Format(time.RFC3339) + ", " + until)
 	}
 	if p.st.ExternalURL != "" {
-		fmt.Fprintf(&b, "\n\nPublished: %s", p.st.ExternalURL)
+		b.WriteString("\n\nPublished: " + p.st.ExternalURL)
 	}
 	if p.st.LastError != "" {
-		fmt.Fprintf(&b, "\n\nLast error: %s", p.st.LastError)
+		b.WriteString("\n\nLast error: " + p.st.LastError)
 	}
 	return b.String()
 }

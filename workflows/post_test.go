@@ -22,6 +22,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/workflows"
 )
 
@@ -42,15 +43,19 @@ type fixture struct {
 	t   *testing.T
 	env *testsuite.TestWorkflowEnvironment
 
-	dir          map[string][]string // approver.String() -> member ids
-	deny         map[string]string   // member id -> reason AuthorizeDecision gives
-	publishErr   error               // what Publish returns (nil: success)
-	publishDelay time.Duration       // how long Publish takes on the workflow's clock
-	authDown     bool                // AuthorizeDecision fails (directory unavailable)
-	authDelay    time.Duration       // how long AuthorizeDecision takes on the workflow's clock
-	notifyDown   bool                // Notify fails (Slack unavailable)
-	saveFailures int                 // how many SavePostState attempts fail first
-	failedSaves  [][]string          // event keys of the failed SavePostState attempts
+	dir          map[string][]string          // approver.String() -> member ids
+	deny         map[string]string            // member id -> reason AuthorizeDecision gives
+	rights       map[string]countersign.Right // member id -> right on the account (default: editor)
+	signer       *secrets.DecisionSigner      // signs what the fixture sends as the API would
+	unsigned     bool                         // send decisions and edits without a MAC (straight to Temporal)
+	changeReqs   []activities.AuthorizeChangeRequest
+	publishErr   error         // what Publish returns (nil: success)
+	publishDelay time.Duration // how long Publish takes on the workflow's clock
+	authDown     bool          // AuthorizeDecision fails (directory unavailable)
+	authDelay    time.Duration // how long AuthorizeDecision takes on the workflow's clock
+	notifyDown   bool          // Notify fails (Slack unavailable)
+	saveFailures int           // how many SavePostState attempts fail first
+	failedSaves  [][]string    // event keys of the failed SavePostState attempts
 
 	acts       []string // activity types, in the order they ran
 	saves      []activities.SavePostStateInput
@@ -83,27 +88,34 @@ func newFixture(t *testing.T) *fixture {
 			"role:approvers": {"ana", "dan", "eve", "author"},
 		},
 		deny:       map[string]string{},
+		rights:     map[string]countersign.Right{},
 		openTimers: map[string]time.Duration{},
 	}
+	signer, err := secrets.NewDecisionSigner([]byte("0123456789abcdef0123456789abcdef"))
+	require.NoError(t, err)
+	f.signer = signer
+	// The authorizations are the real activities (MAC checks, rights) over
+	// the fixture's directory.
+	real := &activities.Activities{Directory: fixtureDir{f}, Signer: signer}
 	env.OnActivity(a.ResolveApprovers, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveApproversInput) (activities.ResolveApproversResult, error) {
 			f.resolved = append(f.resolved, in.Approver)
 			return activities.ResolveApproversResult{MemberIDs: f.dir[in.Approver.String()]}, nil
 		})
 	env.OnActivity(a.AuthorizeDecision, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+		func(ctx context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
 			if f.authDown {
 				return activities.AuthorizeResult{}, errors.New("connection refused")
 			}
-			f.authReqs = append(f.authReqs, in)
-			if reason, ok := f.deny[in.MemberID]; ok {
-				return activities.AuthorizeResult{Allowed: false, Reason: reason}, nil
+			return real.AuthorizeDecision(ctx, in)
+		}).AfterFn(func() time.Duration { return f.authDelay })
+	env.OnActivity(a.AuthorizeChange, mock.Anything, mock.Anything).Return(
+		func(ctx context.Context, in activities.AuthorizeChangeRequest) (activities.AuthorizeChangeResult, error) {
+			if f.authDown {
+				return activities.AuthorizeChangeResult{}, errors.New("connection refused")
 			}
-			if in.ResolveNext == nil {
-				return activities.AuthorizeResult{Allowed: true}, nil
-			}
-			f.resolved = append(f.resolved, *in.ResolveNext)
-			return activities.AuthorizeResult{Allowed: true, NextResolved: true, NextEligible: f.dir[in.ResolveNext.String()]}, nil
+			f.changeReqs = append(f.changeReqs, in)
+			return real.AuthorizeChange(ctx, in)
 		}).AfterFn(func() time.Duration { return f.authDelay })
 	env.OnActivity(a.SavePostState, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SavePostStateInput) error {
@@ -160,6 +172,32 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// fixtureDir is the directory the real authorization activities ask.
+type fixtureDir struct{ f *fixture }
+
+func (d fixtureDir) EligibleApprovers(_ context.Context, _, _ string, a countersign.Approver) ([]string, error) {
+	d.f.resolved = append(d.f.resolved, a)
+	return d.f.dir[a.String()], nil
+}
+
+func (d fixtureDir) AuthorizeDecision(_ context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+	d.f.authReqs = append(d.f.authReqs, in)
+	if reason, ok := d.f.deny[in.MemberID]; ok {
+		return activities.AuthorizeResult{Allowed: false, Reason: reason}, nil
+	}
+	return activities.AuthorizeResult{Allowed: true}, nil
+}
+
+func (d fixtureDir) EffectiveRight(_ context.Context, _, _, memberID string) (countersign.Right, error) {
+	if r, ok := d.f.rights[memberID]; ok {
+		return r, nil
+	}
+	if _, gone := d.f.deny[memberID]; gone {
+		return countersign.Right{}, countersign.Errorf(countersign.ENOTFOUND, "member not found")
+	}
+	return countersign.LevelRight(countersign.LevelEditor, nil), nil
+}
+
 // --- inputs -----------------------------------------------------------------
 
 func chain(policy countersign.LatePolicy, steps ...countersign.ChainStep) countersign.Chain {
@@ -191,7 +229,28 @@ func at(d time.Duration) *time.Time {
 // --- signals at simulated times ------------------------------------------------
 
 func (f *fixture) signalAt(after time.Duration, name string, payload any) {
-	f.at(after, func() { f.env.SignalWorkflow(name, payload) })
+	f.at(after, func() { f.env.SignalWorkflow(name, f.sign(payload)) })
+}
+
+// sign puts the MAC the API would on a decision or an edit (unless the test
+// sends them straight to Temporal, f.unsigned).
+func (f *fixture) sign(payload any) any {
+	if f.unsigned {
+		return payload
+	}
+	switch v := payload.(type) {
+	case countersign.DecisionSignal:
+		if v.MAC == "" {
+			v.MAC = f.signer.Sign(v)
+		}
+		return v
+	case countersign.EditSignal:
+		if v.MAC == "" {
+			v.MAC = f.signer.SignEdit(v)
+		}
+		return v
+	}
+	return payload
 }
 
 // at runs fn at a simulated time; check() verifies that it did run, so an
@@ -862,7 +921,7 @@ func TestIgnoredDecisionsAreRecordedWithTheirReason(t *testing.T) {
 	in := input(chain(countersign.LateExpire, member("ana"), team("pr", 2)))
 
 	f.approve(1*time.Minute, "author", 1, 1)                                         // the author
-	f.approve(2*time.Minute, "zed", 1, 1)                                            // removed member
+	f.approve(2*time.Minute, "zed", 1, 1)                                            // not the step's member
 	f.approve(3*time.Minute, "ana", 0, 1)                                            // stale revision
 	f.approve(4*time.Minute, "ana", 1, 2)                                            // wrong step
 	f.decide(5*time.Minute, "ana", 1, 1, countersign.DecisionReject, "")             // reject without a note
@@ -885,7 +944,7 @@ func TestIgnoredDecisionsAreRecordedWithTheirReason(t *testing.T) {
 	require.Equal(t, countersign.PostCanceled, st.Status)
 	require.Equal(t, []string{
 		"author:author",
-		"zed:not_authorized",
+		"zed:not_awaited",
 		"ana:stale_revision",
 		"ana:wrong_step",
 		"ana:note_required",
@@ -900,7 +959,7 @@ func TestIgnoredDecisionsAreRecordedWithTheirReason(t *testing.T) {
 		details[e.Actor+":"+e.Reason] = e.Detail
 		require.Equal(t, countersign.SourceSlack, e.Source)
 	}
-	require.Contains(t, details["zed:not_authorized"], "member was removed from the organization")
+	require.Contains(t, details["zed:not_awaited"], "step 1 waits for member:ana, not zed")
 	require.Contains(t, details["cid:not_authorized"], "not a member of team pr any more")
 	require.Contains(t, details["ana:stale_revision"], "revision 0")
 
@@ -909,7 +968,7 @@ func TestIgnoredDecisionsAreRecordedWithTheirReason(t *testing.T) {
 	for _, r := range f.authReqs {
 		asked = append(asked, r.MemberID)
 	}
-	require.Equal(t, []string{"zed", "ana", "cid", "bob"}, asked)
+	require.Equal(t, []string{"ana", "cid", "bob"}, asked)
 
 	// An ignored decision changes no search attribute: no upsert for it.
 	for i, s := range f.saves {

@@ -127,13 +127,19 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 }
 
 // Activities builds the workflow's activities on the app's dependencies.
+// Without COUNTERSIGN_SECRET_KEY there is no decision signer: nothing can
+// sign a decision either, and authorizations fail as not configured.
 func (a *App) Activities() *activities.Activities {
-	return &activities.Activities{
+	acts := &activities.Activities{
 		Directory: a.Store,
 		Mirror:    observedMirror{a.Store, a.Metrics},
 		Notifier:  a.notifier(),
 		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL),
 	}
+	if signer, err := secrets.NewDecisionSigner(a.Config.SecretKey); err == nil {
+		acts.Signer = signer
+	}
+	return acts
 }
 
 // observedMirror mirrors post state and counts what the new events say.
