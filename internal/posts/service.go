@@ -315,6 +315,10 @@ func WithState(p cs.Post, st cs.PostState) cs.Post {
 	if p.Steps == nil {
 		p.Steps = []cs.StepState{}
 	}
+	p.Awaited = st.Awaited
+	if p.Awaited == nil || st.Status != cs.PostPendingApproval {
+		p.Awaited = []string{}
+	}
 	p.ScheduledAt, p.WaitingFor, p.Deadline = st.ScheduledAt, st.WaitingFor, st.Deadline
 	p.LastError, p.ExternalID, p.ExternalURL, p.PublishedAt = st.LastError, st.ExternalID, st.ExternalURL, st.PublishedAt
 	if !st.UpdatedAt.IsZero() {

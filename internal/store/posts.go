@@ -55,7 +55,10 @@ func scanPost(r pgx.Row, extra ...any) (cs.Post, error) {
 		return p, fmt.Errorf("decode post state: %w", err)
 	}
 	if st != nil {
-		p.Steps, p.WaitingFor = st.Steps, st.WaitingFor
+		p.Steps, p.WaitingFor, p.Awaited = st.Steps, st.WaitingFor, st.Awaited
+	}
+	if p.Awaited == nil || p.Status != cs.PostPendingApproval {
+		p.Awaited = []string{}
 	}
 	if p.MediaURLs == nil {
 		p.MediaURLs = []string{}
@@ -278,7 +281,16 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 	for i := range events {
 		events[i].Detail, events[i].Reason = noNUL(events[i].Detail), noNUL(events[i].Reason)
 	}
-	awaiting := awaitedMembers(st)
+	// Who is awaited is the workflow's to say (PostState.Awaited); the
+	// awaiting column (GIN-indexed) answers GET /approvals from it.
+	awaiting := []string{}
+	if st.Status == cs.PostPendingApproval {
+		for _, id := range st.Awaited {
+			if validID(id) {
+				awaiting = append(awaiting, id)
+			}
+		}
+	}
 	media := st.MediaURLs
 	if media == nil {
 		media = []string{}
@@ -332,29 +344,6 @@ func (s *Store) CountPostsByStatus(ctx context.Context) (map[string]int, error) 
 	var n int
 	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error { counts[status] = n; return nil })
 	return counts, err
-}
-
-// awaitedMembers are the members the open step waits for: its eligible
-// approvers (and the fallback team's, once open) who have not approved yet.
-func awaitedMembers(st cs.PostState) []string {
-	out := []string{}
-	if st.Status != cs.PostPendingApproval || st.CurrentStep < 1 || st.CurrentStep > len(st.Steps) {
-		return out
-	}
-	step := st.Steps[st.CurrentStep-1]
-	done := map[string]bool{}
-	for _, a := range step.Approvals {
-		done[a.MemberID] = true
-	}
-	for _, ids := range [][]string{step.Eligible, step.FallbackEligible} {
-		for _, id := range ids {
-			if !done[id] && validID(id) {
-				done[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
 }
 
 // AuthorizeDecision implements activities.Directory: the database's half of
