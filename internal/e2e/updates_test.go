@@ -48,8 +48,8 @@ func TestApproveAtOnce(t *testing.T) {
 
 	// Deciding again is answered with the workflow's reason, not a guess.
 	var prob struct{ Code, Detail string }
-	if code := e.do(maya.token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, &prob); code != 409 || prob.Code != cs.ReasonNotWaiting {
-		t.Fatalf("approving a published post: %d %+v, want 409 %s", code, prob, cs.ReasonNotWaiting)
+	if code := e.do(maya.token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, &prob); code != 409 || prob.Code != cs.ReasonTooLate {
+		t.Fatalf("approving a published post: %d %+v, want 409 %s", code, prob, cs.ReasonTooLate)
 	}
 }
 
