@@ -244,9 +244,9 @@ func TestSlackThreeLevelsApprovedFromSlack(t *testing.T) {
 		return !m.HasButtons() && strings.Contains(m.AllText(), "approved") && m.Updates > 0
 	})
 	// A click on Maya's old request (made before the update reached her:
-	// maya1 is the message as it was) is refused with the reason.
+	// maya1 is the message as it was) is refused with the workflow's reason.
 	s.click("UMAYA", "approve", maya1)
-	s.ephemeral("UMAYA", "you cannot approve this post: step 1 is over")
+	s.ephemeral("UMAYA", "you cannot approve this post: decision on step 1, the post is at step 2")
 
 	// Pat double-clicks: two clicks, counted once.
 	var wg sync.WaitGroup
@@ -278,7 +278,7 @@ func TestSlackThreeLevelsApprovedFromSlack(t *testing.T) {
 	s.click("UMALLORY", "approve", eddie)
 	s.ephemeral("UMALLORY", "you cannot approve this post: your Slack account is not linked to a member of Acme")
 	s.click("UINES", "approve", eddie)
-	s.ephemeral("UINES", "you cannot approve this post: authors cannot approve their own posts")
+	s.ephemeral("UINES", "you cannot approve this post: the author cannot decide on their own post")
 	s.click("UPAUL", "approve", eddie)
 	s.ephemeral("UPAUL", "you cannot approve this post: no right to approve posts of this account")
 

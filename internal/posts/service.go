@@ -332,13 +332,28 @@ func (s *Service) Post(ctx context.Context, orgID, postID string) (cs.Post, erro
 	return s.Store.Post(ctx, orgID, postID)
 }
 
-// requestID is the caller's request id, or a new one.
+// requestID is the caller's request id, or a new one. What reaches the
+// workflow is at most maxRequestID plain characters: a longer id, or one with
+// characters JSON would escape, is replaced by its hash (the workflow keeps up
+// to a thousand ids in its state, carried through continue-as-new).
 func requestID(id string) (string, error) {
 	if id == "" {
 		return uuid.NewString(), nil
 	}
-	return id, CheckIdempotencyKey(id)
+	if err := CheckIdempotencyKey(id); err != nil {
+		return "", err
+	}
+	if len(id) > maxRequestID || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r))
+	}) {
+		h := sha256.Sum256([]byte(id))
+		return "sha256:" + hex.EncodeToString(h[:16]), nil
+	}
+	return id, nil
 }
+
+// maxRequestID bounds a request id as the workflow sees it.
+const maxRequestID = 64
 
 // limit applies the rate limits to a change by member on post.
 func (s *Service) limit(memberID, postID string) error {
