@@ -36,6 +36,9 @@ type Deps struct {
 	// Signer signs the decisions and edits the API and Slack send (SPEC §8);
 	// without one they go unsigned and the workflow ignores the decisions.
 	Signer *secrets.DecisionSigner
+	// UpdateWait is how long a post change waits for a worker before it is
+	// sent as a signal (0: 5 s, SPEC §3).
+	UpdateWait time.Duration
 }
 
 // Server holds the API's dependencies and routes.
@@ -51,7 +54,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer})
+	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
