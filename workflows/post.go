@@ -69,6 +69,32 @@
 //   - A decision counts from when it arrived (the workflow task that received
 //     the signal), not from when AuthorizeDecision answered: an approval that
 //     arrives before scheduled_at is on time under the late policy.
+//
+// Version 2 ("updates", post_updates.go) adds the Workflow Updates decide,
+// edit, reschedule, cancel and submitted beside the signals, and:
+//
+//   - Every decision's MAC is checked by AuthorizeDecision (in every version:
+//     the activity refuses an unsigned one with reason unsigned).
+//   - An edit is authorized with the editor's current right (AuthorizeChange,
+//     a local activity): the author while they may compose, others with
+//     editor's right or more; otherwise cannot_compose. The new revision
+//     needs approval if the post's revisions needed it so far (once a
+//     revision needed approval, later ones do too), or the editor's right is
+//     not direct, or the chain requires approval for all. An unsigned edit
+//     is an operator's: applied with source temporal, always through the
+//     chain. A reschedule or cancel from the API or Slack that names a member
+//     is authorized with that member's right; an operator's is not.
+//   - The revision's writer (PostState.Writer) cannot approve it, at any
+//     step; neither can a delegate deciding on behalf of the writer or the
+//     author. A decision by someone other than a member step's member (before
+//     its fallback) is refused as not_awaited.
+//   - Request ids of edits, reschedules and cancels are remembered like the
+//     decisions', so the Update and its signal fallback apply once; reschedule
+//     and cancel carry the revision the caller saw (0: any).
+//   - PostState.Awaited is the one list of who is awaited.
+//   - The workflow continues as new when Temporal suggests it, carrying its
+//     whole state (Continued), once no signal or Update waits and every
+//     Update was answered; never while publishing.
 package workflows
 
 import (
@@ -547,7 +573,7 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 		return countersign.ReasonAuthor, "the author cannot decide on their own post"
 	case p.v2 && p.st.Writer != "" && (d.MemberID == p.st.Writer || d.OnBehalfOf == p.st.Writer):
 		return countersign.ReasonRevisionWriter, fmt.Sprintf("%s wrote revision %d and cannot approve it", p.st.Writer, p.st.Revision)
-	case p.v2 && p.notAwaited(d.MemberID):
+	case p.v2 && p.notAwaited(d):
 		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for %s, not %s", d.Step, p.step().Approver, d.MemberID)
 	case p.chain.DistinctApprovers && slices.Contains(p.earlierApprovers(), d.MemberID):
 		return countersign.ReasonDistinctApprovers, fmt.Sprintf("%s already approved an earlier step of revision %d", d.MemberID, p.st.Revision)

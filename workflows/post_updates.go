@@ -213,12 +213,13 @@ func (p *post) markSeen(id string) {
 	p.seenIDs = append(p.seenIDs, id)
 }
 
-// notAwaited is true when the state alone shows the member cannot be awaited:
-// a member step asks one member (until its fallback opens). Team and role
+// notAwaited is true when the state alone shows the decision cannot be
+// awaited: a member step asks one member (until its fallback opens), who
+// decides or (later) has a delegate decide on their behalf. Team and role
 // steps are decided by the directory at the decision (who belongs now).
-func (p *post) notAwaited(memberID string) bool {
+func (p *post) notAwaited(d countersign.DecisionSignal) bool {
 	s := p.step()
-	return s.Approver.Member != "" && !s.FallbackActive && s.Approver.Member != memberID
+	return s.Approver.Member != "" && !s.FallbackActive && s.Approver.Member != d.MemberID && s.Approver.Member != d.OnBehalfOf
 }
 
 // authorizeChange asks the directory (a local activity) whether by may make

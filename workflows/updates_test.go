@@ -410,3 +410,22 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 		require.False(t, org, "the next run keeps the attributes set once")
 	}
 }
+
+// When Temporal suggests it, the workflow continues as new at its next
+// transition, with the Update answered first.
+func TestContinueAsNewWhenTemporalSuggests(t *testing.T) {
+	f := newFixture(t)
+	in := input(threeSteps())
+	f.at(2*time.Minute, func() { f.env.SetContinueAsNewSuggested(true) })
+	ans := f.update(3*time.Minute, countersign.UpdateDecide, decision("ana", 1, 1, "r1"))
+	f.env.ExecuteWorkflow(workflows.PostWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(f.env.GetWorkflowError(), &can), "continued as new: %v", f.env.GetWorkflowError())
+	require.NoError(t, ans.err)
+	require.Equal(t, 2, ans.st.CurrentStep, "the Update was answered before the run ended")
+	var next workflows.PostInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, []string{"r1"}, next.Continued.Seen)
+	require.Equal(t, 2, next.Continued.State.CurrentStep)
+	require.Equal(t, f.lastSaved().Steps, next.Continued.State.Steps)
+}

@@ -2,190 +2,375 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
-	"sort"
+	"strconv"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/converter"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/store"
+	"github.com/countersign/countersign/workflows"
 )
 
-// The API answers with the truth (SPEC §3 item 4, "One authority"): every
-// decision and change is a Workflow Update, answered with the post's new
-// state or the workflow's own refusal.
+// The post workflow's Updates driven through the Temporal client, as the API
+// does (signed with the key derived from the deployment's secret key), on a
+// real Temporal server: each answer is the post's new state, a validator's
+// refusal adds no history event, and the signal fallback counts once. These
+// tests also record the version-2 histories the replay test runs.
 
-// TestApproveAtOnce: right after submitting, step 1's approver approves, and
-// right after that step 2's: no retry, each answer 200 showing the next step
-// open with its eligible approvers.
-func TestApproveAtOnce(t *testing.T) {
-	e := newEnv(t)
-	acct := e.setupThreeLevels()
-	maya, pat, paul, eddie := e.members["Maya"], e.members["Pat"], e.members["Paul"], e.members["Eddie"]
+// updateVersion names the histories recorded with workflow version 2.
+const updateVersion = "v2"
 
-	var post cs.Post
-	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "No waiting"}, &post)
-	if post.Status != cs.PostPendingApproval || !atStep(1)(post) || !slices.Equal(post.Steps[0].Eligible, []string{maya.memberID}) ||
-		!slices.Equal(post.Awaited, []string{maya.memberID}) {
-		t.Fatalf("the 201 does not show step 1 open for Maya: status %s, step %d, steps %+v, awaited %v",
-			post.Status, post.CurrentStep, post.Steps, post.Awaited)
-	}
+// updater sends a deployment's Updates and signals for one post.
+type updater struct {
+	e      *env
+	signer *secrets.DecisionSigner
+	postID string
+	n      int
+}
 
-	p := e.approve("Maya", post.ID, 1)
-	if !atStep(2)(p) || !sameSet(p.Steps[1].Eligible, []string{pat.memberID, paul.memberID}) || p.Steps[0].Status != cs.StepApproved {
-		t.Fatalf("Maya's answer does not show step 2 open for Pat and Paul: step %d, steps %+v", p.CurrentStep, p.Steps)
+func (e *env) updater(postID string) *updater {
+	e.t.Helper()
+	s, err := secrets.NewDecisionSigner(e.app.Config.SecretKey)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	p = e.approve("Paul", post.ID, 1)
-	if !atStep(3)(p) || !slices.Contains(p.Steps[2].Eligible, eddie.memberID) || !slices.Contains(p.Awaited, eddie.memberID) {
-		t.Fatalf("Paul's answer does not show step 3 open for Eddie: step %d, steps %+v, awaited %v", p.CurrentStep, p.Steps, p.Awaited)
-	}
-	p = e.approve("Eddie", post.ID, 1)
-	if p.Status != cs.PostScheduled && p.Status != cs.PostPublishing && p.Status != cs.PostPublished {
-		t.Fatalf("Eddie's answer shows %s, want scheduled (or on its way)", p.Status)
-	}
-	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	return &updater{e: e, signer: s, postID: postID}
+}
 
-	// Deciding again is answered with the workflow's reason, not a guess.
-	var prob struct{ Code, Detail string }
-	if code := e.do(maya.token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, &prob); code != 409 || prob.Code != cs.ReasonTooLate {
-		t.Fatalf("approving a published post: %d %+v, want 409 %s", code, prob, cs.ReasonTooLate)
+func (u *updater) requestID() string {
+	u.n++
+	return u.postID + "-" + strconv.Itoa(u.n)
+}
+
+// decision is a signed approval (or, with a note, a rejection) by who.
+func (u *updater) decision(who string, revision, step int, reqID, decision, note string) cs.DecisionSignal {
+	d := cs.DecisionSignal{PostID: u.postID, Revision: revision, Step: step, MemberID: u.e.members[who].memberID,
+		Decision: decision, Note: note, Source: cs.SourceAPI, RequestID: reqID}
+	d.MAC = u.signer.Sign(d)
+	return d
+}
+
+// update sends an Update and waits for its answer: the state, or the error
+// (a validator's refusal or the handler's).
+func (u *updater) update(ctx context.Context, name string, arg any) (cs.PostState, error) {
+	var st cs.PostState
+	opts := client.UpdateWorkflowOptions{WorkflowID: cs.WorkflowID(u.postID), UpdateName: name,
+		WaitForStage: client.WorkflowUpdateStageCompleted}
+	if arg != nil {
+		opts.Args = []any{arg}
+	}
+	h, err := u.e.app.Temporal.UpdateWorkflow(ctx, opts)
+	if err != nil {
+		return st, err
+	}
+	return st, h.Get(ctx, &st)
+}
+
+func (u *updater) mustUpdate(name string, arg any) cs.PostState {
+	u.e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := u.update(ctx, name, arg)
+	if err != nil {
+		u.e.t.Fatalf("update %s: %v", name, err)
+	}
+	return st
+}
+
+// refused sends an Update that must be refused with code, and checks that
+// it added nothing to the history when the validator refused it.
+func (u *updater) refused(name string, arg any, code string, byValidator bool) {
+	u.e.t.Helper()
+	before := u.historyLength()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := u.update(ctx, name, arg)
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != code {
+		u.e.t.Fatalf("update %s: got %v, want a refusal %s", name, err, code)
+	}
+	if after := u.historyLength(); byValidator && after != before {
+		u.e.t.Fatalf("update %s refused by the validator: history grew from %d to %d events", name, before, after)
 	}
 }
 
-// TestDemotedEditorsEditNeedsApproval: an editor's own post needs no
-// approval; once demoted to limited, their edit of it does (their right at
-// the time of the edit counts).
-func TestDemotedEditorsEditNeedsApproval(t *testing.T) {
-	e := newEnv(t)
-	acct := e.setupThreeLevels()
-	eddie := e.members["Eddie"]
-	var post cs.Post
-	at := time.Now().Add(time.Hour).Format(time.RFC3339)
-	e.must(201, eddie.token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Direct", "scheduled_at": at}, &post)
-	if post.Status != cs.PostScheduled {
-		t.Fatalf("an editor's post: %s, want scheduled", post.Status)
+func (u *updater) historyLength() int {
+	u.e.t.Helper()
+	it := u.e.app.Temporal.GetWorkflowHistory(context.Background(), cs.WorkflowID(u.postID), "", false,
+		enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	n := 0
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			u.e.t.Fatal(err)
+		}
+		n++
 	}
-	e.must(200, e.owner, "PUT", e.org("/accounts/"+acct+"/permissions"), map[string]any{"grants": []map[string]any{
-		{"member_id": e.members["Ines"].memberID, "level": "limited"},
-		{"member_id": eddie.memberID, "level": "limited"},
-	}}, nil)
-	var edited cs.Post
-	e.must(200, eddie.token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"revision": 1, "text": "Direct, then demoted"}, &edited)
-	if edited.Status != cs.PostPendingApproval || edited.Revision != 2 || !atStep(1)(edited) {
-		t.Fatalf("a demoted editor's edit: %s, revision %d, step %d; want pending approval at step 1 of revision 2",
-			edited.Status, edited.Revision, edited.CurrentStep)
-	}
+	return n
 }
 
-// TestRewriterCannotApprove: an editor who rewrote a limited member's post
-// cannot approve the rewrite at the step that awaits their role, is not
-// awaited, and does not see it in GET /approvals.
-func TestRewriterCannotApprove(t *testing.T) {
-	e := newEnv(t)
-	acct := e.setupThreeLevels()
-	eddie := e.members["Eddie"]
-	var post cs.Post
-	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Intern's draft"}, &post)
-	var edited cs.Post
-	e.must(200, eddie.token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"revision": 1, "text": "Editor's rewrite"}, &edited)
-	if edited.Revision != 2 || !atStep(1)(edited) {
-		t.Fatalf("the rewrite's answer: revision %d, step %d", edited.Revision, edited.CurrentStep)
+func (e *env) ids(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, e.members[n].memberID)
 	}
-	e.approve("Maya", post.ID, 2)
-	p := e.approve("Pat", post.ID, 2)
-	if !atStep(3)(p) || slices.Contains(p.Awaited, eddie.memberID) {
-		t.Fatalf("step 3 open without the rewriter awaited: step %d, awaited %v", p.CurrentStep, p.Awaited)
-	}
-	var prob struct{ Code, Detail string }
-	if code := e.do(eddie.token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 2}, &prob); code != 403 || prob.Code != cs.ReasonRevisionWriter {
-		t.Fatalf("the rewriter approving their rewrite: %d %+v, want 403 %s", code, prob, cs.ReasonRevisionWriter)
-	}
-	var list struct{ Items []cs.Post }
-	e.must(200, eddie.token, "GET", e.org("/approvals"), nil, &list)
-	if len(list.Items) != 0 {
-		t.Fatalf("the rewriter's approvals list the rewrite: %d posts", len(list.Items))
-	}
-	e.must(200, e.owner, "GET", e.org("/posts/"+post.ID), nil, &p)
-	if p.Status != cs.PostPendingApproval || p.CurrentStep != 3 || len(p.Steps[2].Approvals) != 0 {
-		t.Fatalf("the refused approval changed the post: %s step %d %+v", p.Status, p.CurrentStep, p.Steps[2].Approvals)
-	}
+	slices.Sort(out)
+	return out
 }
 
-// TestApprovalsAgreeWithPostApprovers: for an author who is also an eligible
-// approver, GET /approvals, the post's awaited list and the PostApprovers
-// search attribute name the same members: the workflow computed them once.
-func TestApprovalsAgreeWithPostApprovers(t *testing.T) {
+// submitThree submits a post by Ines on the three-level chain and answers
+// its state once step 1 is open (the Update submitted).
+func (e *env) submitThree(text string) (*updater, cs.PostState) {
+	e.t.Helper()
+	acct := e.setupThreeLevels()
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": text}, &post)
+	u := e.updater(post.ID)
+	st := u.mustUpdate(cs.UpdateSubmitted, nil)
+	if st.Status != cs.PostPendingApproval || st.CurrentStep != 1 || !slices.Equal(st.Awaited, e.ids("Maya")) {
+		e.t.Fatalf("submitted: status %s step %d awaited %v", st.Status, st.CurrentStep, st.Awaited)
+	}
+	return u, st
+}
+
+// TestUpdatesWalkTheChainAtOnce: each approver approves as soon as the
+// previous answer came back, with no retry; every answer shows the next step
+// open with who it awaits. Refusals by the validators add no history event.
+func TestUpdatesWalkTheChainAtOnce(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.submitThree("Updates all the way")
+	approve := cs.DecisionApprove
+
+	u.refused(cs.UpdateDecide, u.decision("Ines", 1, 1, u.requestID(), approve, ""), cs.ReasonAuthor, true)
+	u.refused(cs.UpdateDecide, u.decision("Pat", 1, 1, u.requestID(), approve, ""), cs.ReasonNotAwaited, true)
+	u.refused(cs.UpdateDecide, u.decision("Maya", 1, 2, u.requestID(), approve, ""), cs.ReasonWrongStep, true)
+	unsigned := u.decision("Maya", 1, 1, u.requestID(), approve, "")
+	unsigned.MAC = ""
+	u.refused(cs.UpdateDecide, unsigned, cs.ReasonUnsigned, false)
+
+	st := u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), approve, ""))
+	if st.CurrentStep != 2 || st.Steps[1].Status != cs.StepOpen || !slices.Equal(st.Awaited, e.ids("Pat", "Paul")) {
+		t.Fatalf("after step 1: step %d %v awaited %v", st.CurrentStep, st.Steps[1].Status, st.Awaited)
+	}
+	st = u.mustUpdate(cs.UpdateDecide, u.decision("Paul", 1, 2, u.requestID(), approve, ""))
+	if st.CurrentStep != 3 || !slices.Contains(st.Awaited, e.members["Eddie"].memberID) ||
+		slices.Contains(st.Awaited, e.members["Maya"].memberID) || slices.Contains(st.Awaited, e.members["Ines"].memberID) {
+		t.Fatalf("after step 2: step %d awaited %v", st.CurrentStep, st.Awaited)
+	}
+	st = u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 3, u.requestID(), approve, ""))
+	if st.Status != cs.PostPublishing && st.Status != cs.PostPublished {
+		t.Fatalf("after step 3: %s", st.Status)
+	}
+	done := e.waitPost(u.postID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	var ignored []string
+	for _, ev := range done.Events {
+		if ev.Type == cs.EventDecisionIgnored {
+			ignored = append(ignored, ev.Reason)
+		}
+	}
+	if !slices.Equal(ignored, []string{cs.ReasonUnsigned}) {
+		t.Fatalf("ignored decisions recorded: %v, want only the unsigned one", ignored)
+	}
+	recordUpdateHistory(t, e, u.postID, "three_levels_published")
+}
+
+// TestUpdateFallbackWithoutWorkerCountsOnce: with no worker the Update times
+// out, the signal with the same request id follows (the API's fallback), and
+// once a worker is back the approval counts once.
+func TestUpdateFallbackWithoutWorkerCountsOnce(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.submitThree("Restart-proof, with Updates")
+	u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""))
+
+	e.stopWorker()
+	pat := u.decision("Pat", 1, 2, u.requestID(), cs.DecisionApprove, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, err := u.update(ctx, cs.UpdateDecide, pat)
+	cancel()
+	if err == nil {
+		t.Fatal("an Update was answered with no worker running")
+	}
+	if err := e.app.Temporal.SignalWorkflow(context.Background(), cs.WorkflowID(u.postID), "", cs.SignalDecision, pat); err != nil {
+		t.Fatal(err)
+	}
+	e.startWorker()
+	p := e.waitPost(u.postID, "opened step 3", atStep(3))
+	if n := len(p.Steps[1].Approvals); n != 1 {
+		t.Fatalf("step 2 approvals = %d, want 1", n)
+	}
+	u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 3, u.requestID(), cs.DecisionApprove, ""))
+	e.waitPost(u.postID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	recordUpdateHistory(t, e, u.postID, "worker_restart_published")
+}
+
+// TestUpdatesRejectEditCancel: a rejection by Update, the author's signed
+// edit restarting the chain (answered at step 1 of revision 2), a stale
+// decision refused without history, and a cancel.
+func TestUpdatesRejectEditCancel(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.submitThree("First try")
+	u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""))
+	u.refused(cs.UpdateDecide, u.decision("Pat", 1, 2, u.requestID(), cs.DecisionReject, ""), cs.ReasonNoteRequired, true)
+	st := u.mustUpdate(cs.UpdateDecide, u.decision("Pat", 1, 2, u.requestID(), cs.DecisionReject, "off-brand"))
+	if st.Status != cs.PostRejected {
+		t.Fatalf("after the rejection: %s", st.Status)
+	}
+	edit := cs.EditSignal{Revision: 1, Text: "Second try, on brand", By: e.members["Ines"].memberID, Source: cs.SourceAPI,
+		RequestID: u.requestID()}
+	edit.MAC = u.signer.SignEdit(edit)
+	st = u.mustUpdate(cs.UpdateEdit, edit)
+	if st.Revision != 2 || st.Status != cs.PostPendingApproval || st.CurrentStep != 1 || st.Text != edit.Text {
+		t.Fatalf("after the edit: revision %d %s step %d", st.Revision, st.Status, st.CurrentStep)
+	}
+	u.refused(cs.UpdateEdit, edit, cs.ReasonDuplicateRequest, true)
+	u.refused(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""), cs.ReasonStaleRevision, true)
+	st = u.mustUpdate(cs.UpdateCancel, cs.CancelSignal{By: e.members["Ines"].memberID, Reason: "not needed", Source: cs.SourceAPI,
+		Revision: 2, RequestID: u.requestID()})
+	if st.Status != cs.PostCanceled {
+		t.Fatalf("after the cancel: %s", st.Status)
+	}
+	e.waitPost(u.postID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
+	if e.hook.count() != 0 {
+		t.Fatal("a canceled post was delivered")
+	}
+	recordUpdateHistory(t, e, u.postID, "reject_edit_cancel")
+}
+
+// recordUpdateHistory writes the workflow's history as name.v2.json into
+// workflows/testdata when COUNTERSIGN_RECORD_HISTORIES=1 (like recordHistory,
+// for the version these tests drive).
+func recordUpdateHistory(t *testing.T, e *env, postID, name string) {
+	if os.Getenv("COUNTERSIGN_RECORD_HISTORIES") != "1" {
+		return
+	}
+	// The run is closed once the post is: wait for it, so the history is whole.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = e.app.Temporal.GetWorkflow(ctx, cs.WorkflowID(postID), "").Get(ctx, nil)
+	it := e.app.Temporal.GetWorkflowHistory(ctx, cs.WorkflowID(postID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []json.RawMessage
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, raw)
+	}
+	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
+	path := filepath.Join("..", "..", "workflows", "testdata", name+"."+updateVersion+".json")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d events to %s", len(events), path)
+}
+
+// TestContinuedPostPublishesOnce: a post whose workflow continued as new (a
+// flood of stale decisions; the test bound InputsPerRun stands for
+// Temporal's suggestion) answers the state query and the visibility filters
+// as before, takes its approvals and publishes exactly once, with one
+// unbroken audit log.
+func TestContinuedPostPublishesOnce(t *testing.T) {
 	e := newEnv(t)
 	acct := e.setupThreeLevels()
-	// Every post needs approval, by anyone who may approve: Eddie (editor)
-	// and the owner; Eddie is the author.
-	var chain struct{ ID string }
-	e.must(201, e.owner, "POST", e.org("/approval-chains"), map[string]any{
-		"name": "All", "late_policy": "expire", "require_approval_for_all": true, "distinct_approvers": true,
-		"steps": []map[string]any{{"approver": map[string]string{"role": "approvers"}}}}, &chain)
-	e.must(200, e.owner, "PATCH", e.org("/accounts/"+acct), map[string]any{"approval_chain_id": chain.ID}, nil)
-	eddie := e.members["Eddie"]
-	var post cs.Post
-	e.must(201, eddie.token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Mine, approved by others"}, &post)
-	if post.Status != cs.PostPendingApproval || !atStep(1)(post) {
-		t.Fatalf("submitted: %s step %d", post.Status, post.CurrentStep)
-	}
-	if !slices.Contains(post.Steps[0].Eligible, eddie.memberID) {
-		t.Fatalf("the author should be among the role's eligible members: %v", post.Steps[0].Eligible)
-	}
-	if slices.Contains(post.Awaited, eddie.memberID) || len(post.Awaited) == 0 {
-		t.Fatalf("awaited %v: want the eligible members but the author", post.Awaited)
-	}
-
-	// PostApprovers, read from Temporal.
-	desc, err := e.app.Temporal.DescribeWorkflowExecution(context.Background(), cs.WorkflowID(post.ID), "")
+	ctx := context.Background()
+	chain := cs.Chain{Name: "Two", LatePolicy: cs.LateExpire, DistinctApprovers: true, Steps: []cs.ChainStep{
+		{Approver: cs.Approver{Member: e.members["Maya"].memberID}},
+		{Approver: cs.Approver{Role: cs.ApproverRoleApprovers}},
+	}}
+	np := store.NewPost{OrgID: e.orgID, AccountID: acct, AuthorID: e.members["Ines"].memberID, Text: "Flooded but fine",
+		Chain: chain, NeedsApproval: true}
+	post, _, err := e.app.Store.CreatePost(ctx, np)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sa []string
-	if pl := desc.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()["PostApprovers"]; pl != nil {
-		if err := converter.GetDefaultDataConverter().FromPayload(pl, &sa); err != nil {
+	if err := e.app.Store.MarkPostStarted(ctx, post.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := workflows.PostInput{PostID: post.ID, OrgID: e.orgID, AccountID: acct, AuthorID: np.AuthorID, Revision: 1,
+		Text: np.Text, Chain: chain, NeedsApproval: true, InputsPerRun: 3}
+	run, err := e.app.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: cs.WorkflowID(post.ID), TaskQueue: cs.TaskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SAOrg.ValueSet(e.orgID), workflows.SAAccount.ValueSet(acct),
+			workflows.SAAuthor.ValueSet(np.AuthorID), workflows.SAStatus.ValueSet(string(cs.PostPendingApproval)))}, cs.WorkflowType, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := e.updater(post.ID)
+	u.mustUpdate(cs.UpdateSubmitted, nil)
+	for range 3 { // stale: ignored, each one input
+		u.signal(cs.SignalDecision, u.decision("Maya", 9, 1, u.requestID(), cs.DecisionApprove, ""))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := e.app.Temporal.DescribeWorkflowExecution(ctx, cs.WorkflowID(post.ID), "")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	if !sameSet(sa, post.Awaited) {
-		t.Fatalf("PostApprovers %v, awaited %v", sa, post.Awaited)
-	}
-	// GET /approvals of every member lists the post exactly when awaited.
-	everyone := map[string]string{"Olivia": e.owner}
-	for name, m := range e.members {
-		everyone[name] = m.token
-	}
-	for name, token := range everyone {
-		var me struct {
-			Memberships []struct {
-				OrgID string `json:"org_id"`
-				ID    string `json:"id"`
-			}
+		if d.GetWorkflowExecutionInfo().GetExecution().GetRunId() != run.GetRunID() {
+			break
 		}
-		e.must(200, token, "GET", "/v1/me", nil, &me)
-		id := ""
-		for _, m := range me.Memberships {
-			if m.OrgID == e.orgID {
-				id = m.ID
-			}
+		if time.Now().After(deadline) {
+			t.Fatal("the workflow never continued as new")
 		}
-		var list struct{ Items []cs.Post }
-		e.must(200, token, "GET", e.org("/approvals"), nil, &list)
-		listed := slices.ContainsFunc(list.Items, func(p cs.Post) bool { return p.ID == post.ID })
-		if listed != slices.Contains(sa, id) {
-			t.Errorf("%s (%s): listed in /approvals %v, in PostApprovers %v", name, id, listed, slices.Contains(sa, id))
-		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if code := e.do(eddie.token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
-		t.Fatalf("the author approving: %d, want 403", code)
-	}
-}
 
-func sameSet(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	sort.Strings(a)
-	sort.Strings(b)
-	return slices.Equal(a, b)
+	// The query and the visibility filters answer as before.
+	v, err := e.app.Temporal.QueryWorkflow(ctx, cs.WorkflowID(post.ID), "", cs.QueryState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st cs.PostState
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != cs.PostPendingApproval || st.CurrentStep != 1 || !slices.Equal(st.Awaited, e.ids("Maya")) {
+		t.Fatalf("state after continuing: %s step %d awaited %v", st.Status, st.CurrentStep, st.Awaited)
+	}
+	query := `WorkflowId = '` + cs.WorkflowID(post.ID) + `' AND ExecutionStatus = 'Running' AND PostOrg = '` + e.orgID +
+		`' AND PostStatus = 'pending_approval' AND PostStep = 1 AND PostApprovers = '` + e.members["Maya"].memberID + `'`
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := e.app.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.GetExecutions()) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("visibility does not find the continued run with %s", query)
+		}
+	}
+
+	u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""))
+	u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 2, u.requestID(), cs.DecisionApprove, ""))
+	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	if got := e.hook.count(); got != 1 {
+		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	for i, ev := range done.Events {
+		if ev.Seq != i+1 {
+			t.Fatalf("audit log broken at %d: %+v", i, ev)
+		}
+	}
 }
