@@ -168,7 +168,7 @@ func (s *Server) listPosts(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "invalid_query", "invalid list parameters", fields)
 		return
 	}
-	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.Store.ListPosts(c, me.OrgID, f, p) },
+	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.posts.List(c, me.OrgID, f, p) },
 		func(p cs.Post) string { return p.ID })
 }
 
@@ -176,39 +176,20 @@ func (s *Server) listPosts(c *gin.Context) {
 // waits for the caller now.
 func (s *Server) listApprovals(c *gin.Context) {
 	me := currentMember(c)
-	f := store.PostFilter{Status: cs.PostPendingApproval, AwaitingMember: me.ID}
-	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.Store.ListPosts(c, me.OrgID, f, p) },
+	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.posts.Approvals(c, me, p) },
 		func(p cs.Post) string { return p.ID })
-}
-
-// loadPost reads the :post of the caller's org (404 for another org's).
-func (s *Server) loadPost(c *gin.Context) (cs.Post, bool) {
-	id, ok := pathID(c, "post")
-	if !ok {
-		return cs.Post{}, false
-	}
-	p, err := s.Store.Post(c, currentMember(c).OrgID, id)
-	if err != nil {
-		s.fail(c, err)
-		return p, false
-	}
-	return p, true
 }
 
 // getPost answers GET /v1/orgs/{org}/posts/{post}, with its audit log.
 func (s *Server) getPost(c *gin.Context) {
-	p, ok := s.loadPost(c)
+	id, ok := pathID(c, "post")
 	if !ok {
 		return
 	}
-	events, err := s.Store.PostEvents(c, p.ID)
+	p, err := s.posts.PostWithEvents(c, currentMember(c).OrgID, id)
 	if err != nil {
 		s.fail(c, err)
 		return
-	}
-	p.Events = events
-	if p.Events == nil {
-		p.Events = []cs.PostEvent{}
 	}
 	c.JSON(http.StatusOK, p)
 }

@@ -39,6 +39,8 @@ type Store interface {
 	DeleteUnstartedPost(ctx context.Context, postID string) error
 	UnstartedPostByID(ctx context.Context, postID string) (store.UnstartedPost, bool, error)
 	Post(ctx context.Context, orgID, postID string) (cs.Post, error)
+	PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, error)
+	ListPosts(ctx context.Context, orgID string, f store.PostFilter, p cs.Page) ([]cs.Post, error)
 	SavePostState(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) error
 }
 
@@ -327,9 +329,27 @@ func WithState(p cs.Post, st cs.PostState) cs.Post {
 	return p
 }
 
-// Post reads a post of the org.
-func (s *Service) Post(ctx context.Context, orgID, postID string) (cs.Post, error) {
-	return s.Store.Post(ctx, orgID, postID)
+// PostWithEvents reads a post of the org with its audit log.
+func (s *Service) PostWithEvents(ctx context.Context, orgID, postID string) (cs.Post, error) {
+	p, err := s.Store.Post(ctx, orgID, postID)
+	if err != nil {
+		return p, err
+	}
+	if p.Events, err = s.Store.PostEvents(ctx, p.ID); p.Events == nil {
+		p.Events = []cs.PostEvent{}
+	}
+	return p, err
+}
+
+// List lists the org's posts, newest first.
+func (s *Service) List(ctx context.Context, orgID string, f store.PostFilter, p cs.Page) ([]cs.Post, error) {
+	return s.Store.ListPosts(ctx, orgID, f, p)
+}
+
+// Approvals lists the posts whose open step awaits the member now: the
+// workflow's awaited list as mirrored, so it agrees with PostApprovers.
+func (s *Service) Approvals(ctx context.Context, me cs.Member, p cs.Page) ([]cs.Post, error) {
+	return s.Store.ListPosts(ctx, me.OrgID, store.PostFilter{Status: cs.PostPendingApproval, AwaitingMember: me.ID}, p)
 }
 
 // requestID is the caller's request id, or a new one. What reaches the

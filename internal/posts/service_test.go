@@ -50,6 +50,10 @@ func (f *fakeStore) Post(_ context.Context, orgID, postID string) (cs.Post, erro
 	}
 	return f.post, nil
 }
+func (f *fakeStore) PostEvents(context.Context, string) ([]cs.PostEvent, error) { return nil, nil }
+func (f *fakeStore) ListPosts(context.Context, string, store.PostFilter, cs.Page) ([]cs.Post, error) {
+	return []cs.Post{f.post}, nil
+}
 func (f *fakeStore) SavePostState(_ context.Context, _ string, st cs.PostState, _ []cs.PostEvent) error {
 	f.saved = append(f.saved, st)
 	return nil
