@@ -326,3 +326,36 @@ func FuzzChainValidate(f *testing.F) {
 		checkChainVerdict(t, c, c.Validate())
 	})
 }
+
+// FuzzCheckPost: any text and media links are checked without panicking;
+// what is accepted is at most 64 KiB (SPEC §8 Limits) and within the
+// network's count, and what is refused names the text with the limit.
+func FuzzCheckPost(f *testing.F) {
+	for _, s := range []string{"", "hello", strings.Repeat("a", MaxTextBytes), strings.Repeat("a", MaxTextBytes+1),
+		strings.Repeat("<", 300<<10), "e" + strings.Repeat("\u0301", 40000), strings.Repeat("👨‍👩‍👧‍👦", 3000), "\xff\xfe"} {
+		for _, n := range []Network{NetworkWebhook, NetworkLog, NetworkMastodon, NetworkBluesky, NetworkX} {
+			f.Add(string(n), s, uint8(0))
+			f.Add(string(n), s, uint8(2))
+		}
+	}
+	f.Fuzz(func(t *testing.T, network, text string, media uint8) {
+		var urls []string
+		for i := range int(media % 6) {
+			urls = append(urls, fmt.Sprintf("https://cdn.fuzz.test/%d.png", i))
+		}
+		err := CheckPost(Network(network), text, urls)
+		if err == nil {
+			if text == "" || len(text) > MaxTextBytes {
+				t.Fatalf("accepted a text of %d bytes on %q", len(text), network)
+			}
+			return
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Code != EINVALID || len(e.Fields) != 1 || e.Fields[0].Field != "text" {
+			t.Fatalf("refusal %v does not name the text", err)
+		}
+		if len(text) > MaxTextBytes && !strings.Contains(e.Fields[0].Message, strconv.Itoa(MaxTextBytes)) {
+			t.Fatalf("refusal of %d bytes does not name the limit: %s", len(text), e.Fields[0].Message)
+		}
+	})
+}

@@ -543,6 +543,9 @@ type Post struct {
 	CurrentStep int         `json:"current_step"`
 	TotalSteps  int         `json:"total_steps"`
 	Steps       []StepState `json:"steps"`
+	// Awaited are the member ids the open step waits for now, as the
+	// workflow computed them (PostState.Awaited; GET /approvals agrees).
+	Awaited     []string    `json:"awaited"`
 	WaitingFor  string      `json:"waiting_for,omitempty"`
 	Deadline    *time.Time  `json:"deadline,omitempty"`
 	LastError   string      `json:"last_error,omitempty"`

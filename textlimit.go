@@ -133,6 +133,14 @@ func PublishedText(text string, mediaURLs []string) string {
 	return strings.TrimRight(text, " \t\r\n") + "\n\n" + strings.Join(mediaURLs, "\n")
 }
 
+// MaxTextBytes bounds a post's text on every network, in UTF-8 bytes (SPEC
+// §8 Limits: 64 KiB). It is the whole limit of webhook and log accounts, and
+// a backstop for the others, whose own counts let a single grapheme carry any
+// number of combining marks: the text travels in the post's workflow history
+// several times, and must stay well under Temporal's 2 MB per payload
+// (docs/limits.md).
+const MaxTextBytes = 64 << 10
+
 // CheckText returns a 422-ready error when text is empty or over the
 // network's limit, naming the count and the limit.
 func CheckText(n Network, text string) error {
@@ -144,6 +152,10 @@ func CheckText(n Network, text string) error {
 func CheckPost(n Network, text string, mediaURLs []string) error {
 	if text == "" {
 		return &Error{Code: EINVALID, Message: "the post has no text", Fields: []FieldError{{Field: "text", Message: "is required"}}}
+	}
+	if len(text) > MaxTextBytes {
+		msg := fmt.Sprintf("is %d bytes; at most %d (64 KiB) are allowed", len(text), MaxTextBytes)
+		return &Error{Code: EINVALID, Message: "the text is too long: " + msg, Fields: []FieldError{{Field: "text", Message: msg}}}
 	}
 	lim, ok := TextLimits[n]
 	if !ok {

@@ -38,6 +38,11 @@ func TestCheckText(t *testing.T) {
 		{NetworkMastodon, strings.Repeat("x", 495) + " @ana@social.example.org", true, ""}, // 495 + 5
 		{NetworkMastodon, strings.Repeat("x", 496) + " @ana@social.example.org", false, "is 501"},
 		{NetworkWebhook, strings.Repeat("x", 10000), true, ""},
+		// 64 KiB on webhook and log; and on every network, whatever it counts.
+		{NetworkWebhook, strings.Repeat("x", 64<<10), true, ""},
+		{NetworkWebhook, strings.Repeat("x", 64<<10+1), false, "is 65537 bytes; at most 65536"},
+		{NetworkLog, strings.Repeat("é", 300<<10/2), false, "is 307200 bytes; at most 65536"},
+		{NetworkMastodon, "e" + strings.Repeat("\u0301", 40000), false, "at most 65536"}, // one grapheme
 		{NetworkLog, "", false, "required"},
 	}
 	for _, c := range cases {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/countersign/countersign/internal/testenv"
 	"github.com/countersign/countersign/server"
@@ -47,7 +48,8 @@ func newFzEnv(tb testing.TB) *fzEnv {
 		tb.Fatal(err)
 	}
 	logs := &fzLog{max: 400}
-	srv := server.New(server.Deps{Store: st, Temporal: testenv.TemporalClient(tb),
+	// No worker runs here: changes fall back to signals after UpdateWait.
+	srv := server.New(server.Deps{Store: st, Temporal: testenv.TemporalClient(tb), UpdateWait: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	ts := httptest.NewServer(srv)
 	tb.Cleanup(ts.Close)
@@ -374,4 +376,71 @@ func (l *fzLog) tail(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines[max(0, len(l.lines)-n):], "\n")
+}
+
+// FuzzSubmitIdempotencyKey: any Idempotency-Key with a text of any length
+// up to 70 KiB: never a 5xx; a key over 255 characters, or a text over 64
+// KiB, is a 422 naming it; an accepted submission is always the caller's own
+// post with the text sent, and a key replayed with another body is 422
+// idempotency_key_reused (SPEC §8 Limits).
+func FuzzSubmitIdempotencyKey(f *testing.F) {
+	e := newFzEnv(f)
+	for _, s := range []struct {
+		key string
+		n   uint32
+	}{{"k1", 5}, {"k1", 6}, {"", 1}, {strings.Repeat("k", 255), 10}, {strings.Repeat("k", 256), 10},
+		{"ключ <&> \"quoted\"", 12}, {"k2", 64 << 10}, {"k3", 64<<10 + 1}, {strings.Repeat("é", 200), 3}} {
+		f.Add(s.key, s.n)
+	}
+	f.Fuzz(func(t *testing.T, key string, n uint32) {
+		text := strings.Repeat("a", int(n%(70<<10)))
+		body, _ := json.Marshal(map[string]string{"account_id": e.acct, "text": text})
+		req, err := http.NewRequest("POST", e.url+e.o("/posts"), bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.author)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Skip("the client refuses this header value:", err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		what := fmt.Sprintf("POST /posts with Idempotency-Key %.80q (%d characters)", key, len(key))
+		p := checkAnswer(t, e, what, body, resp.StatusCode, resp.Header, raw)
+		field := func() string {
+			if errs, _ := p["errors"].([]any); len(errs) > 0 {
+				f, _ := errs[0].(map[string]any)["field"].(string)
+				return f
+			}
+			return ""
+		}
+		sentKey := strings.Trim(req.Header.Get("Idempotency-Key"), " \t") // as the server reads it
+		switch {
+		case len(sentKey) > 255:
+			if resp.StatusCode != 422 || field() != "Idempotency-Key" {
+				t.Fatalf("%s: %d %s, want 422 naming Idempotency-Key", what, resp.StatusCode, raw)
+			}
+		case text == "" || len(text) > 64<<10:
+			if resp.StatusCode != 422 || field() != "text" {
+				t.Fatalf("%s, text of %d bytes: %d %s, want 422 naming text", what, len(text), resp.StatusCode, raw)
+			}
+		case resp.StatusCode == 200 || resp.StatusCode == 201:
+			var post struct {
+				AuthorID string `json:"author_id"`
+				Text     string `json:"text"`
+			}
+			if err := json.Unmarshal(raw, &post); err != nil || post.AuthorID != e.authorID || post.Text != text {
+				t.Fatalf("%s: %d answered another post: author %s, %d bytes of text (sent %d)", what, resp.StatusCode, post.AuthorID, len(post.Text), len(text))
+			}
+		case resp.StatusCode == 422:
+			if c, _ := p["code"].(string); c != "idempotency_key_reused" {
+				t.Fatalf("%s: %d %s", what, resp.StatusCode, raw)
+			}
+		default:
+			t.Fatalf("%s: unexpected %d %s", what, resp.StatusCode, raw)
+		}
+	})
 }

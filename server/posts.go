@@ -1,22 +1,25 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
-	"go.temporal.io/api/serviceerror"
 
 	cs "github.com/countersign/countersign"
-	"github.com/countersign/countersign/internal/postflow"
+	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/store"
 )
+
+// The post endpoints translate between HTTP and the posts service
+// (internal/posts), where the rules are; the workflow decides who may change
+// a post, and its reason codes map to HTTP statuses in reasonStatus.
 
 // postRoutes registers the post endpoints on the org group.
 func (s *Server) postRoutes(org *gin.RouterGroup) {
@@ -28,6 +31,67 @@ func (s *Server) postRoutes(org *gin.RouterGroup) {
 	org.POST("/posts/:post/reject", s.decide(cs.DecisionReject))
 	org.POST("/posts/:post/cancel", s.cancelPost)
 	org.GET("/approvals", s.listApprovals)
+}
+
+// reasonStatus is the HTTP status of each reason a post's workflow (or the
+// posts service) gives for refusing a change: the one place they map.
+var reasonStatus = map[string]int{
+	cs.ReasonAuthor:            http.StatusForbidden,
+	cs.ReasonRevisionWriter:    http.StatusForbidden,
+	cs.ReasonDistinctApprovers: http.StatusForbidden,
+	cs.ReasonNotAuthorized:     http.StatusForbidden,
+	cs.ReasonNotAwaited:        http.StatusForbidden,
+	cs.ReasonCannotCompose:     http.StatusForbidden,
+	cs.ReasonUnsigned:          http.StatusForbidden,
+	cs.ReasonNotWaiting:        http.StatusConflict,
+	cs.ReasonStaleRevision:     http.StatusConflict,
+	cs.ReasonWrongStep:         http.StatusConflict,
+	cs.ReasonDuplicateRequest:  http.StatusConflict,
+	cs.ReasonAlreadyDecided:    http.StatusConflict,
+	cs.ReasonUnchanged:         http.StatusConflict,
+	cs.ReasonTooLate:           http.StatusConflict,
+	cs.ReasonNoteRequired:      http.StatusUnprocessableEntity,
+	cs.ReasonInvalidDecision:   http.StatusUnprocessableEntity,
+	cs.ReasonRateLimited:       http.StatusTooManyRequests,
+	cs.ReasonAuthorizeFailed:   http.StatusServiceUnavailable,
+	store.EIDEMPOTENCYREUSED:   http.StatusUnprocessableEntity,
+}
+
+// failPost answers an error of the posts service.
+func (s *Server) failPost(c *gin.Context, err error) {
+	var (
+		limited    *posts.RateLimited
+		notStarted *posts.ErrNotStarted
+		e          *cs.Error
+	)
+	switch {
+	case errors.As(err, &limited):
+		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(limited.RetryAfter.Seconds()))))
+		problem(c, http.StatusTooManyRequests, cs.ReasonRateLimited, limited.Error()+" (limits: docs/limits.md)", nil)
+	case errors.As(err, &notStarted) && notStarted.Saved:
+		problem(c, http.StatusServiceUnavailable, "temporal_unavailable",
+			"Temporal did not answer; the post was saved and will be started within minutes (retry with the same Idempotency-Key to see it)", nil)
+	case errors.As(err, &notStarted):
+		problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "the post could not be started (Temporal refused); nothing was saved, retry", nil)
+	case errors.Is(err, posts.ErrUnavailable):
+		c.Header("Retry-After", "5")
+		problem(c, http.StatusServiceUnavailable, "temporal_unavailable", err.Error(), nil)
+	case errors.As(err, &e) && reasonStatus[e.Code] != 0:
+		problem(c, reasonStatus[e.Code], e.Code, e.Message, e.Fields)
+	default:
+		s.fail(c, err)
+	}
+}
+
+// answer writes a change's outcome: 200 with the post's new state, or 202
+// with where to poll when no worker answered in time.
+func (s *Server) answer(c *gin.Context, out posts.Outcome) {
+	if out.Pending {
+		c.Header("Location", fmt.Sprintf("/v1/orgs/%s/posts/%s", out.Post.OrgID, out.Post.ID))
+		c.JSON(http.StatusAccepted, out.Post)
+		return
+	}
+	c.JSON(http.StatusOK, out.Post)
 }
 
 type submitRequest struct {
@@ -49,136 +113,42 @@ func parseTime(field string, v *string) (*time.Time, *cs.FieldError) {
 	return &t, nil
 }
 
-// submitPost answers POST /v1/orgs/{org}/posts: it checks what the API can
-// (account, right, text limit, time), inserts the post and starts its
-// workflow. If the start fails the post is removed again: the client gets a
-// 503 and nothing half-done remains (a crash in between is the reconciler's).
+// submitPost answers POST /v1/orgs/{org}/posts: 201 with the post as its
+// workflow answered (step 1 open with its eligible approvers, or
+// scheduled), 200 with the first post for a replayed Idempotency-Key.
 func (s *Server) submitPost(c *gin.Context) {
 	me := currentMember(c)
+	key := c.GetHeader("Idempotency-Key")
+	if err := posts.CheckIdempotencyKey(key); err != nil {
+		s.failPost(c, err)
+		return
+	}
 	var req submitRequest
 	if !bindJSON(c, &req) {
 		return
 	}
-	var fields []cs.FieldError
-	if _, err := uuid.Parse(req.AccountID); err != nil {
-		fields = append(fields, cs.FieldError{Field: "account_id", Message: "must be the id of an account"})
-	}
 	at, ferr := parseTime("scheduled_at", req.ScheduledAt)
 	if ferr != nil {
-		fields = append(fields, *ferr)
-	} else if at != nil && at.Before(time.Now().Add(-time.Minute)) {
-		fields = append(fields, cs.FieldError{Field: "scheduled_at", Message: "is in the past"})
-	}
-	fields = append(fields, checkMedia(req.MediaURLs)...)
-	if len(fields) > 0 {
-		s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "invalid post", Fields: fields})
+		s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "invalid post", Fields: []cs.FieldError{*ferr}})
 		return
 	}
-	acct, err := s.Store.Account(c, me.OrgID, req.AccountID)
+	canonical, _ := json.Marshal(req) // what a replay must repeat, whatever its spacing
+	p, created, err := s.posts.Submit(c, me, posts.Submission{AccountID: req.AccountID, Text: req.Text, MediaURLs: req.MediaURLs,
+		ScheduledAt: at, IdempotencyKey: key, RequestHash: posts.BodyHash(canonical)})
+	if p.ID != "" {
+		c.Set(postIDKey, p.ID)
+	}
 	if err != nil {
-		s.fail(c, err)
+		s.failPost(c, err)
 		return
 	}
-	if err := cs.CheckPost(acct.Network, req.Text, req.MediaURLs); err != nil {
-		s.fail(c, err)
-		return
-	}
-	right, err := s.Store.EffectiveRight(c, me.OrgID, acct.ID, me.ID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !right.Compose || right.Publish == cs.PublishNone {
-		s.fail(c, cs.Errorf(cs.EFORBIDDEN, "you have no right to post to %s: ask an admin for a grant on this account", acct.Handle))
-		return
-	}
-	chain, err := s.Store.AccountChain(c, me.OrgID, acct.ID)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	np := store.NewPost{
-		OrgID: me.OrgID, AccountID: acct.ID, AuthorID: me.ID, Text: req.Text, MediaURLs: req.MediaURLs,
-		ScheduledAt: at, Chain: chain, IdempotencyKey: c.GetHeader("Idempotency-Key"),
-		NeedsApproval: right.Publish == cs.PublishWithApproval || chain.RequireApprovalForAll,
-	}
-	post, created, err := s.Store.CreatePost(c, np)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.Set(postIDKey, post.ID)
 	if !created {
-		// A post kept after an unanswered start is started now rather than
-		// waiting for the reconciler (a no-op if the first start happened).
-		if u, kept, err := s.Store.UnstartedPostByID(c, post.ID); err == nil && kept {
-			if err := postflow.StartKept(c, s.Store, s.Temporal, u); err != nil {
-				s.Logger.Warn("start kept post on replay; the reconciler will", "org", post.OrgID, "post_id", post.ID,
-					"workflow_id", cs.WorkflowID(post.ID), "error", err)
-			}
-		}
 		c.Header("Idempotent-Replayed", "true")
-		c.JSON(http.StatusOK, post)
+		c.JSON(http.StatusOK, p)
 		return
 	}
-	summary := cs.WorkflowSummary(acct.Handle, me.Name, req.Text)
-	if err := postflow.Start(c, s.Temporal, store.UnstartedPost{NewPost: np, ID: post.ID}, summary); err != nil {
-		s.Logger.Error("start post workflow", "org", me.OrgID, "post_id", post.ID, "workflow_id", cs.WorkflowID(post.ID), "error", err)
-		// The start may have happened although the client saw an error.
-		exists, derr := postflow.Exists(c, s.Temporal, post.ID)
-		switch {
-		case exists:
-		case derr == nil: // surely not started: undo the insert
-			if err := s.Store.DeleteUnstartedPost(c, post.ID); err != nil {
-				s.Logger.Error("remove post after failed start; the reconciler will start it", "org", post.OrgID, "post_id", post.ID, "error", err)
-			}
-			problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "the post could not be started (Temporal refused); nothing was saved, retry", nil)
-			return
-		default: // unknown: keep the row, the reconciler starts it (a no-op if it runs)
-			problem(c, http.StatusServiceUnavailable, "temporal_unavailable",
-				"Temporal did not answer; the post was saved and will be started within minutes (retry with the same Idempotency-Key to see it)", nil)
-			return
-		}
-	}
-	if err := s.Store.MarkPostStarted(c, post.ID); err != nil {
-		s.Logger.Warn("mark post started", "org", post.OrgID, "post_id", post.ID, "error", err) // the reconciler's start is a no-op
-	}
-	if len(post.Steps) == 0 {
-		post.Steps = plannedSteps(chain, np.NeedsApproval)
-	}
-	c.Header("Location", fmt.Sprintf("/v1/orgs/%s/posts/%s", me.OrgID, post.ID))
-	c.JSON(http.StatusCreated, post)
-}
-
-// plannedSteps shows the chain's steps before the workflow has mirrored its
-// own view (the first response of a submission).
-func plannedSteps(chain cs.Chain, needsApproval bool) []cs.StepState {
-	steps := []cs.StepState{}
-	if !needsApproval {
-		return steps
-	}
-	for i, st := range chain.Steps {
-		status := cs.StepWaiting
-		if i == 0 {
-			status = cs.StepOpen
-		}
-		steps = append(steps, cs.StepState{Index: i + 1, Approver: st.Approver, Quorum: st.NeededApprovals(),
-			Status: status, FallbackTeam: st.FallbackTeam, Eligible: []string{}, Approvals: []cs.DecisionRecord{}})
-	}
-	return steps
-}
-
-func checkMedia(urls []string) []cs.FieldError {
-	var fields []cs.FieldError
-	if len(urls) > 4 {
-		fields = append(fields, cs.FieldError{Field: "media_urls", Message: "at most 4 media URLs"})
-	}
-	for i, u := range urls {
-		if len(u) > 2048 || !(strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://")) {
-			fields = append(fields, cs.FieldError{Field: fmt.Sprintf("media_urls[%d]", i), Message: "must be an http(s) URL"})
-		}
-	}
-	return fields
+	c.Header("Location", fmt.Sprintf("/v1/orgs/%s/posts/%s", me.OrgID, p.ID))
+	c.JSON(http.StatusCreated, p)
 }
 
 // listPosts answers GET /v1/orgs/{org}/posts?status=&account_id=&author_id=.
@@ -198,7 +168,7 @@ func (s *Server) listPosts(c *gin.Context) {
 		problem(c, http.StatusBadRequest, "invalid_query", "invalid list parameters", fields)
 		return
 	}
-	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.Store.ListPosts(c, me.OrgID, f, p) },
+	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.posts.List(c, me.OrgID, f, p) },
 		func(p cs.Post) string { return p.ID })
 }
 
@@ -206,70 +176,22 @@ func (s *Server) listPosts(c *gin.Context) {
 // waits for the caller now.
 func (s *Server) listApprovals(c *gin.Context) {
 	me := currentMember(c)
-	f := store.PostFilter{Status: cs.PostPendingApproval, AwaitingMember: me.ID}
-	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.Store.ListPosts(c, me.OrgID, f, p) },
+	listPage(s, c, func(p cs.Page) ([]cs.Post, error) { return s.posts.Approvals(c, me, p) },
 		func(p cs.Post) string { return p.ID })
-}
-
-// loadPost reads the :post of the caller's org (404 for another org's).
-func (s *Server) loadPost(c *gin.Context) (cs.Post, bool) {
-	id, ok := pathID(c, "post")
-	if !ok {
-		return cs.Post{}, false
-	}
-	p, err := s.Store.Post(c, currentMember(c).OrgID, id)
-	if err != nil {
-		s.fail(c, err)
-		return p, false
-	}
-	return p, true
 }
 
 // getPost answers GET /v1/orgs/{org}/posts/{post}, with its audit log.
 func (s *Server) getPost(c *gin.Context) {
-	p, ok := s.loadPost(c)
+	id, ok := pathID(c, "post")
 	if !ok {
 		return
 	}
-	events, err := s.Store.PostEvents(c, p.ID)
+	p, err := s.posts.PostWithEvents(c, currentMember(c).OrgID, id)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	p.Events = events
-	if p.Events == nil {
-		p.Events = []cs.PostEvent{}
-	}
 	c.JSON(http.StatusOK, p)
-}
-
-// mayModerate says whether the caller may edit or cancel the post: its
-// author, or an editor and above on its account.
-func (s *Server) mayModerate(c *gin.Context, p cs.Post, action string) bool {
-	me := currentMember(c)
-	if p.AuthorID == me.ID {
-		return true
-	}
-	r, err := s.Store.EffectiveRight(c, me.OrgID, p.AccountID, me.ID)
-	if err != nil {
-		s.fail(c, err)
-		return false
-	}
-	if r.Manage || (r.Publish == cs.PublishDirect && r.Approve) {
-		return true
-	}
-	s.fail(c, cs.Errorf(cs.EFORBIDDEN, "only the author, and editors and above on the account, can %s this post", action))
-	return false
-}
-
-// stillOpen answers 409 when the post can no longer change.
-func (s *Server) stillOpen(c *gin.Context, p cs.Post, action string) bool {
-	switch p.Status {
-	case cs.PostPublishing, cs.PostPublished, cs.PostExpired, cs.PostCanceled, cs.PostFailed, cs.PostNeedsAttention:
-		s.fail(c, cs.Errorf(cs.ECONFLICT, "cannot %s a post that is %s", action, p.Status))
-		return false
-	}
-	return true
 }
 
 type patchRequest struct {
@@ -280,10 +202,10 @@ type patchRequest struct {
 }
 
 // patchPost answers PATCH /v1/orgs/{org}/posts/{post}: new content (which
-// restarts approval at step 1) and/or a new scheduled time (which keeps
-// approvals). 202: the workflow applies it; GET shows it once mirrored.
+// restarts approval at step 1 when it needs approval) and/or a new scheduled
+// time (which keeps approvals); 200 with the post's new state.
 func (s *Server) patchPost(c *gin.Context) {
-	p, ok := s.loadPost(c)
+	id, ok := pathID(c, "post")
 	if !ok {
 		return
 	}
@@ -291,61 +213,30 @@ func (s *Server) patchPost(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	var fields []cs.FieldError
-	var reschedule *cs.RescheduleSignal
+	ch := posts.Change{PostID: id, Revision: req.Revision, Text: req.Text, MediaURLs: req.MediaURLs,
+		Source: cs.SourceAPI, RequestID: c.GetHeader("Idempotency-Key")}
 	if len(req.ScheduledAt) > 0 {
-		reschedule = &cs.RescheduleSignal{By: currentMember(c).ID, Source: "api"}
+		ch.Reschedule = true
 		if string(req.ScheduledAt) != "null" {
 			var v string
+			var ferr *cs.FieldError
 			if err := json.Unmarshal(req.ScheduledAt, &v); err != nil {
-				fields = append(fields, cs.FieldError{Field: "scheduled_at", Message: "must be an RFC 3339 time or null"})
-			} else if at, ferr := parseTime("scheduled_at", &v); ferr != nil {
-				fields = append(fields, *ferr)
+				ferr = &cs.FieldError{Field: "scheduled_at", Message: "must be an RFC 3339 time or null"}
 			} else {
-				reschedule.ScheduledAt = at
+				ch.ScheduledAt, ferr = parseTime("scheduled_at", &v)
+			}
+			if ferr != nil {
+				s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "invalid change", Fields: []cs.FieldError{*ferr}})
+				return
 			}
 		}
 	}
-	if req.Text == nil && req.MediaURLs != nil {
-		fields = append(fields, cs.FieldError{Field: "text", Message: "send the text with media_urls (the content is replaced whole)"})
-	}
-	fields = append(fields, checkMedia(req.MediaURLs)...)
-	if req.Text == nil && reschedule == nil && len(fields) == 0 {
-		fields = append(fields, cs.FieldError{Field: "text", Message: "send text (and media_urls) and/or scheduled_at"})
-	}
-	if req.Revision != 0 && req.Revision != p.Revision {
-		s.fail(c, cs.Errorf(cs.ECONFLICT, "the post is at revision %d, not %d: reload it", p.Revision, req.Revision))
+	out, err := s.posts.Edit(c, currentMember(c), ch)
+	if err != nil {
+		s.failPost(c, err)
 		return
 	}
-	if len(fields) > 0 {
-		s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "invalid change", Fields: fields})
-		return
-	}
-	if !s.mayModerate(c, p, "edit") || !s.stillOpen(c, p, "edit") {
-		return
-	}
-	if req.Text != nil {
-		acct, err := s.Store.Account(c, p.OrgID, p.AccountID)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if err := cs.CheckPost(acct.Network, *req.Text, req.MediaURLs); err != nil {
-			s.fail(c, err)
-			return
-		}
-		edit := cs.EditSignal{Revision: p.Revision, Text: *req.Text, MediaURLs: req.MediaURLs, By: currentMember(c).ID, Source: "api"}
-		if edit.MediaURLs == nil {
-			edit.MediaURLs = []string{}
-		}
-		if !s.signal(c, p, cs.SignalEdit, edit) {
-			return
-		}
-	}
-	if reschedule != nil && !s.signal(c, p, cs.SignalReschedule, *reschedule) {
-		return
-	}
-	c.JSON(http.StatusAccepted, p)
+	s.answer(c, out)
 }
 
 type decisionRequest struct {
@@ -353,12 +244,11 @@ type decisionRequest struct {
 	Note     string `json:"note"`
 }
 
-// decide answers POST …/approve and …/reject: it refuses what it can tell is
-// not allowed (403) or out of date (409), then signals the workflow, which
-// re-checks everything against the database and counts the decision.
+// decide answers POST …/approve and …/reject: 200 with the post's new state,
+// or the workflow's refusal.
 func (s *Server) decide(decision string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		p, ok := s.loadPost(c)
+		id, ok := pathID(c, "post")
 		if !ok {
 			return
 		}
@@ -366,111 +256,27 @@ func (s *Server) decide(decision string) gin.HandlerFunc {
 		if !bindJSON(c, &req) {
 			return
 		}
-		me := currentMember(c)
-		if req.Revision < 1 {
-			s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "say which revision you decide on",
-				Fields: []cs.FieldError{{Field: "revision", Message: "is required"}}})
+		out, err := s.posts.Decide(c, currentMember(c), posts.Decision{PostID: id, Decision: decision, Revision: req.Revision,
+			Note: req.Note, Source: cs.SourceAPI, RequestID: c.GetHeader("Idempotency-Key")})
+		if err != nil {
+			s.failPost(c, err)
 			return
 		}
-		if decision == cs.DecisionReject && req.Note == "" {
-			s.fail(c, &cs.Error{Code: cs.EINVALID, Message: "a rejection needs a reason",
-				Fields: []cs.FieldError{{Field: "note", Message: "is required when rejecting"}}})
-			return
-		}
-		if reason, code := s.decisionBlocked(c, p, me, req.Revision); reason != "" {
-			s.fail(c, cs.Errorf(code, "you cannot %s this post: %s", decision, reason))
-			return
-		}
-		if c.IsAborted() {
-			return
-		}
-		requestID := c.GetHeader("Idempotency-Key")
-		if requestID == "" {
-			requestID = uuid.NewString()
-		}
-		sig := cs.DecisionSignal{PostID: p.ID, Revision: req.Revision, Step: p.CurrentStep, MemberID: me.ID,
-			Decision: decision, Note: req.Note, Source: "api", RequestID: requestID}
-		if !s.signal(c, p, cs.SignalDecision, sig) {
-			return
-		}
-		c.JSON(http.StatusAccepted, p)
+		s.answer(c, out)
 	}
-}
-
-// decisionBlocked returns why the member cannot decide on the post now (and
-// the error code), or "" — from the mirrored state; the workflow re-checks.
-// On a database error it answers the request itself (and returns "").
-func (s *Server) decisionBlocked(c *gin.Context, p cs.Post, me cs.Member, revision int) (string, string) {
-	reason, code, err := s.decisionCheck(c, p, me.ID, revision, 0)
-	if err != nil {
-		s.fail(c, err)
-		return "", ""
-	}
-	return reason, code
-}
-
-// decisionCheck is the pre-check of a decision shared by the API and Slack:
-// why memberID cannot decide on revision (and step, when not 0: a Slack
-// button names the step it was sent for) of the post now, with the error
-// code, or "" when nothing the mirrored state shows stands in the way.
-func (s *Server) decisionCheck(ctx context.Context, p cs.Post, memberID string, revision, step int) (string, string, error) {
-	if p.Status != cs.PostPendingApproval {
-		return fmt.Sprintf("it is %s, not awaiting approval", p.Status), cs.ECONFLICT, nil
-	}
-	if revision != p.Revision {
-		return fmt.Sprintf("it is at revision %d, not %d", p.Revision, revision), cs.ECONFLICT, nil
-	}
-	if p.AuthorID == memberID {
-		return "authors cannot approve their own posts", cs.EFORBIDDEN, nil
-	}
-	if p.CurrentStep < 1 || p.CurrentStep > len(p.Steps) {
-		return "its approval step is opening; retry in a moment", cs.ECONFLICT, nil
-	}
-	if step != 0 && step != p.CurrentStep {
-		return fmt.Sprintf("step %d is over; the post is at step %d/%d", step, p.CurrentStep, p.TotalSteps), cs.ECONFLICT, nil
-	}
-	cur := p.Steps[p.CurrentStep-1]
-	for _, a := range cur.Approvals {
-		if a.MemberID == memberID {
-			return "you already approved this step", cs.ECONFLICT, nil
-		}
-	}
-	fallback := ""
-	if cur.FallbackActive {
-		fallback = cur.FallbackTeam
-	}
-	reason, err := s.Store.CheckApprover(ctx, p.OrgID, p.AccountID, memberID, cur.Approver, fallback)
-	if err != nil {
-		return "", "", err
-	}
-	if reason != "" {
-		return reason, cs.EFORBIDDEN, nil
-	}
-	chain, err := s.Store.PostChain(ctx, p.ID)
-	if err != nil {
-		return "", "", err
-	}
-	if chain.DistinctApprovers {
-		for _, earlier := range p.Steps[:p.CurrentStep-1] {
-			for _, a := range earlier.Approvals {
-				if a.MemberID == memberID {
-					return fmt.Sprintf("you approved step %d of this revision, and this chain wants a different person at each step", earlier.Index), cs.EFORBIDDEN, nil
-				}
-			}
-		}
-	}
-	return "", "", nil
 }
 
 type cancelRequest struct {
+	Revision int    `json:"revision"`
+	Note     string `json:"note"`
+	// Reason is the note's older name.
 	Reason string `json:"reason"`
-	Note   string `json:"note"`
 }
 
-// cancelPost answers POST …/cancel: the post ends canceled unless publishing
-// has started.
+// cancelPost answers POST …/cancel {revision, note}: the post ends canceled
+// unless publishing has started.
 func (s *Server) cancelPost(c *gin.Context) {
-	p, ok := s.loadPost(c)
+	id, ok := pathID(c, "post")
 	if !ok {
 		return
 	}
@@ -478,35 +284,15 @@ func (s *Server) cancelPost(c *gin.Context) {
 	if c.Request.ContentLength != 0 && !bindJSON(c, &req) {
 		return
 	}
-	if !s.mayModerate(c, p, "cancel") || !s.stillOpen(c, p, "cancel") {
+	note := req.Note
+	if note == "" {
+		note = req.Reason
+	}
+	out, err := s.posts.Cancel(c, currentMember(c), posts.Cancellation{PostID: id, Revision: req.Revision, Note: note,
+		Source: cs.SourceAPI, RequestID: c.GetHeader("Idempotency-Key")})
+	if err != nil {
+		s.failPost(c, err)
 		return
 	}
-	reason := req.Reason
-	if reason == "" {
-		reason = req.Note
-	}
-	if !s.signal(c, p, cs.SignalCancel, cs.CancelSignal{By: currentMember(c).ID, Reason: reason, Source: "api"}) {
-		return
-	}
-	c.JSON(http.StatusAccepted, p)
-}
-
-// signal sends a signal to the post's workflow; on failure it answers.
-func (s *Server) signal(c *gin.Context, p cs.Post, name string, payload any) bool {
-	err := s.Temporal.SignalWorkflow(c, cs.WorkflowID(p.ID), "", name, payload)
-	if err == nil {
-		return true
-	}
-	s.Logger.Error("signal post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "signal", name, "error", err)
-	if isNotFound(err) {
-		s.fail(c, cs.Errorf(cs.ECONFLICT, "the post's workflow has ended; it can no longer change"))
-		return false
-	}
-	problem(c, http.StatusServiceUnavailable, "temporal_unavailable", "Temporal did not take the "+name+"; retry", nil)
-	return false
-}
-
-func isNotFound(err error) bool {
-	var nf *serviceerror.NotFound
-	return errors.As(err, &nf)
+	s.answer(c, out)
 }

@@ -12,6 +12,8 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/metrics"
+	"github.com/countersign/countersign/internal/posts"
+	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
 )
@@ -31,12 +33,20 @@ type Deps struct {
 	// Slack is the Slack integration (optional): POST /slack/interactions
 	// answers 404 without it.
 	Slack *csslack.Service
+	// Signer signs the decisions and edits the API and Slack send (SPEC §8);
+	// without one they go unsigned and the workflow ignores the decisions.
+	Signer *secrets.DecisionSigner
+	// UpdateWait is how long a post change waits for a worker before it is
+	// sent as a signal (0: 5 s, SPEC §3).
+	UpdateWait time.Duration
 }
 
 // Server holds the API's dependencies and routes.
 type Server struct {
 	Deps
 	engine *gin.Engine
+	// posts holds the rules of submitting and changing posts.
+	posts *posts.Service
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -44,6 +54,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
+	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true

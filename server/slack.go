@@ -12,6 +12,7 @@ import (
 	slackgo "github.com/slack-go/slack"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/posts"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
 )
@@ -19,8 +20,9 @@ import (
 // POST /slack/interactions: Slack's interactivity requests (button clicks and
 // the reject modal). The signature is checked over the raw body before
 // anything is parsed; then the request is acknowledged at once and handled in
-// the background (map the Slack user to a member, pre-check the decision like
-// the API does, signal the workflow). Nothing waits for a worker. Socket Mode
+// the background by a bounded pool (map the Slack user to a member, send the
+// decision through the posts service as the API does; a refusal comes back as
+// an ephemeral message with the workflow's reason). Socket Mode
 // hands its interactions to the same HandleSlackInteraction.
 
 func (s *Server) slackInteractions(c *gin.Context) {
@@ -92,7 +94,8 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 	return nil
 }
 
-// slackClick handles the approve and reject buttons.
+// slackClick handles the approve and reject buttons: approve goes to the
+// posts service at once; reject opens the modal asking why.
 func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action) {
 	channel := cb.Channel.ID
 	if channel == "" {
@@ -108,27 +111,22 @@ func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback,
 		tell(fmt.Sprintf("you cannot %s this post: %s", act.Decision, blocked))
 		return
 	}
-	p := sp.Post
 	if act.Decision == cs.DecisionReject {
 		meta := csslack.ModalMeta{Target: act.Target, ChannelID: channel}
 		if err := s.Slack.OpenRejectModal(ctx, cb.TriggerID, meta, "the post on @"+sp.Account.Handle); err != nil {
-			s.Logger.Warn("slack: could not open the reject modal", "org", p.OrgID, "post_id", p.ID, "error", err)
+			s.Logger.Warn("slack: could not open the reject modal", "org", sp.Post.OrgID, "post_id", sp.Post.ID, "error", err)
 			tell("Countersign could not open the rejection form; try again, or reject through the API.")
 		}
 		return
 	}
-	sig := cs.DecisionSignal{PostID: p.ID, Revision: act.Target.Revision, Step: act.Target.Step, MemberID: me.ID,
-		Decision: cs.DecisionApprove, Source: cs.SourceSlack,
-		// One click is one request: the same payload delivered twice counts
-		// once, and a second click is the same member on the same step,
-		// which the workflow counts once too.
-		RequestID: strings.Join([]string{"slack", cb.Team.ID, cb.User.ID, act.ActionTS}, ":")}
-	if msg := s.slackSignal(ctx, p, sig); msg != "" {
+	// One click is one request: the same payload delivered twice counts
+	// once, and a second click is the same member on the same step, which
+	// the workflow counts once too.
+	id := strings.Join([]string{"slack", cb.Team.ID, cb.User.ID, act.ActionTS}, ":")
+	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionApprove,
+		Revision: act.Target.Revision, Step: act.Target.Step, Source: cs.SourceSlack, RequestID: id})
+	if msg := s.slackAnswer(sp.Post, cs.DecisionApprove, out, err); msg != "" {
 		tell(msg)
-		return
-	}
-	if step := p.Steps[p.CurrentStep-1]; step.Quorum > 1 {
-		tell(fmt.Sprintf("Your approval of step %d/%d was sent; this step needs %d approvals.", step.Index, p.TotalSteps, step.Quorum))
 	}
 }
 
@@ -144,18 +142,17 @@ func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.Interactio
 		tell("you cannot reject this post: " + blocked)
 		return
 	}
-	p := sp.Post
-	sig := cs.DecisionSignal{PostID: p.ID, Revision: meta.Revision, Step: meta.Step, MemberID: me.ID,
-		Decision: cs.DecisionReject, Note: reason, Source: cs.SourceSlack,
-		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID}
-	if msg := s.slackSignal(ctx, p, sig); msg != "" {
+	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionReject,
+		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack,
+		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID})
+	if msg := s.slackAnswer(sp.Post, cs.DecisionReject, out, err); msg != "" {
 		tell(msg)
 	}
 }
 
-// slackDecider finds the post and the member behind a Slack user, and says
-// why that member cannot decide on t now ("" when they may: the workflow
-// checks again when the signal arrives).
+// slackDecider finds the post and the member behind a Slack user; blocked
+// says why there is no decision to send (no such post, an unlinked user).
+// Whether that member may decide is the workflow's to say.
 func (s *Server) slackDecider(ctx context.Context, slackUserID string, t csslack.Target) (store.SlackPost, cs.Member, string) {
 	sp, err := s.Store.SlackPost(ctx, t.PostID)
 	if cs.ErrorCode(err) == cs.ENOTFOUND {
@@ -165,8 +162,7 @@ func (s *Server) slackDecider(ctx context.Context, slackUserID string, t csslack
 		s.Logger.Error("slack: read post", "post_id", t.PostID, "error", err)
 		return sp, cs.Member{}, "Countersign could not read it right now; try again in a moment"
 	}
-	p := sp.Post
-	me, err := s.Slack.MemberForSlackUser(ctx, p.OrgID, slackUserID)
+	me, err := s.Slack.MemberForSlackUser(ctx, sp.Post.OrgID, slackUserID)
 	if cs.ErrorCode(err) == cs.ENOTFOUND {
 		return sp, me, fmt.Sprintf("your Slack account is not linked to a member of %s (ask an admin to set your Slack user id)", sp.OrgName)
 	}
@@ -174,26 +170,32 @@ func (s *Server) slackDecider(ctx context.Context, slackUserID string, t csslack
 		s.Logger.Error("slack: map slack user to member", "slack_user_id", slackUserID, "error", err)
 		return sp, me, "Countersign could not check who you are right now; try again in a moment"
 	}
-	reason, _, err := s.decisionCheck(ctx, p, me.ID, t.Revision, t.Step)
-	if err != nil {
-		s.Logger.Error("slack: check decision", "org", p.OrgID, "post_id", p.ID, "error", err)
-		return sp, me, "Countersign could not check this decision right now; try again in a moment"
-	}
-	return sp, me, reason
+	return sp, me, ""
 }
 
-// slackSignal sends the decision to the post's workflow; on failure it
-// returns what to tell the person.
-func (s *Server) slackSignal(ctx context.Context, p cs.Post, sig cs.DecisionSignal) string {
-	err := s.Temporal.SignalWorkflow(ctx, cs.WorkflowID(p.ID), "", cs.SignalDecision, sig)
-	if err == nil {
+// slackAnswer is what to tell the person about their decision's outcome
+// ("" for nothing: the request message itself shows the new state).
+func (s *Server) slackAnswer(p cs.Post, decision string, out posts.Outcome, err error) string {
+	noun := map[string]string{cs.DecisionApprove: "approval", cs.DecisionReject: "rejection"}[decision]
+	var limited *posts.RateLimited
+	var e *cs.Error
+	switch {
+	case err == nil && out.Pending:
+		return fmt.Sprintf("Your %s was received; it counts as soon as Countersign's worker catches up.", noun)
+	case err == nil:
+		if q := out.Post; decision == cs.DecisionApprove && q.Status == cs.PostPendingApproval && q.CurrentStep >= 1 && q.CurrentStep <= len(q.Steps) {
+			if st := q.Steps[q.CurrentStep-1]; st.Quorum > 1 && len(st.Approvals) < st.Quorum {
+				return fmt.Sprintf("Your approval of step %d/%d counted; this step needs %d approvals (%d so far).",
+					st.Index, q.TotalSteps, st.Quorum, len(st.Approvals))
+			}
+		}
 		return ""
+	case errors.As(err, &limited):
+		return fmt.Sprintf("Too many decisions at once; try again in %d s.", int(limited.RetryAfter.Seconds())+1)
+	case errors.As(err, &e):
+		return fmt.Sprintf("you cannot %s this post: %s", decision, e.Message)
+	default:
+		s.Logger.Error("slack decision", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "source", cs.SourceSlack, "error", err)
+		return fmt.Sprintf("Countersign could not record your %s right now; try again in a moment.", noun)
 	}
-	s.Logger.Error("signal post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID),
-		"signal", cs.SignalDecision, "source", cs.SourceSlack, "error", err)
-	if isNotFound(err) {
-		return fmt.Sprintf("you cannot %s this post: its workflow has ended", sig.Decision)
-	}
-	return fmt.Sprintf("Countersign could not record your %s right now; try again in a moment.", map[string]string{
-		cs.DecisionApprove: "approval", cs.DecisionReject: "rejection"}[sig.Decision])
 }

@@ -37,6 +37,9 @@ type App struct {
 	Metrics  *metrics.Metrics
 	// Slack is the Slack integration, nil when no Slack setting is present.
 	Slack *csslack.Service
+	// Signer signs decisions and edits (key derived from
+	// COUNTERSIGN_SECRET_KEY); nil without a key.
+	Signer *secrets.DecisionSigner
 }
 
 // Open connects to PostgreSQL and Temporal.
@@ -63,7 +66,15 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	}
 	slack := csslack.New(csslack.Config{BotToken: cfg.SlackBotToken, SigningSecret: cfg.SlackSigningSecret,
 		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken}, st, logger)
-	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack}, nil
+	var signer *secrets.DecisionSigner
+	if len(cfg.SecretKey) > 0 {
+		if signer, err = secrets.NewDecisionSigner(cfg.SecretKey); err != nil {
+			tc.Close()
+			st.Close()
+			return nil, err
+		}
+	}
+	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer}, nil
 }
 
 // Close closes the connections.
@@ -76,7 +87,8 @@ func (a *App) Close() {
 
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
-	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack})
+	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
+		Signer: a.Signer})
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.

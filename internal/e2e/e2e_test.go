@@ -227,9 +227,13 @@ func (e *env) waitPost(postID string, what string, cond func(cs.Post) bool) cs.P
 	return p
 }
 
-func (e *env) approve(who string, postID string, revision int) {
+// approve approves as who and returns the post's new state (200: the
+// workflow answered).
+func (e *env) approve(who string, postID string, revision int) cs.Post {
 	e.t.Helper()
-	e.must(202, e.members[who].token, "POST", e.org("/posts/"+postID+"/approve"), map[string]any{"revision": revision, "note": "ok"}, nil)
+	var p cs.Post
+	e.must(200, e.members[who].token, "POST", e.org("/posts/"+postID+"/approve"), map[string]any{"revision": revision, "note": "ok"}, &p)
+	return p
 }
 
 func atStep(n int) func(cs.Post) bool {
@@ -303,7 +307,7 @@ func TestThreeLevelsToWebhook(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`countersign_http_request_duration_seconds_count{method="POST",route="/v1/orgs/:org/posts/:post/approve",status="202"} 3`,
+		`countersign_http_request_duration_seconds_count{method="POST",route="/v1/orgs/:org/posts/:post/approve",status="200"} 3`,
 		`countersign_decisions_total{outcome="counted",reason="",source="api"} 3`,
 		`countersign_publish_outcomes_total{outcome="published"} 1`,
 		`countersign_publish_lateness_seconds_count 1`,
@@ -333,17 +337,33 @@ func TestWorkerRestartWhilePostWaits(t *testing.T) {
 	e.waitPost(post.ID, "opened step 2", atStep(2))
 
 	e.stopWorker()
-	e.approve("Pat", post.ID, 1) // accepted by Temporal with no worker running
+	// No worker answers the Update: after 5 s the API sends the signal with
+	// the same request id and answers 202 with where to poll.
+	var pending cs.Post
+	e.must(202, e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1, "note": "ok"}, &pending)
 	time.Sleep(500 * time.Millisecond)
 	if p := e.waitPost(post.ID, "still at step 2", atStep(2)); p.Status != cs.PostPendingApproval {
 		t.Fatalf("moved without a worker: %+v", p)
 	}
+	if pending.ID != post.ID {
+		t.Fatalf("the 202 shows %+v", pending)
+	}
 	e.startWorker()
 	e.waitPost(post.ID, "opened step 3", atStep(3))
 	e.approve("Eddie", post.ID, 1)
-	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
 	if got := e.hook.count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
+	}
+	// The Update (kept by Temporal) and its fallback signal counted once.
+	counted := 0
+	for _, ev := range done.Events {
+		if ev.Type == cs.EventDecisionCounted && ev.Actor == e.members["Pat"].memberID {
+			counted++
+		}
+	}
+	if counted != 1 || len(done.Steps) != 3 || len(done.Steps[1].Approvals) != 1 {
+		t.Fatalf("Pat's approval sent with no worker counted %d times (step 2 approvals: %+v)", counted, done.Steps[1].Approvals)
 	}
 	recordHistory(t, e.app.Temporal, post.ID, "worker_restart_published")
 }
@@ -361,10 +381,17 @@ func TestRejectEditResubmit(t *testing.T) {
 	if code := e.do(e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1}, nil); code != 422 {
 		t.Fatalf("reject without a note: %d, want 422", code)
 	}
-	e.must(202, e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1, "note": "off-brand"}, nil)
-	e.waitPost(post.ID, "rejected", func(p cs.Post) bool { return p.Status == cs.PostRejected })
+	var rejected cs.Post
+	e.must(200, e.members["Pat"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1, "note": "off-brand"}, &rejected)
+	if rejected.Status != cs.PostRejected {
+		t.Fatalf("the reject's answer shows %s, want rejected", rejected.Status)
+	}
 
-	e.must(202, e.members["Ines"].token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"text": "Second try, on brand"}, nil)
+	var edited cs.Post
+	e.must(200, e.members["Ines"].token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"text": "Second try, on brand"}, &edited)
+	if edited.Revision != 2 || edited.Status != cs.PostPendingApproval || !atStep(1)(edited) {
+		t.Fatalf("the edit's answer: revision %d, %s, step %d", edited.Revision, edited.Status, edited.CurrentStep)
+	}
 	p := e.waitPost(post.ID, "resubmitted", func(p cs.Post) bool {
 		return p.Revision == 2 && p.Status == cs.PostPendingApproval && atStep(1)(p)
 	})
@@ -375,7 +402,15 @@ func TestRejectEditResubmit(t *testing.T) {
 	if code := e.do(e.members["Maya"].token, "POST", e.org("/posts/"+post.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 409 {
 		t.Fatalf("approving revision 1 after the edit: %d, want 409", code)
 	}
-	e.must(202, e.members["Ines"].token, "POST", e.org("/posts/"+post.ID+"/cancel"), map[string]any{"reason": "not needed"}, nil)
+	// The SPEC's {revision, note}: a stale revision is refused, the current one cancels.
+	if code := e.do(e.members["Ines"].token, "POST", e.org("/posts/"+post.ID+"/cancel"), map[string]any{"revision": 1, "note": "not needed"}, nil); code != 409 {
+		t.Fatalf("cancel of revision 1 at revision 2: %d, want 409", code)
+	}
+	var canceled cs.Post
+	e.must(200, e.members["Ines"].token, "POST", e.org("/posts/"+post.ID+"/cancel"), map[string]any{"revision": 2, "note": "not needed"}, &canceled)
+	if canceled.Status != cs.PostCanceled {
+		t.Fatalf("the cancel's answer shows %s", canceled.Status)
+	}
 	e.waitPost(post.ID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
 	if e.hook.count() != 0 {
 		t.Fatal("a canceled post was delivered")

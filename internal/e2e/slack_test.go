@@ -244,9 +244,9 @@ func TestSlackThreeLevelsApprovedFromSlack(t *testing.T) {
 		return !m.HasButtons() && strings.Contains(m.AllText(), "approved") && m.Updates > 0
 	})
 	// A click on Maya's old request (made before the update reached her:
-	// maya1 is the message as it was) is refused with the reason.
+	// maya1 is the message as it was) is refused with the workflow's reason.
 	s.click("UMAYA", "approve", maya1)
-	s.ephemeral("UMAYA", "you cannot approve this post: step 1 is over")
+	s.ephemeral("UMAYA", "you cannot approve this post: decision on step 1, the post is at step 2")
 
 	// Pat double-clicks: two clicks, counted once.
 	var wg sync.WaitGroup
@@ -278,7 +278,7 @@ func TestSlackThreeLevelsApprovedFromSlack(t *testing.T) {
 	s.click("UMALLORY", "approve", eddie)
 	s.ephemeral("UMALLORY", "you cannot approve this post: your Slack account is not linked to a member of Acme")
 	s.click("UINES", "approve", eddie)
-	s.ephemeral("UINES", "you cannot approve this post: authors cannot approve their own posts")
+	s.ephemeral("UINES", "you cannot approve this post: the author cannot decide on their own post")
 	s.click("UPAUL", "approve", eddie)
 	s.ephemeral("UPAUL", "you cannot approve this post: no right to approve posts of this account")
 
@@ -412,7 +412,7 @@ func TestSlackRejectModal(t *testing.T) {
 	})
 
 	// The author edits: a new request for revision 2, the old one superseded.
-	s.must(202, s.members["Ines"].token, "PATCH", s.org("/posts/"+post.ID), map[string]any{"text": "Launch day, new logo!"}, nil)
+	s.must(200, s.members["Ines"].token, "PATCH", s.org("/posts/"+post.ID), map[string]any{"text": "Launch day, new logo!"}, nil)
 	maya2 := s.request("DMAYA", 2, 1)
 	if !strings.Contains(maya2.AllText(), "new logo!") {
 		t.Fatalf("revision 2 request: %s", maya2.AllText())
@@ -421,7 +421,7 @@ func TestSlackRejectModal(t *testing.T) {
 		return strings.Contains(s.find(maya).AllText(), "Superseded")
 	})
 	// Then she cancels: no buttons anywhere.
-	s.must(202, s.members["Ines"].token, "POST", s.org("/posts/"+post.ID+"/cancel"), map[string]any{"reason": "not needed"}, nil)
+	s.must(200, s.members["Ines"].token, "POST", s.org("/posts/"+post.ID+"/cancel"), map[string]any{"reason": "not needed"}, nil)
 	s.waitPost(post.ID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
 	s.slack.Eventually("closed every request", func() bool {
 		for _, m := range s.slack.Messages() {

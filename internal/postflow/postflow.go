@@ -24,11 +24,86 @@ import (
 // Start starts the post's workflow. Starting a post that already has one,
 // running or closed, is a no-op.
 func Start(ctx context.Context, tc client.Client, p store.UnstartedPost, summary string) error {
-	in := workflows.PostInput{
+	_, err := tc.ExecuteWorkflow(ctx, startOptions(p, summary), cs.WorkflowType, input(p))
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil // it ran before: nothing to do
+	}
+	if err != nil {
+		return fmt.Errorf("start workflow %s: %w", cs.WorkflowID(p.ID), err)
+	}
+	return nil
+}
+
+// ErrNoAnswer wraps a submission whose workflow started (or may have) but
+// whose "submitted" Update was not answered in time: no worker polls, or an
+// old worker without the Update.
+var ErrNoAnswer = errors.New("the workflow did not answer the submission in time")
+
+// StartWithUpdate starts the post's workflow with the Update "submitted"
+// (Update-With-Start, conflict policy USE_EXISTING) and returns the state it
+// answers: step 1 open with its eligible approvers, or scheduled. It waits
+// for the answer at most wait. The error wraps ErrNoAnswer when the start
+// happened but the Update was not answered; any other error leaves the
+// start's outcome to Exists (a client-side timeout may hide a start).
+func StartWithUpdate(ctx context.Context, tc client.Client, p store.UnstartedPost, summary string, wait time.Duration) (cs.PostState, error) {
+	var st cs.PostState
+	op := tc.NewWithStartWorkflowOperation(startOptions(p, summary), cs.WorkflowType, input(p))
+	uctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	h, err := tc.UpdateWithStartWorkflow(uctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: op,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateID: "submitted", UpdateName: cs.UpdateSubmitted, WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err == nil {
+		err = h.Get(uctx, &st)
+	}
+	if err == nil {
+		return st, nil
+	}
+	// Whether the start happened: known once the server answered it.
+	gctx, gcancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer gcancel()
+	if _, serr := op.Get(gctx); serr == nil || isAlreadyStarted(serr) {
+		return st, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && strings.Contains(app.Error(), "unknown update") {
+		return st, fmt.Errorf("%w: %w", ErrNoAnswer, err)
+	}
+	return st, fmt.Errorf("start workflow %s: %w", cs.WorkflowID(p.ID), err)
+}
+
+func isAlreadyStarted(err error) bool {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	return errors.As(err, &started)
+}
+
+// Refused reports whether err from a start is Temporal's definite refusal
+// (the start surely did not happen), as opposed to no answer.
+func Refused(err error) bool {
+	var (
+		inv  *serviceerror.InvalidArgument
+		nsnf *serviceerror.NamespaceNotFound
+		perm *serviceerror.PermissionDenied
+		pre  *serviceerror.FailedPrecondition
+	)
+	return errors.As(err, &inv) || errors.As(err, &nsnf) || errors.As(err, &perm) || errors.As(err, &pre)
+}
+
+func input(p store.UnstartedPost) workflows.PostInput {
+	return workflows.PostInput{
 		PostID: p.ID, OrgID: p.OrgID, AccountID: p.AccountID, AuthorID: p.AuthorID, Revision: 1,
 		Text: p.Text, MediaURLs: p.MediaURLs, ContentHash: cs.ContentHash(p.Text, p.MediaURLs),
 		ScheduledAt: p.ScheduledAt, Chain: p.Chain, NeedsApproval: p.NeedsApproval,
 	}
+}
+
+// startOptions start the post's workflow at most once: a repeated start
+// finds the running one (USE_EXISTING) or is refused (a closed one).
+func startOptions(p store.UnstartedPost, summary string) client.StartWorkflowOptions {
 	status := cs.PostScheduled
 	if p.NeedsApproval {
 		status = cs.PostPendingApproval
@@ -40,22 +115,14 @@ func Start(ctx context.Context, tc client.Client, p store.UnstartedPost, summary
 	if p.ScheduledAt != nil {
 		attrs = append(attrs, workflows.SAScheduledAt.ValueSet(*p.ScheduledAt))
 	}
-	_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	return client.StartWorkflowOptions{
 		ID:                       cs.WorkflowID(p.ID),
 		TaskQueue:                cs.TaskQueue,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(attrs...),
 		StaticSummary:            summary,
-	}, cs.WorkflowType, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return nil // it ran before: nothing to do
 	}
-	if err != nil {
-		return fmt.Errorf("start workflow %s: %w", cs.WorkflowID(p.ID), err)
-	}
-	return nil
 }
 
 // Exists reports whether the post's workflow exists (running or closed). A
@@ -81,6 +148,9 @@ type Reconciler struct {
 	Interval time.Duration
 	// RepairEvery: look for ended workflows every this many passes (0: never).
 	RepairEvery int
+	// Backoff is the wait before retrying a post whose start failed,
+	// doubled with each failure up to MaxBackoff (defaults: 1 min, 1 h).
+	Backoff, MaxBackoff time.Duration
 }
 
 // Run reconciles until ctx is done: lost starts every Interval, ended
@@ -111,18 +181,26 @@ func (r *Reconciler) Run(ctx context.Context) {
 
 // Once starts every post whose start was lost and repairs every post whose
 // workflow ended without mirroring its end; it returns how many it started
-// or repaired.
+// or repaired. A post that cannot start is logged and put off; it neither
+// stops the others nor the repair.
 func (r *Reconciler) Once(ctx context.Context) (int, error) {
 	started, err := r.startLost(ctx)
-	if err != nil {
-		return started, err
-	}
-	repaired, err := r.repairEnded(ctx)
-	return started + repaired, err
+	repaired, rerr := r.repairEnded(ctx)
+	return started + repaired, errors.Join(err, rerr)
 }
 
-// startLost starts every post whose workflow start was never confirmed.
+// startLost starts every post whose workflow start was never confirmed and
+// whose back-off has passed. A start that fails puts that post off (longer
+// at each failure) and the pass goes on with the rest; only a database error
+// ends it.
 func (r *Reconciler) startLost(ctx context.Context) (int, error) {
+	base, max := r.Backoff, r.MaxBackoff
+	if base <= 0 {
+		base = time.Minute
+	}
+	if max <= 0 {
+		max = time.Hour
+	}
 	n := 0
 	for {
 		posts, err := r.Store.UnstartedPosts(ctx, r.Grace, 100)
@@ -130,10 +208,20 @@ func (r *Reconciler) startLost(ctx context.Context) (int, error) {
 			return n, err
 		}
 		for _, p := range posts {
+			logger := r.Logger.With("org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID))
 			if err := StartKept(ctx, r.Store, r.Temporal, p); err != nil {
-				return n, err
+				if ctx.Err() != nil {
+					return n, ctx.Err()
+				}
+				// Put it off before anything else, so the next query moves on.
+				attempts, derr := r.Store.DeferStart(ctx, p.ID, base, max)
+				if derr != nil {
+					return n, derr
+				}
+				logger.Error("reconciler could not start post workflow; retrying later", "attempts", attempts, "error", err)
+				continue
 			}
-			r.Logger.Info("reconciler started post workflow", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID))
+			logger.Info("reconciler started post workflow")
 			n++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 
 	slackgo "github.com/slack-go/slack"
 )
@@ -91,4 +92,43 @@ func (s *Service) OpenRejectModal(ctx context.Context, triggerID string, meta Mo
 	}
 	_, err = s.api.OpenViewContext(ctx, triggerID, view)
 	return err
+}
+
+// Interactions are handled in the background by a fixed pool: workersCount
+// goroutines take them from a queue of workersQueue. A burst of clicks beyond
+// that is dropped (and logged) rather than growing without bound; the person
+// clicks again.
+const (
+	workersCount = 8
+	workersQueue = 256
+)
+
+// workers is a fixed pool of goroutines with a bounded queue.
+type workers struct {
+	once sync.Once
+	jobs chan func()
+	wg   sync.WaitGroup // jobs queued or running
+}
+
+// submit queues fn, or returns false when the queue is full.
+func (w *workers) submit(fn func()) bool {
+	w.once.Do(func() {
+		w.jobs = make(chan func(), workersQueue)
+		for range workersCount {
+			go func() {
+				for job := range w.jobs {
+					job()
+					w.wg.Done()
+				}
+			}()
+		}
+	})
+	w.wg.Add(1)
+	select {
+	case w.jobs <- fn:
+		return true
+	default:
+		w.wg.Done()
+		return false
+	}
 }

@@ -21,8 +21,9 @@ import (
 //   - step_opened: an approval request with buttons, as a direct message to
 //     each eligible member with a Slack id (linked by e-mail on first need),
 //     or one message in the team's channel when the approver is a team with
-//     one. The author, and earlier approvers when the chain wants distinct
-//     approvers, get none.
+//     one. Only members the workflow awaits (PostState.Awaited, mirrored)
+//     get one: not the author, the revision's writer, nor earlier approvers
+//     when the chain wants distinct approvers.
 //   - fallback: requests to the fallback team (channel or members), and a
 //     thread reply under the original requests telling their approvers.
 //   - reminder: a thread reply under each open request still awaited.
@@ -280,24 +281,18 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 			return r.sendRequest(msg, team.SlackChannelID, req.fallbackText())
 		}
 	}
-	skip := map[string]bool{p.AuthorID: true}
-	if s := r.step(n); s != nil {
-		for _, a := range s.Approvals {
-			skip[a.MemberID] = true
-		}
-	}
-	if r.sp.DistinctApprovers {
-		for i := 1; i < n; i++ {
-			for _, a := range r.step(i).Approvals {
-				skip[a.MemberID] = true
-			}
-		}
+	// Only those the workflow awaits get a request (not the author, the
+	// revision's writer, who approved already, nor, with distinct approvers,
+	// who approved an earlier step): the workflow computed it once.
+	awaited := map[string]bool{}
+	for _, id := range p.Awaited {
+		awaited[id] = true
 	}
 	if err := r.load(memberIDs...); err != nil {
 		return err
 	}
 	for _, id := range memberIDs {
-		if skip[id] {
+		if !awaited[id] {
 			continue
 		}
 		slackID, err := r.svc.slackIDOf(r.ctx, p.OrgID, r.members[id])

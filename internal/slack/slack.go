@@ -63,7 +63,7 @@ type Service struct {
 	store  Store
 	logger *slog.Logger
 
-	wg sync.WaitGroup // background work started by Go
+	work workers // background work started by Go
 
 	mu      sync.Mutex
 	missing map[string]time.Time // member id -> when users.lookupByEmail last found nobody
@@ -136,11 +136,11 @@ func (s *Service) Notifier() *Notifier {
 
 // Go runs fn in the background with its own context (bounded by
 // backgroundTimeout), detached from the request that started it: an
-// interaction is acknowledged first, then handled. Wait waits for all of it.
-func (s *Service) Go(fn func(ctx context.Context)) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+// interaction is acknowledged first, then handled, by a fixed pool of
+// workers (see workers). It returns false when the pool's queue is full and
+// fn was dropped. Wait waits for all of it.
+func (s *Service) Go(fn func(ctx context.Context)) bool {
+	ok := s.work.submit(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
 		defer cancel()
 		defer func() {
@@ -149,13 +149,17 @@ func (s *Service) Go(fn func(ctx context.Context)) {
 			}
 		}()
 		fn(ctx)
-	}()
+	})
+	if !ok {
+		s.logger.Warn("slack background work dropped: the queue is full", "queue", workersQueue)
+	}
+	return ok
 }
 
 // Wait waits until the background work started with Go is done.
 func (s *Service) Wait() {
 	if s != nil {
-		s.wg.Wait()
+		s.work.wg.Wait()
 	}
 }
 

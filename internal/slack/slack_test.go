@@ -43,7 +43,8 @@ func newMemStore() *memStore {
 			Post: cs.Post{ID: postID, OrgID: orgID, AccountID: account, AuthorID: author, Text: "Hello <world> & all",
 				Revision: 1, Status: cs.PostPendingApproval, CurrentStep: 1, TotalSteps: 1,
 				Steps: []cs.StepState{{Index: 1, Approver: cs.Approver{Member: approver}, Quorum: 1, Status: cs.StepOpen,
-					OpenedAt: &now, Eligible: []string{approver}}}},
+					OpenedAt: &now, Eligible: []string{approver}}},
+				Awaited: []string{approver}}, // as the workflow computed it
 			Account: cs.Account{ID: account, OrgID: orgID, Network: "webhook", Handle: "acme", DisplayName: "Acme", Timezone: "Europe/Paris"},
 			OrgName: "Acme", DistinctApprovers: true,
 		},

@@ -27,18 +27,26 @@ type NewPost struct {
 	Chain          cs.Chain
 	NeedsApproval  bool
 	IdempotencyKey string // optional; a repeat returns the first post
+	// RequestHash identifies the request's body (with IdempotencyKey): a
+	// replay of the key with another body is refused.
+	RequestHash string
 }
+
+// EIDEMPOTENCYREUSED is the code of a replayed Idempotency-Key whose body
+// differs from the first request's (SPEC §8 Limits).
+const EIDEMPOTENCYREUSED = "idempotency_key_reused"
 
 const postColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, revision, content_hash,
 	status, current_step, total_steps, coalesce(state, 'null'::jsonb), deadline, coalesce(last_error, ''),
 	coalesce(external_id, ''), coalesce(external_url, ''), published_at, created_at, updated_at`
 
-func scanPost(r pgx.Row) (cs.Post, error) {
+// scanPost reads postColumns, then any extra columns into extra.
+func scanPost(r pgx.Row, extra ...any) (cs.Post, error) {
 	var p cs.Post
 	var state []byte
-	err := r.Scan(&p.ID, &p.OrgID, &p.AccountID, &p.AuthorID, &p.Text, &p.MediaURLs, &p.ScheduledAt, &p.Revision,
+	err := r.Scan(append([]any{&p.ID, &p.OrgID, &p.AccountID, &p.AuthorID, &p.Text, &p.MediaURLs, &p.ScheduledAt, &p.Revision,
 		&p.ContentHash, &p.Status, &p.CurrentStep, &p.TotalSteps, &state, &p.Deadline, &p.LastError,
-		&p.ExternalID, &p.ExternalURL, &p.PublishedAt, &p.CreatedAt, &p.UpdatedAt)
+		&p.ExternalID, &p.ExternalURL, &p.PublishedAt, &p.CreatedAt, &p.UpdatedAt}, extra...)...)
 	if err != nil {
 		return p, err
 	}
@@ -47,7 +55,10 @@ func scanPost(r pgx.Row) (cs.Post, error) {
 		return p, fmt.Errorf("decode post state: %w", err)
 	}
 	if st != nil {
-		p.Steps, p.WaitingFor = st.Steps, st.WaitingFor
+		p.Steps, p.WaitingFor, p.Awaited = st.Steps, st.WaitingFor, st.Awaited
+	}
+	if p.Awaited == nil || p.Status != cs.PostPendingApproval {
+		p.Awaited = []string{}
 	}
 	if p.MediaURLs == nil {
 		p.MediaURLs = []string{}
@@ -58,7 +69,9 @@ func scanPost(r pgx.Row) (cs.Post, error) {
 
 // CreatePost inserts a submitted post, not yet started (see MarkPostStarted).
 // With an idempotency key that this author used before, it returns the first
-// post and created=false.
+// post and created=false, or EIDEMPOTENCYREUSED when the first request's body
+// was another (keys are scoped to their author: another member's identical
+// key is another post).
 func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created bool, err error) {
 	chain, err := json.Marshal(in.Chain)
 	if err != nil {
@@ -78,9 +91,14 @@ func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created 
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if key != nil {
-			p, err = scanPost(tx.QueryRow(ctx, `SELECT `+postColumns+` FROM posts
-				WHERE org_id = $1 AND author_id = $2 AND idempotency_key = $3`, in.OrgID, in.AuthorID, key))
+			var hash string
+			p, err = scanPost(tx.QueryRow(ctx, `SELECT `+postColumns+`, coalesce(request_hash, '') FROM posts
+				WHERE org_id = $1 AND author_id = $2 AND idempotency_key = $3`, in.OrgID, in.AuthorID, key), &hash)
 			if err == nil {
+				if hash != "" && in.RequestHash != "" && hash != in.RequestHash {
+					return &cs.Error{Code: EIDEMPOTENCYREUSED, Message: "this Idempotency-Key was used for another request body: send a new key for a new post",
+						Fields: []cs.FieldError{{Field: "Idempotency-Key", Message: "was used with another body"}}}
+				}
 				return nil
 			}
 			if !errors.Is(err, pgx.ErrNoRows) {
@@ -90,11 +108,11 @@ func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created 
 		created = true
 		p, err = scanPost(tx.QueryRow(ctx, `INSERT INTO posts
 			(id, org_id, account_id, author_id, text, media_urls, scheduled_at, content_hash, status,
-			 current_step, total_steps, chain, needs_approval, idempotency_key)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+			 current_step, total_steps, chain, needs_approval, idempotency_key, request_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, nullif($15, ''))
 			RETURNING `+postColumns,
 			newID(), in.OrgID, in.AccountID, in.AuthorID, in.Text, media, in.ScheduledAt,
-			cs.ContentHash(in.Text, in.MediaURLs), status, step, len(in.Chain.Steps), chain, in.NeedsApproval, key))
+			cs.ContentHash(in.Text, in.MediaURLs), status, step, len(in.Chain.Steps), chain, in.NeedsApproval, key, in.RequestHash))
 		if isUniqueViolation(err) {
 			return cs.Errorf(cs.ECONFLICT, "a post with this Idempotency-Key is being created; retry")
 		}
@@ -107,6 +125,21 @@ func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created 
 func (s *Store) MarkPostStarted(ctx context.Context, postID string) error {
 	_, err := s.pool.Exec(ctx, `UPDATE posts SET workflow_started_at = now() WHERE id = $1 AND workflow_started_at IS NULL`, postID)
 	return err
+}
+
+// DeferStart records a failed start of the post's workflow and puts its next
+// attempt off, doubling the wait with each failure from base up to max. It
+// returns how many attempts failed so far.
+func (s *Store) DeferStart(ctx context.Context, postID string, base, max time.Duration) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `UPDATE posts SET start_attempts = start_attempts + 1,
+		next_attempt_at = now() + least($2::interval * power(2, least(start_attempts, 20)), $3::interval)
+		WHERE id = $1 AND workflow_started_at IS NULL RETURNING start_attempts`,
+		postID, base.String(), max.String()).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // DeleteUnstartedPost removes a post whose workflow could not be started, so
@@ -123,12 +156,14 @@ type UnstartedPost struct {
 }
 
 // UnstartedPosts lists posts created more than grace ago whose workflow was
-// never confirmed started (a process died between insert and start), oldest
-// first. There is no look-back window: every such post is returned.
+// never confirmed started (a process died between insert and start, or the
+// start's outcome was unknown), oldest first, leaving out those whose
+// back-off (DeferStart) has not passed. There is no look-back window.
 func (s *Store) UnstartedPosts(ctx context.Context, grace time.Duration, max int) ([]UnstartedPost, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+unstartedColumns+`
 		FROM posts WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
-		ORDER BY created_at LIMIT $2`, grace.String(), max)
+		  AND coalesce(next_attempt_at, created_at) <= now()
+		ORDER BY coalesce(next_attempt_at, created_at) LIMIT $2`, grace.String(), max)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +281,16 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 	for i := range events {
 		events[i].Detail, events[i].Reason = noNUL(events[i].Detail), noNUL(events[i].Reason)
 	}
-	awaiting := awaitedMembers(st)
+	// Who is awaited is the workflow's to say (PostState.Awaited); the
+	// awaiting column (GIN-indexed) answers GET /approvals from it.
+	awaiting := []string{}
+	if st.Status == cs.PostPendingApproval {
+		for _, id := range st.Awaited {
+			if validID(id) {
+				awaiting = append(awaiting, id)
+			}
+		}
+	}
 	media := st.MediaURLs
 	if media == nil {
 		media = []string{}
@@ -300,29 +344,6 @@ func (s *Store) CountPostsByStatus(ctx context.Context) (map[string]int, error) 
 	var n int
 	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error { counts[status] = n; return nil })
 	return counts, err
-}
-
-// awaitedMembers are the members the open step waits for: its eligible
-// approvers (and the fallback team's, once open) who have not approved yet.
-func awaitedMembers(st cs.PostState) []string {
-	out := []string{}
-	if st.Status != cs.PostPendingApproval || st.CurrentStep < 1 || st.CurrentStep > len(st.Steps) {
-		return out
-	}
-	step := st.Steps[st.CurrentStep-1]
-	done := map[string]bool{}
-	for _, a := range step.Approvals {
-		done[a.MemberID] = true
-	}
-	for _, ids := range [][]string{step.Eligible, step.FallbackEligible} {
-		for _, id := range ids {
-			if !done[id] && validID(id) {
-				done[id] = true
-				out = append(out, id)
-			}
-		}
-	}
-	return out
 }
 
 // AuthorizeDecision implements activities.Directory: the database's half of

@@ -1,0 +1,258 @@
+package posts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	cs "github.com/countersign/countersign"
+)
+
+// Decision is an approval or a rejection.
+type Decision struct {
+	PostID   string
+	Decision string // cs.DecisionApprove or cs.DecisionReject
+	Revision int
+	// Step is the step decided on; 0 means the step the post is at (the
+	// API's decisions name only the revision; a Slack button names its step).
+	Step      int
+	Note      string
+	Source    string // cs.SourceAPI or cs.SourceSlack
+	RequestID string // the click or call; "" for a new one
+}
+
+// Decide sends a signed decision to the post's workflow and returns the
+// post's new state, or the workflow's refusal.
+func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome, error) {
+	var fields []cs.FieldError
+	if d.Revision < 1 {
+		fields = append(fields, cs.FieldError{Field: "revision", Message: "is required: say which revision you decide on"})
+	}
+	if d.Decision == cs.DecisionReject && strings.TrimSpace(d.Note) == "" {
+		return Outcome{}, &cs.Error{Code: cs.ReasonNoteRequired, Message: "a rejection needs a reason",
+			Fields: []cs.FieldError{{Field: "note", Message: "is required when rejecting"}}}
+	}
+	if d.Decision != cs.DecisionApprove && d.Decision != cs.DecisionReject {
+		fields = append(fields, cs.FieldError{Field: "decision", Message: "must be approve or reject"})
+	}
+	if len(fields) > 0 {
+		return Outcome{}, &cs.Error{Code: cs.EINVALID, Message: "invalid decision", Fields: fields}
+	}
+	if err := checkNote(d.Note); err != nil {
+		return Outcome{}, err
+	}
+	id, err := requestID(d.RequestID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	p, err := s.Store.Post(ctx, me.OrgID, d.PostID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := s.limit(me.ID, p.ID); err != nil {
+		return Outcome{}, err
+	}
+	step := d.Step
+	if step == 0 {
+		step = p.CurrentStep
+	}
+	sig := cs.DecisionSignal{PostID: p.ID, Revision: d.Revision, Step: step, MemberID: me.ID,
+		Decision: d.Decision, Note: d.Note, Source: d.Source, RequestID: id}
+	if s.Signer != nil {
+		sig.MAC = s.Signer.Sign(sig)
+	}
+	return s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+}
+
+// Change is an edit and/or a reschedule of a post.
+type Change struct {
+	PostID   string
+	Revision int // the revision the caller saw; 0: whatever it is now
+	// Text and MediaURLs: new content (Text nil: the content stays).
+	Text      *string
+	MediaURLs []string
+	// Reschedule: a new time (ScheduledAt nil: as soon as approved).
+	Reschedule  bool
+	ScheduledAt *time.Time
+	Source      string
+	RequestID   string
+}
+
+// Edit changes a post's content and/or its time. New content is a signed
+// edit (a new revision, approval restarts when needed); a new time keeps the
+// approvals. With both, the edit goes first and the reschedule applies to
+// its revision.
+func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, error) {
+	var fields []cs.FieldError
+	if c.Text == nil && c.MediaURLs != nil {
+		fields = append(fields, cs.FieldError{Field: "text", Message: "send the text with media_urls (the content is replaced whole)"})
+	}
+	fields = append(fields, CheckMedia(c.MediaURLs)...)
+	if c.Text == nil && !c.Reschedule && len(fields) == 0 {
+		fields = append(fields, cs.FieldError{Field: "text", Message: "send text (and media_urls) and/or scheduled_at"})
+	}
+	if len(fields) > 0 {
+		return Outcome{}, &cs.Error{Code: cs.EINVALID, Message: "invalid change", Fields: fields}
+	}
+	id, err := requestID(c.RequestID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	p, err := s.Store.Post(ctx, me.OrgID, c.PostID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	revision := c.Revision
+	if revision == 0 {
+		revision = p.Revision
+	}
+	out := Outcome{Post: p}
+	if c.Text != nil {
+		acct, err := s.Store.Account(ctx, p.OrgID, p.AccountID)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if err := cs.CheckPost(acct.Network, *c.Text, c.MediaURLs); err != nil {
+			return Outcome{}, err
+		}
+		if err := s.limit(me.ID, p.ID); err != nil {
+			return Outcome{}, err
+		}
+		edit := cs.EditSignal{Revision: revision, Text: *c.Text, MediaURLs: c.MediaURLs, By: me.ID, Source: c.Source, RequestID: id}
+		if edit.MediaURLs == nil {
+			edit.MediaURLs = []string{}
+		}
+		if s.Signer != nil {
+			edit.MAC = s.Signer.SignEdit(edit)
+		}
+		if out, err = s.change(ctx, p, cs.UpdateEdit, cs.SignalEdit, id, edit); err != nil || out.Pending {
+			if err == nil && c.Reschedule {
+				// No worker: the reschedule follows as a signal too.
+				r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, RequestID: id + ":reschedule"}
+				if err := s.Workflows.Signal(ctx, p.ID, cs.SignalReschedule, r); err != nil {
+					return Outcome{}, s.unavailable(p, cs.SignalReschedule, err)
+				}
+			}
+			return out, err
+		}
+		if out.Post.Revision > 0 {
+			revision = out.Post.Revision
+		}
+		id += ":reschedule"
+	}
+	if c.Reschedule {
+		if c.Text == nil {
+			if err := s.limit(me.ID, p.ID); err != nil {
+				return Outcome{}, err
+			}
+		}
+		r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, Revision: revision, RequestID: id}
+		return s.change(ctx, out.Post, cs.UpdateReschedule, cs.SignalReschedule, id, r)
+	}
+	return out, nil
+}
+
+// Cancellation ends a post canceled.
+type Cancellation struct {
+	PostID    string
+	Revision  int // the revision the caller saw; 0: any
+	Note      string
+	Source    string
+	RequestID string
+}
+
+// Cancel ends the post canceled, unless publishing has started.
+func (s *Service) Cancel(ctx context.Context, me cs.Member, c Cancellation) (Outcome, error) {
+	if err := checkNote(c.Note); err != nil {
+		return Outcome{}, err
+	}
+	id, err := requestID(c.RequestID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	p, err := s.Store.Post(ctx, me.OrgID, c.PostID)
+	if err != nil {
+		return Outcome{}, err
+	}
+	sig := cs.CancelSignal{By: me.ID, Reason: c.Note, Source: c.Source, Revision: c.Revision, RequestID: id}
+	return s.change(ctx, p, cs.UpdateCancel, cs.SignalCancel, id, sig)
+}
+
+// change sends the Update name and returns the post's new state. A refusal
+// is a *cs.Error with the workflow's reason code and sentence. When no worker
+// answers within Wait, the signal of the same name (same payload, same
+// request id, so it counts at most once) is sent instead and the outcome is
+// Pending.
+func (s *Service) change(ctx context.Context, p cs.Post, update, signal, id string, arg any) (Outcome, error) {
+	uctx, cancel := context.WithTimeout(ctx, s.Wait)
+	st, err := s.Workflows.Update(uctx, p.ID, update, id, arg)
+	cancel()
+	if err == nil {
+		return Outcome{Post: s.mirror(ctx, p, st)}, nil
+	}
+	if refusal := Refusal(err); refusal != nil {
+		return Outcome{}, refusal
+	}
+	if isNotFound(err) {
+		return Outcome{}, ended()
+	}
+	if ctx.Err() != nil {
+		return Outcome{}, ctx.Err() // the caller went away
+	}
+	if !noAnswer(err) {
+		return Outcome{}, s.unavailable(p, update, err)
+	}
+	s.Logger.Warn("no worker answered a post change in time; sent as a signal", "org", p.OrgID, "post_id", p.ID,
+		"workflow_id", cs.WorkflowID(p.ID), "update", update, "error", err)
+	if err := s.Workflows.Signal(ctx, p.ID, signal, arg); err != nil {
+		if isNotFound(err) {
+			return Outcome{}, ended()
+		}
+		return Outcome{}, s.unavailable(p, signal, err)
+	}
+	return Outcome{Post: p, Pending: true}, nil
+}
+
+func ended() error {
+	return cs.Errorf(cs.ReasonTooLate, "the post's workflow has ended; it can no longer change")
+}
+
+// ErrUnavailable is wrapped when Temporal could not take a change.
+var ErrUnavailable = errors.New("Temporal did not take the change; retry")
+
+func (s *Service) unavailable(p cs.Post, what string, err error) error {
+	s.Logger.Error("send post change", "org", p.OrgID, "post_id", p.ID, "workflow_id", cs.WorkflowID(p.ID), "change", what, "error", err)
+	return fmt.Errorf("%w (%s)", ErrUnavailable, what)
+}
+
+// Refusal is the workflow's refusal carried by err (a non-retryable
+// ApplicationError whose Type is a reason code), as a *cs.Error with that
+// code and sentence; nil when err is no refusal.
+func Refusal(err error) *cs.Error {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() == "" || strings.Contains(app.Message(), "unknown update") {
+		return nil
+	}
+	return &cs.Error{Code: app.Type(), Message: app.Message()}
+}
+
+// noAnswer reports whether err means no worker answered in time (or the
+// worker does not know the Update yet: a worker older than the API).
+func noAnswer(err error) bool {
+	var timeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	var deadline *serviceerror.DeadlineExceeded
+	var app *temporal.ApplicationError
+	return errors.As(err, &timeout) || errors.As(err, &deadline) || errors.Is(err, context.DeadlineExceeded) ||
+		(errors.As(err, &app) && strings.Contains(app.Message(), "unknown update"))
+}
+
+func isNotFound(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
