@@ -353,6 +353,12 @@ type EditSignal struct {
 	// RequestID identifies the API call; a repeated one (the Update, then
 	// its signal fallback) applies once.
 	RequestID string `json:"request_id,omitempty"`
+	// Reschedule, when true, also moves the post to ScheduledAt (nil: as
+	// soon as approved) in the same change: a PATCH of text and time is one
+	// Update, one transition. With the content unchanged it is a reschedule
+	// that the edit's authorization covers.
+	Reschedule  bool       `json:"reschedule,omitempty"`
+	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 	// MAC is secrets.DecisionSigner's signature (SignEdit), set by the API.
 	// An edit without a valid MAC is an operator's edit (Temporal UI or CLI):
 	// it is applied, and its revision always goes through the chain.

@@ -686,6 +686,11 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 		}
 	}
 	hash := countersign.ContentHash(e.Text, e.MediaURLs)
+	if hash == p.st.ContentHash { // only with Reschedule (checkEdit): the time alone changes
+		p.applySchedule(ctx, e.ScheduledAt, e.By, src)
+		p.afterReschedule(ctx)
+		return nil
+	}
 	voided := p.involvedApprovers()
 	was := p.st.Status
 	p.st.Revision++
@@ -700,8 +705,15 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	}
 	p.needsApproval = needs
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventEdited, Actor: e.By, Source: src, Detail: detail})
+	if e.Reschedule { // same transition: the chain below opens against the new time
+		p.applySchedule(ctx, e.ScheduledAt, e.By, src)
+	}
 	if !needs {
-		p.commit(ctx)
+		if e.Reschedule {
+			p.afterReschedule(ctx)
+		} else {
+			p.commit(ctx)
+		}
 		return nil
 	}
 	p.startChain(ctx)
@@ -722,22 +734,35 @@ func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal
 	if ref := p.authorizeMember(ctx, "reschedule", r.By, src, r.RequestID); ref != nil {
 		return ref
 	}
+	p.applySchedule(ctx, r.ScheduledAt, r.By, src)
+	p.afterReschedule(ctx)
+	return nil
+}
+
+// applySchedule sets the scheduled time (nil: as soon as approved) and
+// records it; approvals are kept.
+func (p *post) applySchedule(ctx workflow.Context, at *time.Time, by, src string) {
 	old := p.st.ScheduledAt
-	if r.ScheduledAt != nil {
-		t := *r.ScheduledAt
+	if at != nil {
+		t := *at
 		p.st.ScheduledAt = &t
 	} else {
 		p.st.ScheduledAt = nil
 	}
-	p.record(ctx, countersign.PostEvent{Type: countersign.EventRescheduled, Actor: r.By, Source: src,
+	p.record(ctx, countersign.PostEvent{Type: countersign.EventRescheduled, Actor: by, Source: src,
 		Detail: fmt.Sprintf("from %s to %s", timeText(old), timeText(p.st.ScheduledAt))})
+}
+
+// afterReschedule ends a transition that changed the time: an approved or
+// held post is released against it; a pending or rejected one only commits
+// (the loop re-arms the late alarm).
+func (p *post) afterReschedule(ctx workflow.Context) {
 	switch p.st.Status {
 	case countersign.PostScheduled, countersign.PostOnHold:
 		p.release(ctx, nil)
 	default:
-		p.commit(ctx) // pending or rejected: the loop re-arms the late alarm
+		p.commit(ctx)
 	}
-	return nil
 }
 
 // onCancel ends the post canceled, unless publishing has started.

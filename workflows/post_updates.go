@@ -179,7 +179,7 @@ func (p *post) checkEdit(e countersign.EditSignal) *refusal {
 		return duplicate(e.RequestID)
 	case e.Revision != 0 && e.Revision != p.st.Revision:
 		return &refusal{countersign.ReasonStaleRevision, fmt.Sprintf("edit of revision %d, the post is at revision %d", e.Revision, p.st.Revision)}
-	case countersign.ContentHash(e.Text, e.MediaURLs) == p.st.ContentHash:
+	case !e.Reschedule && countersign.ContentHash(e.Text, e.MediaURLs) == p.st.ContentHash:
 		return &refusal{countersign.ReasonUnchanged, "same content: approvals kept"}
 	}
 	return nil

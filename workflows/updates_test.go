@@ -429,3 +429,36 @@ func TestContinueAsNewWhenTemporalSuggests(t *testing.T) {
 	require.Equal(t, 2, next.Continued.State.CurrentStep)
 	require.Equal(t, f.lastSaved().Steps, next.Continued.State.Steps)
 }
+
+// A PATCH of text and time is one edit (EditSignal.Reschedule): one Update
+// whose answer already shows the new revision at its new time; the same
+// time change alone with unchanged content is a reschedule, not refused as
+// content_unchanged.
+func TestEditWithRescheduleIsOneChange(t *testing.T) {
+	f := newFixture(t)
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.NeedsApproval, in.ScheduledAt = false, at(48*time.Hour)
+	later, latest := at(72*time.Hour), at(96*time.Hour)
+	both := f.update(time.Hour, countersign.UpdateEdit, countersign.EditSignal{Revision: 1, Text: "new words",
+		By: "dan", Source: countersign.SourceAPI, RequestID: "e1", Reschedule: true, ScheduledAt: later})
+	timeOnly := f.update(2*time.Hour, countersign.UpdateEdit, countersign.EditSignal{Revision: 2, Text: "new words",
+		By: "dan", Source: countersign.SourceAPI, RequestID: "e2", Reschedule: true, ScheduledAt: latest})
+	same := f.update(3*time.Hour, countersign.UpdateEdit, countersign.EditSignal{Revision: 2, Text: "new words",
+		By: "dan", Source: countersign.SourceAPI, RequestID: "e3"})
+
+	st := f.run(in)
+
+	require.NoError(t, both.err)
+	require.Equal(t, 2, both.st.Revision)
+	require.Equal(t, "new words", both.st.Text)
+	require.Equal(t, countersign.PostScheduled, both.st.Status)
+	require.True(t, both.st.ScheduledAt.Equal(*later), "answer shows the new time: %v", both.st.ScheduledAt)
+	require.NoError(t, timeOnly.err)
+	require.Equal(t, 2, timeOnly.st.Revision, "same content: no new revision")
+	require.True(t, timeOnly.st.ScheduledAt.Equal(*latest))
+	require.Error(t, same.rejected)
+	require.Equal(t, countersign.ReasonUnchanged, reason(t, same.rejected))
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.True(t, st.PublishedAt.Equal(*latest) || st.PublishedAt.After(*latest))
+	require.Len(t, f.publishes, 1)
+}

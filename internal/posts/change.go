@@ -86,8 +86,8 @@ type Change struct {
 
 // Edit changes a post's content and/or its time. New content is a signed
 // edit (a new revision, approval restarts when needed); a new time keeps the
-// approvals. With both, the edit goes first and the reschedule applies to
-// its revision.
+// approvals. With both, they are one edit (EditSignal.Reschedule): one
+// Update, so the change applies whole or not at all.
 func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, error) {
 	var fields []cs.FieldError
 	if c.Text == nil && c.MediaURLs != nil {
@@ -124,38 +124,22 @@ func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, er
 		if err := s.limit(me.ID, p.ID); err != nil {
 			return Outcome{}, err
 		}
-		edit := cs.EditSignal{Revision: revision, Text: *c.Text, MediaURLs: c.MediaURLs, By: me.ID, Source: c.Source, RequestID: id}
+		// Text and time together are one edit: one Update, one transition.
+		edit := cs.EditSignal{Revision: revision, Text: *c.Text, MediaURLs: c.MediaURLs, By: me.ID, Source: c.Source,
+			RequestID: id, Reschedule: c.Reschedule, ScheduledAt: c.ScheduledAt}
 		if edit.MediaURLs == nil {
 			edit.MediaURLs = []string{}
 		}
 		if s.Signer != nil {
 			edit.MAC = s.Signer.SignEdit(edit)
 		}
-		if out, err = s.change(ctx, p, cs.UpdateEdit, cs.SignalEdit, id, edit); err != nil || out.Pending {
-			if err == nil && c.Reschedule {
-				// No worker: the reschedule follows as a signal too.
-				r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, RequestID: id + ":reschedule"}
-				if err := s.Workflows.Signal(ctx, p.ID, cs.SignalReschedule, r); err != nil {
-					return Outcome{}, s.unavailable(p, cs.SignalReschedule, err)
-				}
-			}
-			return out, err
-		}
-		if out.Post.Revision > 0 {
-			revision = out.Post.Revision
-		}
-		id += ":reschedule"
+		return s.change(ctx, p, cs.UpdateEdit, cs.SignalEdit, id, edit)
 	}
-	if c.Reschedule {
-		if c.Text == nil {
-			if err := s.limit(me.ID, p.ID); err != nil {
-				return Outcome{}, err
-			}
-		}
-		r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, Revision: revision, RequestID: id}
-		return s.change(ctx, out.Post, cs.UpdateReschedule, cs.SignalReschedule, id, r)
+	if err := s.limit(me.ID, p.ID); err != nil {
+		return Outcome{}, err
 	}
-	return out, nil
+	r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, Revision: revision, RequestID: id}
+	return s.change(ctx, out.Post, cs.UpdateReschedule, cs.SignalReschedule, id, r)
 }
 
 // Cancellation ends a post canceled.

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"time"
 
 	cs "github.com/countersign/countersign"
 )
@@ -91,7 +92,12 @@ func (s *DecisionSigner) VerifyEdit(e cs.EditSignal) bool {
 // editBytes is the canonical encoding of an edit; the "edit" prefix keeps an
 // edit's MAC from ever verifying as a decision's.
 func editBytes(e cs.EditSignal) []byte {
-	fields := []string{"edit", strconv.Itoa(e.Revision), e.Text, e.By, e.Source, e.RequestID, strconv.Itoa(len(e.MediaURLs))}
+	at := ""
+	if e.ScheduledAt != nil {
+		at = e.ScheduledAt.UTC().Format(time.RFC3339Nano)
+	}
+	fields := []string{"edit", strconv.Itoa(e.Revision), e.Text, e.By, e.Source, e.RequestID,
+		strconv.FormatBool(e.Reschedule), at, strconv.Itoa(len(e.MediaURLs))}
 	fields = append(fields, e.MediaURLs...)
 	var out []byte
 	for _, f := range fields {
