@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/converter"
 
 	cs "github.com/countersign/countersign"
@@ -188,4 +189,39 @@ func sameSet(a, b []string) bool {
 	sort.Strings(a)
 	sort.Strings(b)
 	return slices.Equal(a, b)
+}
+
+// TestPatchTextAndTimeIsOneUpdate: a PATCH that changes both text and time
+// is one Update (one change in the history, applied whole), answered 200
+// with the new revision at its new time.
+func TestPatchTextAndTimeIsOneUpdate(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "First words",
+		"scheduled_at": time.Now().Add(time.Hour).Format(time.RFC3339)}, &post)
+	updatesBefore := e.updateCount(post.ID)
+	later := time.Now().Add(3 * time.Hour).Truncate(time.Second)
+	var edited cs.Post
+	e.must(200, e.members["Ines"].token, "PATCH", e.org("/posts/"+post.ID), map[string]any{"revision": 1,
+		"text": "Better words", "scheduled_at": later.Format(time.RFC3339)}, &edited)
+	if edited.Revision != 2 || edited.Text != "Better words" || edited.ScheduledAt == nil || !edited.ScheduledAt.Equal(later) || !atStep(1)(edited) {
+		t.Fatalf("PATCH answer: revision %d, text %q, scheduled_at %v, step %d; want revision 2 at %v, step 1 open",
+			edited.Revision, edited.Text, edited.ScheduledAt, edited.CurrentStep, later)
+	}
+	if got := e.updateCount(post.ID) - updatesBefore; got != 1 {
+		t.Fatalf("the PATCH made %d accepted Updates, want 1", got)
+	}
+}
+
+// updateCount is the number of accepted Updates in the post's history.
+func (e *env) updateCount(postID string) int {
+	e.t.Helper()
+	n := 0
+	for _, ev := range workflowHistory(e.t, e.app.Temporal, postID) {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED {
+			n++
+		}
+	}
+	return n
 }

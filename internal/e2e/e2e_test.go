@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -425,16 +427,17 @@ const historyVersion = "v1"
 // recordHistory writes the workflow's history into workflows/testdata when
 // COUNTERSIGN_RECORD_HISTORIES=1, for the replay tests.
 func recordHistory(t *testing.T, tc client.Client, postID, name string) {
+	writeHistory(t, tc, postID, name+"."+historyVersion)
+}
+
+// writeHistory writes the workflow's history to workflows/testdata/<file>.json
+// when COUNTERSIGN_RECORD_HISTORIES=1.
+func writeHistory(t *testing.T, tc client.Client, postID, file string) {
 	if os.Getenv("COUNTERSIGN_RECORD_HISTORIES") != "1" {
 		return
 	}
-	iter := tc.GetWorkflowHistory(context.Background(), cs.WorkflowID(postID), "", false, 0)
 	var events []json.RawMessage
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range workflowHistory(t, tc, postID) {
 		raw, err := protojson.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
@@ -442,11 +445,28 @@ func recordHistory(t *testing.T, tc client.Client, postID, name string) {
 		events = append(events, raw)
 	}
 	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
-	path := filepath.Join("..", "..", "workflows", "testdata", name+"."+historyVersion+".json")
+	path := filepath.Join("..", "..", "workflows", "testdata", file+".json")
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d events to %s", len(events), path)
+}
+
+// workflowHistory is the post's workflow history (its latest run), every event.
+func workflowHistory(t *testing.T, tc client.Client, postID string) []*historypb.HistoryEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	it := tc.GetWorkflowHistory(ctx, cs.WorkflowID(postID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []*historypb.HistoryEvent
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, ev)
+	}
+	return events
 }
 
 // receiver is a webhook endpoint that verifies each delivery's Standard

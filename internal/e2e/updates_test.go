@@ -2,20 +2,16 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/secrets"
@@ -108,16 +104,7 @@ func (u *updater) refused(name string, arg any, code string, byValidator bool) {
 
 func (u *updater) historyLength() int {
 	u.e.t.Helper()
-	it := u.e.app.Temporal.GetWorkflowHistory(context.Background(), cs.WorkflowID(u.postID), "", false,
-		enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	n := 0
-	for it.HasNext() {
-		if _, err := it.Next(); err != nil {
-			u.e.t.Fatal(err)
-		}
-		n++
-	}
-	return n
+	return len(workflowHistory(u.e.t, u.e.app.Temporal, u.postID))
 }
 
 func (e *env) ids(names ...string) []string {
@@ -264,25 +251,7 @@ func recordUpdateHistory(t *testing.T, e *env, postID, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = e.app.Temporal.GetWorkflow(ctx, cs.WorkflowID(postID), "").Get(ctx, nil)
-	it := e.app.Temporal.GetWorkflowHistory(ctx, cs.WorkflowID(postID), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var events []json.RawMessage
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := protojson.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, raw)
-	}
-	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", " ")
-	path := filepath.Join("..", "..", "workflows", "testdata", name+"."+updateVersion+".json")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %d events to %s", len(events), path)
+	writeHistory(t, e.app.Temporal, postID, name+"."+updateVersion)
 }
 
 // TestContinuedPostPublishesOnce: a post whose workflow continued as new (a
