@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -163,19 +165,18 @@ type Publisher struct {
 // DefaultTimeout bounds each HTTP call to a network.
 const DefaultTimeout = 30 * time.Second
 
-// NewHTTPClient returns the client adapters use: a timeout per call, and no
-// redirects followed (Go would turn a redirected POST into a GET: a moved
-// endpoint is an error to fix in the account's settings).
-func NewHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+// NewHTTPClient returns the client adapters use: every connection through
+// the egress guard, a timeout per call, and no redirects followed (Go would
+// turn a redirected POST into a GET: a moved endpoint is an error to fix in
+// the account's settings).
+func NewHTTPClient(guard *egress.Guard, timeout time.Duration) *http.Client {
+	return guard.Client(timeout)
 }
 
-// New returns a Publisher with the built-in adapters.
-func New(st Store, logger *slog.Logger, publicURL string) *Publisher {
-	client := NewHTTPClient(DefaultTimeout)
+// New returns a Publisher with the built-in adapters, whose every outbound
+// call goes through guard.
+func New(st Store, logger *slog.Logger, publicURL string, guard *egress.Guard) *Publisher {
+	client := NewHTTPClient(guard, DefaultTimeout)
 	return &Publisher{
 		Store:  st,
 		Logger: logger,
@@ -246,6 +247,19 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	logger := p.Logger.With("org", req.OrgID, "post_id", req.PostID, "workflow_id", cs.WorkflowID(req.PostID),
 		"revision", req.Revision, "network", acct.Network, "account", acct.Handle, "attempt", pub.Attempts)
 	creds, err := p.Store.AccountCredentials(ctx, req.OrgID, req.AccountID)
+	if errors.Is(err, store.ErrCredentialsDoNotOpen) {
+		// Final: they were sealed for somewhere else. Nothing was sent.
+		msg := "not sent: " + store.ErrCredentialsDoNotOpen.Error()
+		if pub.InDoubt {
+			return Result{}, p.unknown(ctx, logger, pub, msg+"; an earlier attempt may have published the post: check the account")
+		}
+		pub.Status, pub.LastError = store.PubFailed, msg
+		logger.Warn("account credentials do not open", "error", err)
+		if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
+			return Result{}, ferr
+		}
+		return Result{}, activities.PublishRejected(msg)
+	}
 	if err != nil {
 		// Nothing was sent: this attempt leaves the doubt as it found it.
 		_ = p.Store.NotePublicationError(ctx, req.PostID, req.Revision, err.Error(), "", pub.InDoubt)
@@ -267,7 +281,23 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	if pub.InDoubt {
 		r.Note("an earlier attempt may have reached %s; settling that first", acct.Network)
 	}
-	res, err := adapter.Publish(ctx, r)
+	actx, refused := watchRefusals(ctx)
+	res, err := adapter.Publish(actx, r)
+	if re := refused.get(); err != nil && re != nil && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrUnknown) {
+		// The guard refused the destination: final, whatever the adapter
+		// made of the failed connection.
+		msg := fmt.Sprintf("%s was not contacted: its address is a %s, which outbound calls may not reach (an operator may allow it with %s)",
+			acct.Network, re.Reason, egress.Variable)
+		r.Note("%s", msg)
+		if pub.InDoubt {
+			err = Unknown("%s; an earlier attempt may have published the post: check the account", msg)
+		} else {
+			err = Rejected("%s", msg)
+		}
+	}
+	if err == nil {
+		res = safeResult(acct, res, r)
+	}
 	evidence := red.clean(trail.String(pub.Attempts, p.now()))
 
 	pub.Evidence = evidence
@@ -311,6 +341,43 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	}
 	return Result{}, temporal.NewApplicationErrorWithOptions(msg, activities.ErrTypePublishRetryable,
 		temporal.ApplicationErrorOptions{NextRetryDelay: after})
+}
+
+// MaxExternalURL bounds a published post's link.
+const MaxExternalURL = 1024
+
+// safeResult keeps what a network said about the published post only when
+// it is safe to show: the external URL must be an https link on the
+// account's own host (Mastodon, the webhook's receiver; plain http only
+// where the operator allowed the account's http URL) or on the network's
+// public site for the links adapters build (bsky.app, x.com); the log
+// network's local URL is Countersign's own. Anything else is dropped (the
+// post is published all the same) and noted in the evidence.
+func safeResult(acct cs.Account, res Result, r Request) Result {
+	res.ExternalID = oneLine(res.ExternalID, 256)
+	if res.ExternalURL == "" || acct.Network == cs.NetworkLog {
+		return res
+	}
+	u, err := url.Parse(res.ExternalURL)
+	ok := err == nil && len(res.ExternalURL) <= MaxExternalURL && u.User == nil && u.Host != "" &&
+		!strings.ContainsFunc(res.ExternalURL, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	if ok {
+		switch acct.Network {
+		case cs.NetworkBluesky:
+			ok = u.Scheme == "https" && u.Host == "bsky.app"
+		case cs.NetworkX:
+			ok = u.Scheme == "https" && u.Host == "x.com"
+		default:
+			base, berr := url.Parse(cs.DestinationURL(acct.Network, acct.Settings))
+			ok = berr == nil && strings.EqualFold(u.Host, base.Host) &&
+				(u.Scheme == "https" || (u.Scheme == "http" && base.Scheme == "http"))
+		}
+	}
+	if !ok {
+		r.Note("the network's link to the post was not kept: not an https URL on the account's host (%d characters)", len(res.ExternalURL))
+		res.ExternalURL = ""
+	}
+	return res
 }
 
 // unknown settles a publication as unknown: a person must look.
