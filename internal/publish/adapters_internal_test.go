@@ -59,6 +59,8 @@ func TestSafeResult(t *testing.T) {
 	}{
 		{mast, "https://social.acme.test/@acme/1", "https://social.acme.test/@acme/1"},
 		{mast, "https://evil.test/@acme/1", ""},
+		{mast, "https://SOCIAL.acme.test:443/@acme/2", "https://SOCIAL.acme.test:443/@acme/2"},
+		{mast, "https://social.acme.test:8443/@acme/2", ""},
 		{mast, "http://social.acme.test/@acme/1", ""},
 		{mast, "javascript:alert(1)", ""},
 		{mast, "https://user@social.acme.test/x", ""},

@@ -369,7 +369,7 @@ func safeResult(acct cs.Account, res Result, r Request) Result {
 			ok = u.Scheme == "https" && u.Host == "x.com"
 		default:
 			base, berr := url.Parse(cs.DestinationURL(acct.Network, acct.Settings))
-			ok = berr == nil && strings.EqualFold(u.Host, base.Host) &&
+			ok = berr == nil && hostKey(u) == hostKey(base) &&
 				(u.Scheme == "https" || (u.Scheme == "http" && base.Scheme == "http"))
 		}
 	}
@@ -378,6 +378,16 @@ func safeResult(acct cs.Account, res Result, r Request) Result {
 		res.ExternalURL = ""
 	}
 	return res
+}
+
+// hostKey is a URL's host and port, as compared: lower case, with the
+// scheme's default port spelled out.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")) + ":" + port
 }
 
 // unknown settles a publication as unknown: a person must look.
