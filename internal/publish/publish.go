@@ -160,6 +160,9 @@ type Publisher struct {
 	Adapters map[cs.Network]Adapter
 	Logger   *slog.Logger
 	Now      func() time.Time // for tests; time.Now when nil
+	// Guard is the operator's egress allow-list; plain http for networks
+	// with credentials is sent only to hosts it allows.
+	Guard *egress.Guard
 }
 
 // DefaultTimeout bounds each HTTP call to a network.
@@ -180,6 +183,7 @@ func New(st Store, logger *slog.Logger, publicURL string, guard *egress.Guard) *
 	return &Publisher{
 		Store:  st,
 		Logger: logger,
+		Guard:  guard,
 		Adapters: map[cs.Network]Adapter{
 			cs.NetworkLog:      Log{Logger: logger, PublicURL: publicURL},
 			cs.NetworkWebhook:  Webhook{Client: client},
@@ -249,21 +253,18 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	creds, err := p.Store.AccountCredentials(ctx, req.OrgID, req.AccountID)
 	if errors.Is(err, store.ErrCredentialsDoNotOpen) {
 		// Final: they were sealed for somewhere else. Nothing was sent.
-		msg := "not sent: " + store.ErrCredentialsDoNotOpen.Error()
-		if pub.InDoubt {
-			return Result{}, p.unknown(ctx, logger, pub, msg+"; an earlier attempt may have published the post: check the account")
-		}
-		pub.Status, pub.LastError = store.PubFailed, msg
 		logger.Warn("account credentials do not open", "error", err)
-		if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
-			return Result{}, ferr
-		}
-		return Result{}, activities.PublishRejected(msg)
+		return Result{}, p.notSent(ctx, logger, pub, "not sent: "+store.ErrCredentialsDoNotOpen.Error())
 	}
 	if err != nil {
 		// Nothing was sent: this attempt leaves the doubt as it found it.
 		_ = p.Store.NotePublicationError(ctx, req.PostID, req.Revision, err.Error(), "", pub.InDoubt)
 		return Result{}, err
+	}
+	if msg := p.plainHTTP(acct); msg != "" && len(creds) > 0 {
+		// Saved before the rule, or edited behind the API: never send
+		// credentials in the clear to a host the operator did not allow.
+		return Result{}, p.notSent(ctx, logger, pub, msg)
 	}
 	red := newRedactor(creds)
 	trail := &Trail{}
@@ -343,6 +344,23 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 		temporal.ApplicationErrorOptions{NextRetryDelay: after})
 }
 
+// plainHTTP says why the account's URL may not carry its credentials ("" if
+// it may): http to a host the operator did not allow.
+func (p *Publisher) plainHTTP(acct cs.Account) string {
+	u, err := url.Parse(cs.DestinationURL(acct.Network, acct.Settings))
+	if err != nil || u.Scheme != "http" || !acct.Network.NeedsCredentials() {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	if p.Guard.AllowsHost(u.Hostname(), port) {
+		return ""
+	}
+	return fmt.Sprintf("not sent: the account's URL is plain http, which would carry its credentials in the clear (an operator may allow the host with %s)", egress.Variable)
+}
+
 // MaxExternalURL bounds a published post's link.
 const MaxExternalURL = 1024
 
@@ -388,6 +406,20 @@ func hostKey(u *url.URL) string {
 		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
 	}
 	return strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")) + ":" + port
+}
+
+// notSent settles a publication that this attempt refused to send, for a
+// reason no retry can change: failed, or unknown when an earlier attempt
+// may have published it.
+func (p *Publisher) notSent(ctx context.Context, logger *slog.Logger, pub store.Publication, msg string) error {
+	if pub.InDoubt {
+		return p.unknown(ctx, logger, pub, msg+"; an earlier attempt may have published the post: check the account")
+	}
+	pub.Status, pub.LastError = store.PubFailed, msg
+	if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
+		return ferr
+	}
+	return activities.PublishRejected(msg)
 }
 
 // unknown settles a publication as unknown: a person must look.

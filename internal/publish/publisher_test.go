@@ -751,3 +751,21 @@ func TestEgressRefusalIsFinal(t *testing.T) {
 		t.Fatalf("%d connections reached the loopback server", n)
 	}
 }
+
+// TestPlainHTTPNotSentUnlessAllowed: an account whose http URL reached the
+// database (saved before the rule, or edited behind the API) does not get
+// its credentials sent in the clear unless the operator allows the host.
+func TestPlainHTTPNotSentUnlessAllowed(t *testing.T) {
+	f := newFixture(t)
+	fake := fakenet.NewMastodon("mastodon-token-1")
+	defer fake.Close()
+	acct := mastodonAccount(f, fake) // http://127.0.0.1:port, allowed by the fixture's guard
+	strict, _ := egress.Parse("")
+	f.pub.Guard = strict
+	req := f.post(acct, "in the clear?")
+	_, err := f.publish(context.Background(), req)
+	f.expect(err, activities.ErrTypePublishRejected, "plain http", "COUNTERSIGN_EGRESS_ALLOW")
+	if fake.Count() != 0 || f.publication(req).Status != store.PubFailed {
+		t.Fatalf("%d statuses, publication %+v", fake.Count(), f.publication(req))
+	}
+}
