@@ -290,10 +290,10 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 		msg := fmt.Sprintf("%s was not contacted: its address is a %s, which outbound calls may not reach (an operator may allow it with %s)",
 			acct.Network, re.Reason, egress.Variable)
 		r.Note("%s", msg)
-		if pub.InDoubt {
-			err = Unknown("%s; an earlier attempt may have published the post: check the account", msg)
-		} else {
+		if errors.Is(err, ErrNotPosted) { // surely not posted, no doubt left
 			err = Rejected("%s", msg)
+		} else { // a call before the refused one may have published it
+			err = Unknown("%s; the post may have been published before that: check the account", msg)
 		}
 	}
 	if err == nil {
