@@ -139,6 +139,21 @@ func checkRepointRefused(e *env, r repoint, handle string) {
 	}
 }
 
+// serial runs one deployment at a time. Deployments under test share the
+// in-process Temporal server and its task queue, so two running at once
+// pick up each other's activity tasks (against the wrong database: "mirror
+// post …: no rows in result set"), and posts stall. TestAbuse runs its cases
+// in parallel; these take turns.
+func serial(run func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) {
+		serialMu.Lock()
+		t.Cleanup(serialMu.Unlock) // registered first, so it runs after the deployment stopped
+		run(t)
+	}
+}
+
+var serialMu sync.Mutex
+
 func containsField(fields []string, want string) bool {
 	for _, f := range fields {
 		if f == want || strings.HasPrefix(f, want+".") {
@@ -151,7 +166,7 @@ func containsField(fields []string, want string) bool {
 func init() {
 	addAbuse(abuseCase{
 		Attacker: "admin", Attack: "re-points a Mastodon account's instance_url without resending credentials", Spec: "§8 Credentials",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			m := fakenet.NewMastodon("mastodon-secret-token")
@@ -159,10 +174,10 @@ func init() {
 			checkRepointRefused(e, repoint{network: "mastodon", key: "instance_url",
 				settings: func() map[string]string { return map[string]string{"instance_url": m.URL} },
 				creds:    map[string]string{"access_token": "mastodon-secret-token"}, published: m.Count}, "acme")
-		},
+		}),
 	}, abuseCase{
 		Attacker: "admin", Attack: "re-points a Bluesky, X or webhook account's URL without resending credentials", Spec: "§8 Credentials",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			b := fakenet.NewBluesky("acme.bsky.social", "app-pass-word")
@@ -180,10 +195,10 @@ func init() {
 			} {
 				checkRepointRefused(e, r, "acme-"+r.network)
 			}
-		},
+		}),
 	}, abuseCase{
 		Attacker: "admin", Attack: "sets an http:// URL on a credentialed network", Spec: "§8 Credentials",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			for _, c := range []struct {
@@ -218,10 +233,10 @@ func init() {
 			if len(list.Items) != 1 {
 				t.Errorf("%d accounts exist, want only the one created legitimately", len(list.Items))
 			}
-		},
+		}),
 	}, abuseCase{
 		Attacker: "admin", Attack: "points an account at a private, loopback or metadata address", Spec: "§8 Outbound calls",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			// A deployment that does not allow loopback (one deployment per
 			// case: deployments share Temporal's task queue).
 			tsrv := testenv.Temporal(t)
@@ -254,10 +269,10 @@ func init() {
 			if conns, reqs := tr.caught(); conns != 0 {
 				t.Errorf("the loopback server got %d connections (%q)", conns, reqs)
 			}
-		},
+		}),
 	}, abuseCase{
 		Attacker: "database editor", Attack: "moves sealed credentials to another URL", Spec: "§8 Credentials",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			m := fakenet.NewMastodon("mastodon-secret-token")
@@ -291,10 +306,10 @@ func init() {
 			if m.Count() != 0 {
 				t.Errorf("the instance got %d statuses", m.Count())
 			}
-		},
+		}),
 	}, abuseCase{
 		Attacker: "network", Attack: "answers with huge bodies, headers and a foreign external URL", Spec: "§8 Outbound calls",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			const marker = "SECRET-HEADER-VALUE"
@@ -341,10 +356,10 @@ func init() {
 					t.Errorf("%s: %s, external_url %q, want %q", tok, p.Status, p.ExternalURL, want)
 				}
 			}
-		},
+		}),
 	}, abuseCase{
 		Attacker: "admin", Attack: "saves a URL with a query, fragment or user info", Spec: "§8 Outbound calls",
-		Run: func(t *testing.T) {
+		Run: serial(func(t *testing.T) {
 			e := newEnv(t)
 			e.pubBootstrap()
 			acct := e.createAccount("mastodon", "acme", map[string]string{"instance_url": "https://social.acme.test"}, map[string]string{"access_token": "tok"})
@@ -365,6 +380,6 @@ func init() {
 			if after := e.accountState(acct); fmt.Sprint(after) != fmt.Sprint(before) {
 				t.Errorf("a refused change changed the account:\n%v\n%v", before, after)
 			}
-		},
+		}),
 	})
 }
