@@ -3,7 +3,6 @@ package countersign
 import (
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -218,9 +217,8 @@ func ValidateAccount(network Network, handle, timezone string, settings, credent
 			add("settings."+k, "is not a setting of %s accounts (known: %s)", network, list(spec.settings))
 			continue
 		}
-		u, err := url.Parse(settings[k])
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			add("settings."+k, "must be an absolute http or https URL")
+		if msg := CheckBaseURL(settings[k]); msg != "" {
+			add("settings."+k, "%s", msg)
 		}
 	}
 	for _, k := range spec.requiredSettings {

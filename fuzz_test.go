@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -356,6 +357,58 @@ func FuzzCheckPost(f *testing.F) {
 		}
 		if len(text) > MaxTextBytes && !strings.Contains(e.Fields[0].Message, strconv.Itoa(MaxTextBytes)) {
 			t.Fatalf("refusal of %d bytes does not name the limit: %s", len(text), e.Fields[0].Message)
+		}
+	})
+}
+
+// FuzzAccountURL: a URL setting is accepted only without user info, query
+// or fragment, as an absolute http(s) URL with a host; an accepted one has
+// one canonical spelling (the destination credentials are bound to), which
+// is itself accepted and canonical; ValidateAccount names the setting and
+// nothing else when it refuses one.
+func FuzzAccountURL(f *testing.F) {
+	for _, s := range []string{
+		"https://mastodon.social", "https://Mastodon.Social:443/", "http://127.0.0.1:8080/hook/", "https://[::1]:8443/x",
+		"https://user:pass@evil.test", "https://a.test/?q=1", "https://a.test/#frag", "https://a.test/?", "https://a.test#",
+		"ftp://a.test", "//a.test", "https://", "https://:443", "https://a.test:0", "https://a.test:99999", "https://a.test:",
+		"https://a.test/%2e%2e/", " https://a.test", "https://a.test/\x00", "javascript:alert(1)", "https://a.test\\@b.test",
+		"HTTPS://A.TEST/Path/", "https://xn--bcher-kva.test", "https://a.test/" + strings.Repeat("p", 2100),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		msg := CheckBaseURL(raw)
+		canon, err := CanonicalURL(raw)
+		fields := ValidateAccount(NetworkWebhook, "acme", "UTC", map[string]string{"url": raw}, nil)
+		if msg != "" {
+			if err == nil {
+				t.Fatalf("%q refused (%s) but has a canonical form %q", raw, msg, canon)
+			}
+			if len(fields) != 1 || fields[0].Field != "settings.url" || fields[0].Message != msg {
+				t.Fatalf("%q: ValidateAccount says %v, want settings.url: %s", raw, fields, msg)
+			}
+			return
+		}
+		if err != nil || len(fields) != 0 {
+			t.Fatalf("%q accepted but %v / %v", raw, err, fields)
+		}
+		u, perr := url.Parse(raw)
+		if perr != nil || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Hostname() == "" || len(raw) > MaxURLLength {
+			t.Fatalf("%q accepted: %+v %v", raw, u, perr)
+		}
+		if CheckBaseURL(canon) != "" {
+			t.Fatalf("canonical %q of %q is refused: %s", canon, raw, CheckBaseURL(canon))
+		}
+		again, err := CanonicalURL(canon)
+		if err != nil || again != canon {
+			t.Fatalf("canonical form is not stable: %q -> %q -> %q (%v)", raw, canon, again, err)
+		}
+		cu, _ := url.Parse(canon)
+		if !strings.EqualFold(cu.Hostname(), strings.TrimSuffix(u.Hostname(), ".")) || cu.Scheme != strings.ToLower(u.Scheme) {
+			t.Fatalf("canonical %q of %q changed the destination", canon, raw)
+		}
+		if DestinationURL(NetworkWebhook, map[string]string{"url": raw}) != canon {
+			t.Fatalf("DestinationURL differs from the canonical form of %q", raw)
 		}
 	})
 }

@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/testenv"
 	"github.com/countersign/countersign/server"
+	"net/url"
 )
 
 // Fuzz targets of the API. Under plain `go test` their seeds run as ordinary
@@ -441,6 +443,62 @@ func FuzzSubmitIdempotencyKey(f *testing.F) {
 			}
 		default:
 			t.Fatalf("%s: unexpected %d %s", what, resp.StatusCode, raw)
+		}
+	})
+}
+
+// FuzzAccountSettings: PATCH an account's URL setting with any string, with
+// or without its credentials: never a 5xx; a refusal leaves the account
+// exactly as it was; an accepted URL has no user info, query or fragment,
+// is not plain http (the fuzz deployment allows no host), and moved only if
+// the credentials came with it.
+func FuzzAccountSettings(f *testing.F) {
+	e := newFzEnv(f)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 24))
+	path := e.o("/accounts/" + e.acct)
+	for _, s := range []string{
+		"https://hooks.fuzz.test/in", "https://HOOKS.fuzz.test:443/in/", "https://evil.test/in", "http://hooks.fuzz.test/in",
+		"https://hooks.fuzz.test/in?x=1", "https://hooks.fuzz.test/in#f", "https://u:p@hooks.fuzz.test/in", "https://169.254.169.254/",
+		"https://[fd00:ec2::254]/", "https://10.0.0.1:8443/", "https://localhost/", "ftp://hooks.fuzz.test", "", " https://a.test",
+		"https://a.test/\u0000", "https://" + strings.Repeat("a", 3000) + ".test",
+	} {
+		for _, creds := range []bool{false, true} {
+			f.Add(s, uint8(0), creds)
+		}
+	}
+	f.Add("https://social.fuzz.test", uint8(1), true)
+	f.Fuzz(func(t *testing.T, raw string, key uint8, withCreds bool) {
+		keys := []string{"url", "instance_url"}
+		body := map[string]any{"settings": map[string]string{keys[int(key)%len(keys)]: raw}}
+		if withCreds {
+			body["credentials"] = map[string]string{"secret": secret}
+		}
+		b, _ := json.Marshal(body)
+		before := e.must(t, 200, e.owner, "GET", path, "")
+		code, h, out, err := e.send(e.owner, "PATCH", path, "application/json", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkAnswer(t, e, "PATCH account settings", b, code, h, out)
+		after := e.must(t, 200, e.owner, "GET", path, "")
+		if code != 200 {
+			if fmt.Sprint(before) != fmt.Sprint(after) {
+				t.Fatalf("a refused change (%d %s) changed the account:\n%v\n%v", code, out, before, after)
+			}
+			return
+		}
+		got := after["settings"].(map[string]any)["url"].(string)
+		u, perr := url.Parse(got)
+		if perr != nil || u.Scheme != "https" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || strings.Contains(got, "#") {
+			t.Fatalf("accepted %q", got)
+		}
+		was := before["settings"].(map[string]any)["url"].(string)
+		if cs.DestinationURL(cs.NetworkWebhook, map[string]string{"url": got}) != cs.DestinationURL(cs.NetworkWebhook, map[string]string{"url": was}) {
+			if !withCreds {
+				t.Fatalf("moved from %q to %q without the credentials", was, got)
+			}
+			// Put it back for the next input.
+			e.must(t, 200, e.owner, "PATCH", path, fmt.Sprintf(`{"settings": {"url": %q}, "credentials": {"secret": %q}}`, was, secret))
 		}
 	})
 }

@@ -51,10 +51,25 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	if err != nil {
 		return nil, err
 	}
+	st.SetEgress(cfg.Egress)
 	if len(cfg.SecretKey) > 0 {
 		if err := st.SetSecretKey(cfg.SecretKey); err != nil {
 			st.Close()
 			return nil, err
+		}
+		// Credentials sealed before they were bound to their URL are
+		// re-sealed now (the key is not available to SQL migrations).
+		n, stuck, err := st.ResealCredentials(ctx)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("re-seal account credentials (has `countersign migrate` run?): %w", err)
+		}
+		if n > 0 {
+			logger.Info("account credentials re-sealed, bound to their network URL", "accounts", n)
+		}
+		if len(stuck) > 0 {
+			logger.Warn("account credentials that COUNTERSIGN_SECRET_KEY does not open were left as they are; an admin must enter them again",
+				"accounts", stuck)
 		}
 	}
 	m := metrics.New()
@@ -65,7 +80,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 		return nil, err
 	}
 	slack := csslack.New(csslack.Config{BotToken: cfg.SlackBotToken, SigningSecret: cfg.SlackSigningSecret,
-		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken}, st, logger)
+		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken, Egress: cfg.Egress}, st, logger)
 	var signer *secrets.DecisionSigner
 	if len(cfg.SecretKey) > 0 {
 		if signer, err = secrets.NewDecisionSigner(cfg.SecretKey); err != nil {
@@ -134,10 +149,10 @@ func (a *App) Activities() *activities.Activities {
 		Directory: a.Store,
 		Mirror:    observedMirror{a.Store, a.Metrics},
 		Notifier:  a.notifier(),
-		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL),
+		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL, a.Config.Egress),
 	}
-	if signer, err := secrets.NewDecisionSigner(a.Config.SecretKey); err == nil {
-		acts.Signer = signer
+	if a.Signer != nil { // the API's own signer; a nil one must stay a nil interface
+		acts.Signer = a.Signer
 	}
 	return acts
 }

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/countersign/countersign/internal/egress"
 )
 
 // Config is everything the production commands read from the environment.
@@ -34,6 +36,10 @@ type Config struct {
 	SlackSigningSecret string // COUNTERSIGN_SLACK_SIGNING_SECRET
 	SlackAPIURL        string // COUNTERSIGN_SLACK_API_URL
 	SlackAppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (Socket Mode)
+
+	// Egress guards every outbound call; COUNTERSIGN_EGRESS_ALLOW lists what
+	// it lets through beyond public addresses. Never nil after Load.
+	Egress *egress.Guard
 }
 
 // Var documents one environment variable.
@@ -60,6 +66,7 @@ var Vars = []Var{
 	{"COUNTERSIGN_SLACK_SIGNING_SECRET", "", "Slack signing secret that verifies interaction requests"},
 	{"COUNTERSIGN_SLACK_API_URL", "https://slack.com/api/", "Slack API base URL (tests, proxies)"},
 	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
+	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -102,6 +109,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return c, fmt.Errorf("COUNTERSIGN_LOG_FORMAT must be json or text, not %q", c.LogFormat)
 	}
+	g, err := egress.Parse(get(egress.Variable))
+	if err != nil {
+		return c, err
+	}
+	c.Egress = g
 	if key := get("COUNTERSIGN_SECRET_KEY"); key != "" {
 		k, err := ParseSecretKey(key)
 		if err != nil {

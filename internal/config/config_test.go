@@ -50,12 +50,24 @@ func TestSecretKey(t *testing.T) {
 
 func TestInvalidSettingsAreNamed(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
-		"COUNTERSIGN_LOG_FORMAT": {"COUNTERSIGN_LOG_FORMAT": "xml"},
-		"TEMPORAL_TLS_KEY":       {"TEMPORAL_TLS_CERT": "/c.pem"},
+		"COUNTERSIGN_LOG_FORMAT":   {"COUNTERSIGN_LOG_FORMAT": "xml"},
+		"TEMPORAL_TLS_KEY":         {"TEMPORAL_TLS_CERT": "/c.pem"},
+		"COUNTERSIGN_EGRESS_ALLOW": {"COUNTERSIGN_EGRESS_ALLOW": "10.0.0.0/8,not a cidr"},
 	} {
 		if _, err := config.Load(env(vars)); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%v: want an error naming %s, got %v", vars, name, err)
 		}
+	}
+}
+
+func TestEgressAllowList(t *testing.T) {
+	c, err := config.Load(env(nil))
+	if err != nil || c.Egress == nil || c.Egress.AllowsHost("127.0.0.1", "80") {
+		t.Fatalf("by default nothing special is allowed: %v %v", err, c.Egress)
+	}
+	c, err = config.Load(env(map[string]string{"COUNTERSIGN_EGRESS_ALLOW": "127.0.0.0/8, mastodon.internal:443"}))
+	if err != nil || !c.Egress.AllowsHost("127.0.0.1", "80") || !c.Egress.AllowsHost("mastodon.internal", "443") {
+		t.Fatalf("allow-list not read: %v %v", err, c.Egress)
 	}
 }
 

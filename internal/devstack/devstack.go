@@ -14,13 +14,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/countersign/countersign/internal/app"
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/devtemporal"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/temporalclient"
 )
 
@@ -164,10 +167,19 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 				return v
 			}
 			return s.APIURL
+		case egress.Variable:
+			// The dev stack reaches local test servers (a webhook receiver,
+			// a local Mastodon) on loopback, plus what the environment adds.
+			return strings.Trim(DevEgressAllow+","+os.Getenv(name), ",")
 		}
 		return os.Getenv(name) // Slack settings and the like still come from the environment
 	})
 	if err != nil {
+		return s, err
+	}
+	// Migrate first: opening the app re-seals old credentials, which needs
+	// the current schema.
+	if err := migrate(ctx, dbURL); err != nil {
 		return s, err
 	}
 	if s.App, err = app.Open(ctx, cfg, o.Logger); err != nil {
@@ -177,9 +189,6 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if err := temporalclient.EnsureSearchAttributes(ctx, s.App.Temporal, namespace); err != nil {
 			return s, err
 		}
-	}
-	if _, err := s.App.Store.Migrate(ctx); err != nil {
-		return s, err
 	}
 	if s.Demo, s.Seeded, err = loadOrSeed(ctx, s.App.Store, o.DataDir, s.APIURL); err != nil {
 		return s, err
@@ -257,6 +266,20 @@ func secretKey(dir string) (string, error) {
 	}
 	key := hex.EncodeToString(secrets.RandomBytes(32))
 	return key, os.WriteFile(path, []byte(key), 0o600)
+}
+
+// DevEgressAllow is what the dev stack's outbound calls may reach beyond
+// public addresses: loopback.
+const DevEgressAllow = "127.0.0.0/8,::1/128"
+
+func migrate(ctx context.Context, dbURL string) error {
+	st, err := store.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Migrate(ctx)
+	return err
 }
 
 func hostPort(a *net.TCPAddr) string {

@@ -72,6 +72,11 @@ func startEnv(t *testing.T, vars map[string]string, logger *slog.Logger) *env {
 		if name == "COUNTERSIGN_SECRET_KEY" {
 			return fmt.Sprintf("%x", secrets.RandomBytes(32))
 		}
+		if _, ok := vars[name]; !ok && name == "COUNTERSIGN_EGRESS_ALLOW" {
+			// The fakes and receivers listen on loopback; nothing else is
+			// allowed (a test that says otherwise sets the variable).
+			return "127.0.0.0/8,::1/128"
+		}
 		return vars[name]
 	})
 	if err != nil {
@@ -500,7 +505,7 @@ func newReceiver(t *testing.T) *receiver {
 			r.deliveries = append(r.deliveries, p)
 		}
 		r.seen[id]++
-		_, _ = fmt.Fprintf(w, `{"id":"hook-%d","url":"https://hooks.acme.test/%s"}`, len(r.deliveries), id)
+		_, _ = fmt.Fprintf(w, `{"id":"hook-%d","url":"%s/deliveries/%s"}`, len(r.deliveries), r.srv.URL, id)
 	}))
 	t.Cleanup(r.srv.Close)
 	return r

@@ -45,7 +45,9 @@ func TestLogsCarryPost(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(flaky.Close)
-	e.must(200, e.owner, "PATCH", e.org("/accounts/"+acct), map[string]any{"settings": map[string]string{"url": flaky.URL}}, nil)
+	// A new URL takes the credentials again (SPEC §8).
+	e.must(200, e.owner, "PATCH", e.org("/accounts/"+acct), map[string]any{"settings": map[string]string{"url": flaky.URL},
+		"credentials": map[string]string{"secret": e.hook.secret}}, nil)
 
 	var post cs.Post
 	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Logged launch"}, &post)

@@ -13,8 +13,80 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/publish/fakenet"
 )
+
+// loopback lets the adapters reach the fakes, which listen on loopback.
+var loopback, _ = egress.Parse("127.0.0.0/8,::1/128")
+
+// TestDescribeIsShortAndSanitized: what a network answers reaches users as
+// its status and its own error message, on one line and short; never a raw
+// body or a header.
+func TestDescribeIsShortAndSanitized(t *testing.T) {
+	huge := strings.Repeat("é", 100_000)
+	for _, c := range []struct {
+		ex   exchange
+		want string
+	}{
+		{exchange{Status: 422, Body: []byte(`{"error":"Validation failed: Text character limit of 500 exceeded"}`)},
+			"Unprocessable Entity (422): Validation failed: Text character limit of 500 exceeded"},
+		{exchange{Status: 502, Body: []byte("<html><body>internal-host-name db01.corp</body></html>")}, "Bad Gateway (502)"},
+		{exchange{Status: 400, Body: []byte(`{"error":"InvalidRequest","message":"bad\u001b[31m\nline"}`)}, "Bad Request (400): InvalidRequest: bad [31m line"},
+		{exchange{Status: 401, Header: http.Header{"X-Secret": {"s3cr3t"}}, Body: []byte(`{"title":"Unauthorized","detail":"Unauthorized"}`)},
+			"Unauthorized (401): Unauthorized"},
+	} {
+		if got := c.ex.describe(); got != c.want {
+			t.Errorf("describe = %q, want %q", got, c.want)
+		}
+	}
+	got := exchange{Status: 400, Body: []byte(`{"error":"` + huge + `"}`)}.describe()
+	if len(got) > maxReason || !strings.HasSuffix(got, "…") || !strings.HasPrefix(got, "Bad Request (400): éé") {
+		t.Fatalf("a huge message: %d bytes, %q…", len(got), got[:40])
+	}
+	if e := (capped{errors.New(strings.Repeat("x\n", 1000))}).Error(); len(e) > maxReason || strings.Contains(e, "\n") {
+		t.Fatalf("a transport error: %d bytes", len(e))
+	}
+}
+
+func TestSafeResult(t *testing.T) {
+	mast := cs.Account{Network: cs.NetworkMastodon, Settings: map[string]string{"instance_url": "https://Social.Acme.Test/"}}
+	local := cs.Account{Network: cs.NetworkMastodon, Settings: map[string]string{"instance_url": "http://127.0.0.1:8080"}}
+	hook := cs.Account{Network: cs.NetworkWebhook, Settings: map[string]string{"url": "https://hooks.acme.test/in"}}
+	for _, c := range []struct {
+		acct      cs.Account
+		url, want string
+	}{
+		{mast, "https://social.acme.test/@acme/1", "https://social.acme.test/@acme/1"},
+		{mast, "https://evil.test/@acme/1", ""},
+		{mast, "https://SOCIAL.acme.test:443/@acme/2", "https://SOCIAL.acme.test:443/@acme/2"},
+		{mast, "https://social.acme.test:8443/@acme/2", ""},
+		{mast, "http://social.acme.test/@acme/1", ""},
+		{mast, "javascript:alert(1)", ""},
+		{mast, "https://user@social.acme.test/x", ""},
+		{mast, "https://social.acme.test/" + strings.Repeat("a", MaxExternalURL), ""},
+		{local, "http://127.0.0.1:8080/@acme/1", "http://127.0.0.1:8080/@acme/1"},
+		{local, "http://127.0.0.1:9999/@acme/1", ""},
+		{hook, "https://hooks.acme.test/deliveries/7", "https://hooks.acme.test/deliveries/7"},
+		{hook, "https://hooks.acme.test.evil.test/", ""},
+		{cs.Account{Network: cs.NetworkBluesky}, "https://bsky.app/profile/acme.test/post/3k", "https://bsky.app/profile/acme.test/post/3k"},
+		{cs.Account{Network: cs.NetworkX}, "https://x.com.evil.test/a/status/1", ""},
+		{cs.Account{Network: cs.NetworkLog}, "http://localhost:8080/v1/orgs/o/posts/p", "http://localhost:8080/v1/orgs/o/posts/p"},
+	} {
+		if got := safeResult(c.acct, Result{ExternalID: "1", ExternalURL: c.url}, Request{}); got.ExternalURL != c.want {
+			t.Errorf("%s on %v: %q, want %q", c.url, c.acct.Settings, got.ExternalURL, c.want)
+		}
+	}
+	if got := bskyResult(bskySession{Handle: "evil.test/../../x", DID: "did:plc:abc"}, "at://x", "3k"); got.ExternalURL != "https://bsky.app/profile/did:plc:abc/post/3k" {
+		t.Errorf("a hostile handle: %q", got.ExternalURL)
+	}
+	if got := (X{}).result(Request{Account: cs.Account{Handle: "@acme"}}, "a/../b", "12"); got.ExternalURL != "https://x.com/i/web/status/12" {
+		t.Errorf("a hostile username: %q", got.ExternalURL)
+	}
+	if got := (X{}).result(Request{}, "acme", "12/../../evil"); got.ExternalURL != "" {
+		t.Errorf("a hostile id: %q", got.ExternalURL)
+	}
+}
 
 func TestRetryDelay(t *testing.T) {
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
@@ -88,7 +160,7 @@ func TestNetworkMessage(t *testing.T) {
 		`{"error":"InvalidRequest","message":"Record/text must not be longer than 300 graphemes"}`:                    "InvalidRequest: Record/text must not be longer than 300 graphemes",
 		`{"title":"Forbidden","detail":"You are not allowed to create a Tweet with duplicate content.","status":403}`: "You are not allowed to create a Tweet with duplicate content.",
 		`{"error":"invalid_request","error_description":"Value passed for the token was invalid."}`:                   "invalid_request: Value passed for the token was invalid.",
-		"<html>\n<body>Bad   gateway</body></html>":                                                                   "<html> <body>Bad gateway</body></html>",
+		"<html>\n<body>Bad   gateway</body></html>":                                                                   "", // raw bodies are not shown
 	} {
 		if got := networkMessage([]byte(body)); got != want {
 			t.Errorf("%s: %q, want %q", body, got, want)
@@ -139,7 +211,7 @@ func TestMastodonDoesNotResendPastTheKeyWindow(t *testing.T) {
 	fake := fakenet.NewMastodon("tok")
 	defer fake.Close()
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	m := Mastodon{Client: NewHTTPClient(5 * time.Second), Now: func() time.Time { return now }}
+	m := Mastodon{Client: NewHTTPClient(loopback, 5*time.Second), Now: func() time.Time { return now }}
 	r := Request{
 		PublishRequest: activities.PublishRequest{PostID: "p", Revision: 1, Text: "hello"},
 		Account:        cs.Account{Network: cs.NetworkMastodon, Settings: map[string]string{"instance_url": fake.URL}},
@@ -162,7 +234,7 @@ func TestBlueskyDuplicateKeyIsLookedUp(t *testing.T) {
 	for _, explicit := range []bool{false, true} {
 		fake := fakenet.NewBluesky("acme.bsky.social", "app-pass-word")
 		fake.ExplicitDuplicate = explicit
-		b := Bluesky{Client: NewHTTPClient(5 * time.Second)}
+		b := Bluesky{Client: NewHTTPClient(loopback, 5*time.Second)}
 		r := Request{
 			PublishRequest: activities.PublishRequest{PostID: "p", Revision: 1, Text: "hello"},
 			Account:        cs.Account{Network: cs.NetworkBluesky, Settings: map[string]string{"pds_url": fake.URL}},

@@ -31,7 +31,7 @@ type Bluesky struct {
 }
 
 // DefaultPDS is where Bluesky accounts live unless pds_url says otherwise.
-const DefaultPDS = "https://bsky.social"
+const DefaultPDS = cs.DefaultBlueskyPDS
 
 const bskyPost = "app.bsky.feed.post"
 
@@ -208,7 +208,7 @@ func (b Bluesky) login(ctx context.Context, r Request, pds, ident, pw string) (b
 			return sess, notPostedOrDoubt(r, "bluesky's createSession answer could not be read")
 		}
 		if sess.Active != nil && !*sess.Active {
-			return sess, Rejected("the bluesky account %s is not active (%s)", sess.Handle, sess.Status)
+			return sess, Rejected("the bluesky account %s is not active (%s)", oneLine(sess.Handle, 64), oneLine(sess.Status, 64))
 		}
 		return sess, nil
 	case ex.Status == http.StatusTooManyRequests:
@@ -243,12 +243,22 @@ func (b Bluesky) record(r Request) map[string]any {
 	return rec
 }
 
+// bskyHandle and bskyDID are what may stand in a bsky.app link: the PDS's
+// answer is not trusted to be either.
+var (
+	bskyHandle = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)+$`)
+	bskyDID    = regexp.MustCompile(`^did:[a-z]+:[a-zA-Z0-9._:%-]{1,200}$`)
+)
+
 func bskyResult(sess bskySession, uri, rkey string) Result {
 	who := sess.Handle
-	if who == "" || who == "handle.invalid" {
+	if who == "" || who == "handle.invalid" || len(who) > 253 || !bskyHandle.MatchString(who) {
 		who = sess.DID
 	}
-	return Result{ExternalID: uri, ExternalURL: "https://bsky.app/profile/" + who + "/post/" + rkey}
+	if !bskyHandle.MatchString(who) && !bskyDID.MatchString(who) {
+		return Result{ExternalID: uri}
+	}
+	return Result{ExternalID: uri, ExternalURL: "https://bsky.app/profile/" + url.PathEscape(who) + "/post/" + rkey}
 }
 
 // xrpcError is the "error" name of an XRPC error answer.

@@ -12,8 +12,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/egress"
 )
 
 // exchange is one HTTP call to a network and what is known of it.
@@ -59,15 +64,57 @@ func call(ctx context.Context, c *http.Client, method, target string, header htt
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return exchange{Sent: wrote.Load(), Err: cleanURLError(err)}
+		noteRefusal(ctx, err)
+		return exchange{Sent: wrote.Load(), Err: capped{cleanURLError(err)}}
 	}
 	defer resp.Body.Close()
 	ex := exchange{Status: resp.StatusCode, Header: resp.Header, Sent: true}
 	ex.Body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		ex.Err = fmt.Errorf("reading the answer: %w", cleanURLError(err))
+		ex.Err = capped{fmt.Errorf("reading the answer: %w", cleanURLError(err))}
 	}
 	return ex
+}
+
+// capped is a transport error shown on one line and at most maxReason
+// characters: Go's errors may quote what the network sent (a malformed
+// status line, say).
+type capped struct{ err error }
+
+func (c capped) Error() string { return oneLine(c.err.Error(), maxReason) }
+func (c capped) Unwrap() error { return c.err }
+
+// refusals collects what the egress guard refused during one attempt, so the
+// Publisher can tell "refused by policy" (final) from "unreachable" (retry).
+type refusals struct {
+	mu    sync.Mutex
+	first *egress.RefusedError
+}
+
+type refusalsKey struct{}
+
+func watchRefusals(ctx context.Context) (context.Context, *refusals) {
+	r := &refusals{}
+	return context.WithValue(ctx, refusalsKey{}, r), r
+}
+
+func noteRefusal(ctx context.Context, err error) {
+	var re *egress.RefusedError
+	r, _ := ctx.Value(refusalsKey{}).(*refusals)
+	if r == nil || !errors.As(err, &re) {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.first == nil {
+		r.first = re
+	}
+}
+
+func (r *refusals) get() *egress.RefusedError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
 }
 
 // cleanURLError drops the query string from a url.Error's URL (it may name
@@ -84,20 +131,26 @@ func cleanURLError(err error) error {
 	return err
 }
 
-// describe is a one-line account of an answer: status and the network's
-// own message.
+// maxReason bounds what of a network's answer reaches users (the post's
+// last error, its events, notifications): status, the network's error code
+// or message, never headers or raw bodies.
+const maxReason = 160
+
+// describe is a short account of an answer: status and the network's own
+// error code and message, sanitized.
 func (ex exchange) describe() string {
-	msg := networkMessage(ex.Body)
-	if msg == "" {
-		return http.StatusText(ex.Status) + fmt.Sprintf(" (%d)", ex.Status)
+	s := fmt.Sprintf("%s (%d)", http.StatusText(ex.Status), ex.Status)
+	if msg := networkMessage(ex.Body); msg != "" {
+		s += ": " + msg
 	}
-	return fmt.Sprintf("%s (%d): %s", http.StatusText(ex.Status), ex.Status, msg)
+	return oneLine(s, maxReason)
 }
 
-// networkMessage extracts a network's error message from an answer's body:
-// Mastodon {"error"}, XRPC {"error","message"}, X {"title","detail"} or
-// {"errors":[{"message"}]}, OAuth {"error","error_description"}; otherwise
-// the start of the body on one line.
+// networkMessage extracts a network's error code and message from a JSON
+// answer: Mastodon {"error"}, XRPC {"error","message"}, X {"title","detail"}
+// or {"errors":[{"message"}]}, OAuth {"error","error_description"}. Anything
+// else (an HTML error page, a proxy's text) gives "": raw bodies are not
+// shown.
 func networkMessage(body []byte) string {
 	var m struct {
 		Error       any    `json:"error"`
@@ -111,36 +164,42 @@ func networkMessage(body []byte) string {
 		} `json:"errors"`
 	}
 	var parts []string
-	if json.Unmarshal(body, &m) == nil {
-		if s, ok := m.Error.(string); ok && s != "" {
+	if json.Unmarshal(body, &m) != nil {
+		return ""
+	}
+	if s, ok := m.Error.(string); ok && s != "" {
+		parts = append(parts, s)
+	}
+	for _, s := range []string{m.Description, m.Message, m.Detail} {
+		if s != "" {
 			parts = append(parts, s)
 		}
-		for _, s := range []string{m.Description, m.Message, m.Detail} {
-			if s != "" {
-				parts = append(parts, s)
-			}
-		}
-		if m.Detail == "" && m.Title != "" {
-			parts = append(parts, m.Title)
-		}
-		for _, e := range m.Errors {
-			if e.Message != "" {
-				parts = append(parts, e.Message)
-			} else if e.Detail != "" {
-				parts = append(parts, e.Detail)
-			}
-		}
-		if len(parts) > 0 {
-			return oneLine(strings.Join(parts, ": "), 300)
+	}
+	if m.Detail == "" && m.Title != "" {
+		parts = append(parts, m.Title)
+	}
+	for _, e := range m.Errors {
+		if e.Message != "" {
+			parts = append(parts, e.Message)
+		} else if e.Detail != "" {
+			parts = append(parts, e.Detail)
 		}
 	}
-	return oneLine(string(body), 200)
+	return oneLine(strings.Join(parts, ": "), maxReason)
 }
 
+// oneLine is s on one line of printable characters, cut to at most n bytes
+// (in whole runes, with an ellipsis).
 func oneLine(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > n {
-		cut := n
+		cut := n - len("…")
 		for cut > 0 && !isRuneStart(s[cut]) {
 			cut--
 		}
@@ -210,9 +269,8 @@ func baseURL(r Request, key, def string) (string, error) {
 	if v == "" {
 		return "", Rejected("the account has no %s setting", key)
 	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", Rejected("the account's %s is not an http(s) URL", key)
+	if msg := cs.CheckBaseURL(v); msg != "" {
+		return "", Rejected("the account's %s %s", key, msg)
 	}
 	return strings.TrimRight(v, "/"), nil
 }

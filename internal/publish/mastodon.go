@@ -81,7 +81,7 @@ func (m Mastodon) Publish(ctx context.Context, r Request) (Result, error) {
 		// Mastodon deduplicates on the key: sending again is safe.
 		return Result{}, Doubtful("mastodon answered %s", ex.describe())
 	case ex.Status/100 == 3:
-		return Result{}, Rejected("mastodon redirected to %q: set instance_url to the instance's address", ex.Header.Get("Location"))
+		return Result{}, Rejected("mastodon answered with a redirect (%d): set instance_url to the instance's own address", ex.Status)
 	default:
 		return Result{}, Rejected("mastodon refused the status: %s", ex.describe())
 	}

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -158,27 +160,30 @@ type Publisher struct {
 	Adapters map[cs.Network]Adapter
 	Logger   *slog.Logger
 	Now      func() time.Time // for tests; time.Now when nil
+	// Guard is the operator's egress allow-list; plain http for networks
+	// with credentials is sent only to hosts it allows.
+	Guard *egress.Guard
 }
 
 // DefaultTimeout bounds each HTTP call to a network.
 const DefaultTimeout = 30 * time.Second
 
-// NewHTTPClient returns the client adapters use: a timeout per call, and no
-// redirects followed (Go would turn a redirected POST into a GET: a moved
-// endpoint is an error to fix in the account's settings).
-func NewHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout:       timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+// NewHTTPClient returns the client adapters use: every connection through
+// the egress guard, a timeout per call, and no redirects followed (Go would
+// turn a redirected POST into a GET: a moved endpoint is an error to fix in
+// the account's settings).
+func NewHTTPClient(guard *egress.Guard, timeout time.Duration) *http.Client {
+	return guard.Client(timeout)
 }
 
-// New returns a Publisher with the built-in adapters.
-func New(st Store, logger *slog.Logger, publicURL string) *Publisher {
-	client := NewHTTPClient(DefaultTimeout)
+// New returns a Publisher with the built-in adapters, whose every outbound
+// call goes through guard.
+func New(st Store, logger *slog.Logger, publicURL string, guard *egress.Guard) *Publisher {
+	client := NewHTTPClient(guard, DefaultTimeout)
 	return &Publisher{
 		Store:  st,
 		Logger: logger,
+		Guard:  guard,
 		Adapters: map[cs.Network]Adapter{
 			cs.NetworkLog:      Log{Logger: logger, PublicURL: publicURL},
 			cs.NetworkWebhook:  Webhook{Client: client},
@@ -246,10 +251,20 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	logger := p.Logger.With("org", req.OrgID, "post_id", req.PostID, "workflow_id", cs.WorkflowID(req.PostID),
 		"revision", req.Revision, "network", acct.Network, "account", acct.Handle, "attempt", pub.Attempts)
 	creds, err := p.Store.AccountCredentials(ctx, req.OrgID, req.AccountID)
+	if errors.Is(err, store.ErrCredentialsDoNotOpen) {
+		// Final: they were sealed for somewhere else. Nothing was sent.
+		logger.Warn("account credentials do not open", "error", err)
+		return Result{}, p.notSent(ctx, logger, pub, "not sent: "+store.ErrCredentialsDoNotOpen.Error())
+	}
 	if err != nil {
 		// Nothing was sent: this attempt leaves the doubt as it found it.
 		_ = p.Store.NotePublicationError(ctx, req.PostID, req.Revision, err.Error(), "", pub.InDoubt)
 		return Result{}, err
+	}
+	if msg := p.plainHTTP(acct); msg != "" && len(creds) > 0 {
+		// Saved before the rule, or edited behind the API: never send
+		// credentials in the clear to a host the operator did not allow.
+		return Result{}, p.notSent(ctx, logger, pub, msg)
 	}
 	red := newRedactor(creds)
 	trail := &Trail{}
@@ -267,7 +282,23 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	if pub.InDoubt {
 		r.Note("an earlier attempt may have reached %s; settling that first", acct.Network)
 	}
-	res, err := adapter.Publish(ctx, r)
+	actx, refused := watchRefusals(ctx)
+	res, err := adapter.Publish(actx, r)
+	if re := refused.get(); err != nil && re != nil && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrUnknown) {
+		// The guard refused the destination: final, whatever the adapter
+		// made of the failed connection.
+		msg := fmt.Sprintf("%s was not contacted: its address is a %s, which outbound calls may not reach (an operator may allow it with %s)",
+			acct.Network, re.Reason, egress.Variable)
+		r.Note("%s", msg)
+		if errors.Is(err, ErrNotPosted) { // surely not posted, no doubt left
+			err = Rejected("%s", msg)
+		} else { // a call before the refused one may have published it
+			err = Unknown("%s; the post may have been published before that: check the account", msg)
+		}
+	}
+	if err == nil {
+		res = safeResult(acct, res, r)
+	}
 	evidence := red.clean(trail.String(pub.Attempts, p.now()))
 
 	pub.Evidence = evidence
@@ -311,6 +342,84 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	}
 	return Result{}, temporal.NewApplicationErrorWithOptions(msg, activities.ErrTypePublishRetryable,
 		temporal.ApplicationErrorOptions{NextRetryDelay: after})
+}
+
+// plainHTTP says why the account's URL may not carry its credentials ("" if
+// it may): http to a host the operator did not allow.
+func (p *Publisher) plainHTTP(acct cs.Account) string {
+	u, err := url.Parse(cs.DestinationURL(acct.Network, acct.Settings))
+	if err != nil || u.Scheme != "http" || !acct.Network.NeedsCredentials() {
+		return ""
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	if p.Guard.AllowsHost(u.Hostname(), port) {
+		return ""
+	}
+	return fmt.Sprintf("not sent: the account's URL is plain http, which would carry its credentials in the clear (an operator may allow the host with %s)", egress.Variable)
+}
+
+// MaxExternalURL bounds a published post's link.
+const MaxExternalURL = 1024
+
+// safeResult keeps what a network said about the published post only when
+// it is safe to show: the external URL must be an https link on the
+// account's own host (Mastodon, the webhook's receiver; plain http only
+// where the operator allowed the account's http URL) or on the network's
+// public site for the links adapters build (bsky.app, x.com); the log
+// network's local URL is Countersign's own. Anything else is dropped (the
+// post is published all the same) and noted in the evidence.
+func safeResult(acct cs.Account, res Result, r Request) Result {
+	res.ExternalID = oneLine(res.ExternalID, 256)
+	if res.ExternalURL == "" || acct.Network == cs.NetworkLog {
+		return res
+	}
+	u, err := url.Parse(res.ExternalURL)
+	ok := err == nil && len(res.ExternalURL) <= MaxExternalURL && u.User == nil && u.Host != "" &&
+		!strings.ContainsFunc(res.ExternalURL, func(r rune) bool { return r <= ' ' || r == 0x7f })
+	if ok {
+		switch acct.Network {
+		case cs.NetworkBluesky:
+			ok = u.Scheme == "https" && u.Host == "bsky.app"
+		case cs.NetworkX:
+			ok = u.Scheme == "https" && u.Host == "x.com"
+		default:
+			base, berr := url.Parse(cs.DestinationURL(acct.Network, acct.Settings))
+			ok = berr == nil && hostKey(u) == hostKey(base) &&
+				(u.Scheme == "https" || (u.Scheme == "http" && base.Scheme == "http"))
+		}
+	}
+	if !ok {
+		r.Note("the network's link to the post was not kept: not an https URL on the account's host (%d characters)", len(res.ExternalURL))
+		res.ExternalURL = ""
+	}
+	return res
+}
+
+// hostKey is a URL's host and port, as compared: lower case, with the
+// scheme's default port spelled out.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")) + ":" + port
+}
+
+// notSent settles a publication that this attempt refused to send, for a
+// reason no retry can change: failed, or unknown when an earlier attempt
+// may have published it.
+func (p *Publisher) notSent(ctx context.Context, logger *slog.Logger, pub store.Publication, msg string) error {
+	if pub.InDoubt {
+		return p.unknown(ctx, logger, pub, msg+"; an earlier attempt may have published the post: check the account")
+	}
+	pub.Status, pub.LastError = store.PubFailed, msg
+	if ferr := p.Store.FinishPublication(ctx, pub); ferr != nil {
+		return ferr
+	}
+	return activities.PublishRejected(msg)
 }
 
 // unknown settles a publication as unknown: a person must look.

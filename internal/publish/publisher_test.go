@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/publish/fakenet"
 	"github.com/countersign/countersign/internal/secrets"
@@ -52,8 +55,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := publish.NewHTTPClient(clientTimeout)
-	pub := publish.New(st, testenv.Logger(t), "http://countersign.test")
+	// The fakes listen on loopback, which these tests allow.
+	guard, err := egress.Parse("127.0.0.0/8,::1/128")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetEgress(guard)
+	client := publish.NewHTTPClient(guard, clientTimeout)
+	pub := publish.New(st, testenv.Logger(t), "http://countersign.test", guard)
 	pub.Adapters[cs.NetworkMastodon] = publish.Mastodon{Client: client}
 	pub.Adapters[cs.NetworkBluesky] = publish.Bluesky{Client: client}
 	pub.Adapters[cs.NetworkX] = publish.X{Client: client}
@@ -660,11 +669,15 @@ func TestPublishWebhook(t *testing.T) {
 		t.Fatalf("%+v, deliveries by id %v", res, seen)
 	}
 
-	// A wrong secret: the receiver's 401 is final.
+	// A wrong secret: the receiver's 401 is final (its plain-text body is
+	// not shown: only a JSON error message would be).
 	acct2 := f.account(cs.NetworkWebhook, "hook2", map[string]string{"url": srv.URL},
 		map[string]string{"secret": "whsec_" + base64.StdEncoding.EncodeToString(secrets.RandomBytes(24))})
 	_, err = f.publish(context.Background(), f.post(acct2, "Forged"))
-	f.expect(err, activities.ErrTypePublishRejected, "no valid webhook-signature")
+	o := f.expect(err, activities.ErrTypePublishRejected, "Unauthorized (401)")
+	if strings.Contains(o.msg, "webhook-signature") {
+		t.Fatalf("the raw body reached the message: %q", o.msg)
+	}
 }
 
 // A deleted account after an attempt that may have posted is a doubt, not
@@ -690,4 +703,69 @@ func TestPublishAccountDeletedMidway(t *testing.T) {
 	}
 	_, err = f.publish(context.Background(), req2)
 	f.expect(err, activities.ErrTypePublishRejected, "account was deleted")
+}
+
+// --- Egress ---------------------------------------------------------------------
+
+// TestEgressRefusalIsFinal: a Publisher whose guard does not allow loopback
+// refuses an account on "localhost" (a name, so only the dial can tell)
+// before any connection, and the post fails at once with a short reason:
+// retrying cannot help.
+func TestEgressRefusalIsFinal(t *testing.T) {
+	f := newFixture(t)
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	strict, err := egress.Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := publish.NewHTTPClient(strict, clientTimeout)
+	f.pub.Adapters[cs.NetworkWebhook] = publish.Webhook{Client: client}
+	f.pub.Adapters[cs.NetworkMastodon] = publish.Mastodon{Client: client}
+	for _, acct := range []cs.Account{
+		f.account(cs.NetworkWebhook, "hook", map[string]string{"url": fmt.Sprintf("https://localhost:%d/in", port)},
+			map[string]string{"secret": "whsec_" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))}),
+		f.account(cs.NetworkMastodon, "acme", map[string]string{"instance_url": fmt.Sprintf("https://localhost:%d", port)},
+			map[string]string{"access_token": "tok-localhost"}),
+	} {
+		req := f.post(acct, "to loopback")
+		_, err := f.publish(context.Background(), req)
+		o := f.expect(err, activities.ErrTypePublishRejected, "was not contacted", "loopback address", "COUNTERSIGN_EGRESS_ALLOW")
+		if len(o.msg) > 200 {
+			t.Fatalf("reason of %d characters: %q", len(o.msg), o.msg)
+		}
+		if p := f.publication(req); p.Status != store.PubFailed || p.InDoubt {
+			t.Fatalf("publication: %+v", p)
+		}
+		f.noSecrets(req, "tok-localhost")
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("%d connections reached the loopback server", n)
+	}
+}
+
+// TestPlainHTTPNotSentUnlessAllowed: an account whose http URL reached the
+// database (saved before the rule, or edited behind the API) does not get
+// its credentials sent in the clear unless the operator allows the host.
+func TestPlainHTTPNotSentUnlessAllowed(t *testing.T) {
+	f := newFixture(t)
+	fake := fakenet.NewMastodon("mastodon-token-1")
+	defer fake.Close()
+	acct := mastodonAccount(f, fake) // http://127.0.0.1:port, allowed by the fixture's guard
+	strict, _ := egress.Parse("")
+	f.pub.Guard = strict
+	req := f.post(acct, "in the clear?")
+	_, err := f.publish(context.Background(), req)
+	f.expect(err, activities.ErrTypePublishRejected, "plain http", "COUNTERSIGN_EGRESS_ALLOW")
+	if fake.Count() != 0 || f.publication(req).Status != store.PubFailed {
+		t.Fatalf("%d statuses, publication %+v", fake.Count(), f.publication(req))
+	}
 }

@@ -62,6 +62,9 @@ func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
 	if url == "" {
 		return Result{}, Rejected("the account has no webhook url")
 	}
+	if msg := cs.CheckBaseURL(url); msg != "" {
+		return Result{}, Rejected("the account's url %s", msg)
+	}
 	now := time.Now
 	if w.Now != nil {
 		now = w.Now
@@ -124,7 +127,7 @@ func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
 	case ex.Status == http.StatusRequestTimeout || ex.Status >= 500:
 		return Result{}, Doubtful("webhook receiver answered %s", ex.describe())
 	case ex.Status/100 == 3:
-		return Result{}, Rejected("webhook receiver redirected to %q: set the account's url to the final address", ex.Header.Get("Location"))
+		return Result{}, Rejected("webhook receiver answered with a redirect (%d): set the account's url to the final address", ex.Status)
 	default:
 		return Result{}, Rejected("webhook receiver refused the delivery: %s", ex.describe())
 	}

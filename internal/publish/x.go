@@ -8,6 +8,7 @@ import (
 	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -33,7 +34,7 @@ type X struct {
 }
 
 // DefaultXAPI is X's API unless api_url says otherwise.
-const DefaultXAPI = "https://api.x.com"
+const DefaultXAPI = cs.DefaultXAPI
 
 func (x X) now() time.Time {
 	if x.Now != nil {
@@ -215,7 +216,7 @@ func (x X) refreshToken(ctx context.Context, base string, cur map[string]string)
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil {
 		code := re.Response.StatusCode
-		why := strings.TrimSpace(re.ErrorCode + " " + re.ErrorDescription)
+		why := oneLine(re.ErrorCode+" "+re.ErrorDescription, maxReason)
 		if why == "" {
 			why = networkMessage(re.Body)
 		}
@@ -280,13 +281,23 @@ func (x X) lookup(ctx context.Context, s *xSession, text string) (Result, bool) 
 	return Result{}, false
 }
 
+// xUsername and xID are what may stand in an x.com link: the API's answer
+// is not trusted to be either.
+var (
+	xUsername = regexp.MustCompile(`^[A-Za-z0-9_]{1,15}$`)
+	xID       = regexp.MustCompile(`^[0-9]{1,25}$`)
+)
+
 func (x X) result(r Request, username, id string) Result {
 	who := strings.TrimPrefix(strings.TrimSpace(r.Account.Handle), "@")
 	if username != "" {
 		who = username
 	}
-	if who == "" {
+	if !xUsername.MatchString(who) {
 		who = "i/web"
+	}
+	if !xID.MatchString(id) {
+		return Result{ExternalID: id}
 	}
 	return Result{ExternalID: id, ExternalURL: fmt.Sprintf("https://x.com/%s/status/%s", who, id)}
 }

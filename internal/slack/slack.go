@@ -21,6 +21,8 @@ import (
 
 	slackgo "github.com/slack-go/slack"
 
+	"github.com/countersign/countersign/internal/egress"
+
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/store"
@@ -32,6 +34,10 @@ type Config struct {
 	SigningSecret string // COUNTERSIGN_SLACK_SIGNING_SECRET: verifies POST /slack/interactions
 	APIURL        string // COUNTERSIGN_SLACK_API_URL: Slack's Web API base URL ("" for Slack's)
 	AppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (xapp-…): Socket Mode
+	// Egress guards every connection to Slack (Web API and Socket Mode).
+	// The app always sets it; nil (tests with a fake Slack built by hand)
+	// leaves connections unguarded.
+	Egress *egress.Guard
 }
 
 // Enabled reports whether any Slack setting is present.
@@ -112,7 +118,11 @@ func apiOptions(cfg Config) []slackgo.Option {
 	if cfg.AppToken != "" {
 		opts = append(opts, slackgo.OptionAppLevelToken(cfg.AppToken))
 	}
-	opts = append(opts, slackgo.OptionHTTPClient(&http.Client{Timeout: 20 * time.Second}))
+	client := &http.Client{Timeout: 20 * time.Second}
+	if cfg.Egress != nil {
+		client.Transport = cfg.Egress.Transport()
+	}
+	opts = append(opts, slackgo.OptionHTTPClient(client))
 	return opts
 }
 

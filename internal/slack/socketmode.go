@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/gorilla/websocket"
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 )
@@ -30,7 +31,15 @@ func (s *Service) RunSocketMode(ctx context.Context, handle InteractionHandler) 
 	if api == nil {
 		api = slackgo.New("", apiOptions(s.cfg)...)
 	}
-	client := socketmode.New(api, socketmode.OptionLog(slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug)))
+	opts := []socketmode.Option{socketmode.OptionLog(slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug))}
+	if s.cfg.Egress != nil {
+		// The websocket to Slack goes through the egress guard too.
+		d := *websocket.DefaultDialer
+		d.Proxy = nil
+		d.NetDialContext = s.cfg.Egress.DialContext
+		opts = append(opts, socketmode.OptionDialer(&d))
+	}
+	client := socketmode.New(api, opts...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/secrets"
 )
 
@@ -40,8 +44,36 @@ func scanAccount(r pgx.Row) (cs.Account, error) {
 	return a, err
 }
 
-// seal encrypts credentials bound to the account id; nil for none.
-func (s *Store) seal(accountID string, creds map[string]string) ([]byte, error) {
+// SetEgress gives the store the operator's allow-list (COUNTERSIGN_EGRESS_ALLOW),
+// against which account URLs are checked when saved. Without it, plain http
+// and address literals outside public space are refused.
+func (s *Store) SetEgress(g *egress.Guard) { s.egress = g }
+
+// credentialsScheme is how credentials are sealed now: scheme 2 binds them
+// to the account id, the network and the canonical URL they are sent to.
+// Scheme 1 (the account id only) is only ever opened to re-seal it
+// (ResealCredentials).
+const credentialsScheme = 2
+
+// ErrCredentialsDoNotOpen is an account's credentials failing to open as the
+// account is now: sealed for another account, network or URL (a row edited
+// behind the API), or under another key. Publishing it is final.
+var ErrCredentialsDoNotOpen = errors.New("the account's credentials do not open for its current network URL " +
+	"(changed outside the API?) or with the configured COUNTERSIGN_SECRET_KEY: an admin must enter them again")
+
+// credentialsContext is the AEAD's associated data for an account's
+// credentials: where they may go.
+func credentialsContext(accountID string, network cs.Network, settings map[string]string) []byte {
+	return []byte("countersign/account-credentials/v2\x00" + accountID + "\x00" + string(network) + "\x00" +
+		cs.DestinationURL(network, settings))
+}
+
+// legacyContext is scheme 1's associated data.
+func legacyContext(accountID string) []byte { return []byte("account:" + accountID) }
+
+// seal encrypts credentials bound to the account and its destination; nil
+// for none.
+func (s *Store) seal(accountID string, network cs.Network, settings map[string]string, creds map[string]string) ([]byte, error) {
 	if len(creds) == 0 {
 		return nil, nil
 	}
@@ -52,7 +84,111 @@ func (s *Store) seal(accountID string, creds map[string]string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	return s.box.Seal(plain, []byte("account:"+accountID)), nil
+	return s.box.Seal(plain, credentialsContext(accountID, network, settings)), nil
+}
+
+// openCredentials opens an account's sealed credentials (nil: none) as the
+// account is now.
+func (s *Store) openCredentials(accountID string, network cs.Network, settings map[string]string, scheme int, sealed []byte) (map[string]string, error) {
+	creds := map[string]string{}
+	if sealed == nil {
+		return creds, nil
+	}
+	if s.box == nil {
+		return nil, errNoSecretKey
+	}
+	if scheme != credentialsScheme {
+		return nil, fmt.Errorf("account %s: %w", accountID, ErrCredentialsDoNotOpen)
+	}
+	plain, err := s.box.Open(sealed, credentialsContext(accountID, network, settings))
+	if err != nil {
+		return nil, fmt.Errorf("account %s: %w", accountID, ErrCredentialsDoNotOpen)
+	}
+	if err := json.Unmarshal(plain, &creds); err != nil {
+		return nil, fmt.Errorf("account %s: sealed credentials are not a JSON object", accountID)
+	}
+	return creds, nil
+}
+
+// ResealCredentials re-seals, in one transaction, every account's
+// credentials still sealed by scheme 1 (bound to the account id only) under
+// the current binding. The key is not available to SQL migrations, so the
+// application runs this at start-up. Rows that do not open (another key)
+// are left as they were and returned: nothing is lost, and they fail to
+// publish with ErrCredentialsDoNotOpen until an admin enters them again.
+func (s *Store) ResealCredentials(ctx context.Context) (resealed int, stuck []string, err error) {
+	if s.box == nil {
+		return 0, nil, nil
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		resealed, stuck = 0, nil
+		rows, err := tx.Query(ctx, `SELECT id, network, settings, credentials FROM accounts
+			WHERE credentials IS NOT NULL AND credentials_scheme <> $1 ORDER BY id FOR UPDATE`, credentialsScheme)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			id       string
+			network  cs.Network
+			settings map[string]string
+			sealed   []byte
+		}
+		all, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			err := r.Scan(&x.id, &x.network, &x.settings, &x.sealed)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range all {
+			plain, err := s.box.Open(x.sealed, legacyContext(x.id))
+			if err != nil {
+				stuck = append(stuck, x.id)
+				continue
+			}
+			next := s.box.Seal(plain, credentialsContext(x.id, x.network, x.settings))
+			if _, err := tx.Exec(ctx, `UPDATE accounts SET credentials = $2, credentials_scheme = $3 WHERE id = $1`,
+				x.id, next, credentialsScheme); err != nil {
+				return err
+			}
+			resealed++
+		}
+		return nil
+	})
+	return resealed, stuck, err
+}
+
+// checkDestination checks an account's URL setting against the operator's
+// allow-list, without resolving anything: plain http is refused for
+// networks with credentials unless the host is allowed, and an address
+// literal the egress guard would refuse is refused now. Names are checked
+// where they resolve, on every connection (internal/egress).
+func (s *Store) checkDestination(network cs.Network, settings map[string]string) []cs.FieldError {
+	key, _ := network.URLSetting()
+	raw, ok := settings[key]
+	if key == "" || !ok || cs.CheckBaseURL(raw) != "" {
+		return nil
+	}
+	u, _ := url.Parse(raw)
+	host, port := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."), u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	field := "settings." + key
+	if strings.EqualFold(u.Scheme, "http") && network.NeedsCredentials() && !s.egress.AllowsHost(host, port) {
+		return []cs.FieldError{{Field: field, Message: "must be an https URL: plain http would send the account's credentials " +
+			"in the clear (an operator may allow a host with " + egress.Variable + ")"}}
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		p, _ := netip.ParseAddrPort(net.JoinHostPort(a.String(), port))
+		var re *egress.RefusedError
+		if err := s.egress.Check(p, net.JoinHostPort(host, port)); errors.As(err, &re) {
+			return []cs.FieldError{{Field: field, Message: "points at a " + re.Reason + ", which outbound calls may not reach " +
+				"(an operator may allow it with " + egress.Variable + ")"}}
+		}
+	}
+	return nil
 }
 
 // NewAccount is a social account to create. Credentials are write-only.
@@ -88,22 +224,23 @@ func (s *Store) CreateAccount(ctx context.Context, orgID string, in NewAccount) 
 	if in.Credentials == nil {
 		in.Credentials = map[string]string{}
 	}
-	if fields := cs.ValidateAccount(in.Network, handle, tz, in.Settings, in.Credentials); len(fields) > 0 {
+	fields := cs.ValidateAccount(in.Network, handle, tz, in.Settings, in.Credentials)
+	if fields = append(fields, s.checkDestination(in.Network, in.Settings)...); len(fields) > 0 {
 		return cs.Account{}, &cs.Error{Code: cs.EINVALID, Message: "invalid account", Fields: fields}
 	}
 	if display == "" {
 		display = handle
 	}
 	id := newID()
-	sealed, err := s.seal(id, in.Credentials)
+	sealed, err := s.seal(id, in.Network, in.Settings, in.Credentials)
 	if err != nil {
 		return cs.Account{}, err
 	}
 	a, err := scanAccount(s.pool.QueryRow(ctx, `
-		INSERT INTO accounts AS a (id, org_id, network, handle, display_name, timezone, settings, credentials)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO accounts AS a (id, org_id, network, handle, display_name, timezone, settings, credentials, credentials_scheme)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		RETURNING `+accountColumns,
-		id, orgID, in.Network, handle, display, tz, in.Settings, sealed))
+		id, orgID, in.Network, handle, display, tz, in.Settings, sealed, credentialsScheme))
 	if isUniqueViolation(err) {
 		return a, errHandleTaken
 	}
@@ -175,10 +312,19 @@ func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u Ac
 		if u.Timezone != nil {
 			cur.Timezone = deref(u.Timezone)
 		}
+		before := cs.DestinationURL(cur.Network, cur.Settings)
 		if u.Settings != nil {
 			cur.Settings = u.Settings
 		}
 		fields := cs.ValidateAccount(cur.Network, cur.Handle, cur.Timezone, cur.Settings, u.Credentials)
+		fields = append(fields, s.checkDestination(cur.Network, cur.Settings)...)
+		// Credentials are bound to where they were entered: sending them
+		// elsewhere takes whoever knows them, not whoever may edit settings.
+		if key, _ := cur.Network.URLSetting(); cur.HasCredentials && u.Credentials == nil && key != "" &&
+			cs.DestinationURL(cur.Network, cur.Settings) != before {
+			fields = append(fields, cs.FieldError{Field: "credentials", Message: fmt.Sprintf(
+				"must be sent again to change settings.%s: the stored credentials only go to the URL they were entered for", key)})
+		}
 		var chain any
 		if u.SetChain && u.ChainID != "" {
 			ok := validID(u.ChainID)
@@ -198,13 +344,14 @@ func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u Ac
 		}
 		var sealed []byte
 		if u.Credentials != nil {
-			if sealed, err = s.seal(accountID, u.Credentials); err != nil {
+			if sealed, err = s.seal(accountID, cur.Network, cur.Settings, u.Credentials); err != nil {
 				return err
 			}
 		}
 		a, err = scanAccount(tx.QueryRow(ctx, `
 			UPDATE accounts AS a SET handle = $3, display_name = $4, timezone = $5, settings = $6,
 				credentials = CASE WHEN $7 THEN $8 ELSE credentials END,
+				credentials_scheme = CASE WHEN $7 THEN `+fmt.Sprint(credentialsScheme)+` ELSE credentials_scheme END,
 				approval_chain_id = CASE WHEN $9 THEN $10::uuid ELSE approval_chain_id END,
 				updated_at = now()
 			WHERE org_id = $1 AND id = $2
@@ -248,15 +395,19 @@ func (s *Store) AccountCredentials(ctx context.Context, orgID, accountID string)
 		return nil, notFound("account")
 	}
 	var sealed []byte
-	err := s.pool.QueryRow(ctx, `SELECT credentials FROM accounts WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL`,
-		orgID, accountID).Scan(&sealed)
+	var network cs.Network
+	var settings map[string]string
+	var scheme int
+	err := s.pool.QueryRow(ctx, `SELECT network, settings, credentials_scheme, credentials FROM accounts
+		WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL`,
+		orgID, accountID).Scan(&network, &settings, &scheme, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, notFound("account")
 	}
 	if err != nil {
 		return nil, err
 	}
-	return s.openCredentials(accountID, sealed)
+	return s.openCredentials(accountID, network, settings, scheme, sealed)
 }
 
 // Grants lists an account's grants: members first, then teams.

@@ -2,13 +2,13 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	cs "github.com/countersign/countersign"
 )
 
 // Publication is the record of publishing one post revision (SPEC §5).
@@ -141,15 +141,19 @@ func (s *Store) RefreshAccountCredentials(ctx context.Context, orgID, accountID 
 	var out map[string]string
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var sealed []byte
-		err := tx.QueryRow(ctx, `SELECT credentials FROM accounts WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
-			FOR UPDATE`, orgID, accountID).Scan(&sealed)
+		var network cs.Network
+		var settings map[string]string
+		var scheme int
+		err := tx.QueryRow(ctx, `SELECT network, settings, credentials_scheme, credentials FROM accounts
+			WHERE org_id = $1 AND id = $2 AND deleted_at IS NULL
+			FOR UPDATE`, orgID, accountID).Scan(&network, &settings, &scheme, &sealed)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("account")
 		}
 		if err != nil {
 			return err
 		}
-		cur, err := s.openCredentials(accountID, sealed)
+		cur, err := s.openCredentials(accountID, network, settings, scheme, sealed)
 		if err != nil {
 			return err
 		}
@@ -161,7 +165,7 @@ func (s *Store) RefreshAccountCredentials(ctx context.Context, orgID, accountID 
 			out = cur
 			return nil
 		}
-		resealed, err := s.seal(accountID, next)
+		resealed, err := s.seal(accountID, network, settings, next)
 		if err != nil {
 			return err
 		}
@@ -173,23 +177,4 @@ func (s *Store) RefreshAccountCredentials(ctx context.Context, orgID, accountID 
 		return nil
 	})
 	return out, err
-}
-
-// openCredentials opens sealed account credentials (nil: none).
-func (s *Store) openCredentials(accountID string, sealed []byte) (map[string]string, error) {
-	creds := map[string]string{}
-	if sealed == nil {
-		return creds, nil
-	}
-	if s.box == nil {
-		return nil, errNoSecretKey
-	}
-	plain, err := s.box.Open(sealed, []byte("account:"+accountID))
-	if err != nil {
-		return nil, fmt.Errorf("account %s: credentials do not open with COUNTERSIGN_SECRET_KEY (was the key changed?)", accountID)
-	}
-	if err := json.Unmarshal(plain, &creds); err != nil {
-		return nil, fmt.Errorf("account %s: sealed credentials are not a JSON object", accountID)
-	}
-	return creds, nil
 }

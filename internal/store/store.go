@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/egress"
 	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/migrations"
 )
@@ -27,6 +28,9 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	box  *secrets.Box // seals account credentials; nil until SetSecretKey
+	// egress is the operator's allow-list, for account URLs; nil allows
+	// only public https destinations.
+	egress *egress.Guard
 }
 
 // Open connects to the database at url and checks that it answers.
