@@ -235,7 +235,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 				// The author moves the post to Lead from now, keeping its approvals.
 				t := time.Now()
 				at = t.Add(o.Lead)
-				if err := a.do(ctx, 202, tok["INES"], "PATCH", "/posts/"+post.ID, map[string]any{
+				if err := a.do(ctx, 200, tok["INES"], "PATCH", "/posts/"+post.ID, map[string]any{
 					"scheduled_at": at.Format(time.RFC3339Nano)}, nil); err != nil {
 					fail(i, "reschedule", err)
 					return
@@ -243,7 +243,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 				add("reschedule", time.Since(t))
 			}
 			t := time.Now()
-			if err := a.do(ctx, 202, tok[who], "POST", "/posts/"+post.ID+"/approve", map[string]any{"revision": 1, "note": "ok"}, nil); err != nil {
+			if err := a.do(ctx, 200, tok[who], "POST", "/posts/"+post.ID+"/approve", map[string]any{"revision": 1, "note": "ok"}, nil); err != nil {
 				fail(i, fmt.Sprintf("approve step %d", n), err)
 				return
 			}

@@ -142,10 +142,18 @@ func walkThrough(t *testing.T, s *devstack.Stack) string {
 		t.Fatalf("submit: %d %v", code, post)
 	}
 	id := post["id"].(string)
+	// As in the README: no waiting. The 201 shows step 1 open, and each
+	// approval's 200 shows the next step open for the next approver.
+	if post["current_step"] != float64(1) || !stepOpen(post, 0) {
+		t.Fatalf("the 201 does not show step 1 open: %v", post)
+	}
 	for i, who := range []string{"MAYA", "PAT", "EDDIE"} {
-		waitFor(t, s, id, fmt.Sprintf("step %d open", i+1), func(p map[string]any) bool { return p["current_step"] == float64(i+1) && stepOpen(p, i) })
-		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1,"note":"ok"}`, nil); code != http.StatusAccepted {
-			t.Fatalf("%s approving: %d", who, code)
+		var answer map[string]any
+		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1,"note":"ok"}`, &answer); code != http.StatusOK {
+			t.Fatalf("%s approving: %d %v", who, code, answer)
+		}
+		if i < 2 && (answer["current_step"] != float64(i+2) || !stepOpen(answer, i+1)) {
+			t.Fatalf("%s's answer does not show step %d open: %v", who, i+2, answer)
 		}
 	}
 	p := waitFor(t, s, id, "published", func(p map[string]any) bool { return p["status"] == "published" })
