@@ -47,11 +47,7 @@ func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome
 	if err := checkNote(d.Note); err != nil {
 		return Outcome{}, err
 	}
-	id, err := requestID(d.RequestID)
-	if err != nil {
-		return Outcome{}, err
-	}
-	p, err := s.Store.Post(ctx, me.OrgID, d.PostID)
+	p, id, err := s.target(ctx, me, d.PostID, d.RequestID)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -100,11 +96,7 @@ func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, er
 	if len(fields) > 0 {
 		return Outcome{}, &cs.Error{Code: cs.EINVALID, Message: "invalid change", Fields: fields}
 	}
-	id, err := requestID(c.RequestID)
-	if err != nil {
-		return Outcome{}, err
-	}
-	p, err := s.Store.Post(ctx, me.OrgID, c.PostID)
+	p, id, err := s.target(ctx, me, c.PostID, c.RequestID)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -156,11 +148,7 @@ func (s *Service) Cancel(ctx context.Context, me cs.Member, c Cancellation) (Out
 	if err := checkNote(c.Note); err != nil {
 		return Outcome{}, err
 	}
-	id, err := requestID(c.RequestID)
-	if err != nil {
-		return Outcome{}, err
-	}
-	p, err := s.Store.Post(ctx, me.OrgID, c.PostID)
+	p, id, err := s.target(ctx, me, c.PostID, c.RequestID)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -239,4 +227,15 @@ func noAnswer(err error) bool {
 func isNotFound(err error) bool {
 	var nf *serviceerror.NotFound
 	return errors.As(err, &nf)
+}
+
+// target is the post a change is for, in the caller's org, and the request
+// id the workflow will know the change by.
+func (s *Service) target(ctx context.Context, me cs.Member, postID, reqID string) (cs.Post, string, error) {
+	id, err := requestID(reqID)
+	if err != nil {
+		return cs.Post{}, "", err
+	}
+	p, err := s.Store.Post(ctx, me.OrgID, postID)
+	return p, id, err
 }
