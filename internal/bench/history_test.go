@@ -26,12 +26,16 @@ func TestCountEventsFollowsTheBillingRules(t *testing.T) {
 		// GetVersion's TemporalChangeVersion upsert is exempt.
 		{"three_levels_published.v1.json", map[string]float64{"workflow started": 1, "signal": 3,
 			"activity": 1, "local activities": 5, "search attribute upsert": 6, "timer": 1}, 45},
-		// Version 3, the clean post (internal/e2e TestCleanThreeStepPost:
-		// Update-With-Start, three decide Updates, no schedule): 14 actions,
-		// 42 events. One local-activity task and one upsert per workflow
+		// The clean post (internal/e2e TestCleanThreeStepPost:
+		// Update-With-Start, three decide Updates, no schedule), version 2:
+		// an upsert and a local-activity task per transition, Publish an
+		// activity whose completion takes one more task (upsert and save).
+		{"clean_three_steps.v2.json", map[string]float64{"workflow started": 1, "update": 4,
+			"activity": 1, "local activities": 5, "search attribute upsert": 5, "timer": 1}, 48},
+		// Version 3: one local-activity task and one upsert per workflow
 		// task: submission, each approval (the last one's task also
 		// publishes, with a local first attempt, and ends); one timer, step
-		// 1's deadline. Version 2 on the same run: 17 actions, 48 events.
+		// 1's deadline. 14 actions, 42 events.
 		{"clean_three_steps.v3.json", map[string]float64{"workflow started": 1, "update": 4,
 			"local activities": 4, "search attribute upsert": 4, "timer": 1}, 42},
 		// Version 3, scheduled 3 s ahead (TestThreeLevelsToWebhook): the
