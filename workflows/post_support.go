@@ -307,9 +307,13 @@ type saValues struct {
 // run), so every transition of one task costs at most one upsert. Before
 // version 3 each transition upserts its own (transition).
 func (p *post) syncSearchAttributes(ctx workflow.Context) {
-	if p.v3 {
-		p.upsertSearchAttributes(ctx)
+	if !p.v3 {
+		return
 	}
+	if ctx.Err() != nil { // canceled from Temporal: still show the end
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	p.upsertSearchAttributes(ctx)
 }
 
 // upsertSearchAttributes upserts the attributes whose value changed, if any.
