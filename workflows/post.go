@@ -95,6 +95,36 @@
 //   - The workflow continues as new when Temporal suggests it, carrying its
 //     whole state (Continued), once no signal or Update waits and every
 //     Update was answered; never while publishing.
+//
+// Version 3 ("leaner-histories") cuts the billable actions of a post:
+//
+//   - Search attributes are upserted once per workflow task, where the task
+//     may end (the main loop's wait, a regular activity, the end of the
+//     run), with whatever changed in it: transitions of one task share one
+//     upsert, and a task that changed nothing searchable has none.
+//   - The first Publish attempt is a local activity in the task that
+//     decided to publish (the last approval's, or the scheduled time's):
+//     that task also stores the end, upserts once and completes. An attempt
+//     that fails in a way the activity would retry makes the post show as
+//     publishing, then Publish is retried as an activity within the rest of
+//     PublishBound (after the delay a 429 asked for). The Publisher settles
+//     any doubt from the database, not from Temporal's attempt count, so a
+//     worker crash mid-attempt (the local attempt runs again) is handled as
+//     before. While the first attempt runs, visibility still shows the state
+//     before it (pending_approval or scheduled); the last approver's Update
+//     is answered (status publishing) when that task completes.
+//   - New posts record no "updates" marker (version 3 implies version 2):
+//     two history events fewer. GetVersion(versionLeaner) is asked only on
+//     version 1, and answers DefaultVersion when an older history replays.
+//
+// The clean three-step post (Update-With-Start, three decide Updates, no
+// schedule; internal/e2e TestCleanThreeStepPost, counted by internal/bench on
+// testdata/clean_three_steps.v2.json and .v3.json): version 2, 17 actions and
+// 48 events (workflow started 1, Updates 4, activity 1, local-activity tasks
+// 5, upserts 5, timer 1); version 3, 14 actions and 42 events (workflow
+// started 1, Updates 4, local-activity tasks 4, upserts 4, timer 1 for step
+// 1's deadline). Scheduled 3 s ahead (three_levels_published): 18 actions
+// and 52 events before, 16 and 46 now.
 package workflows
 
 import (
@@ -171,7 +201,11 @@ var acts *activities.Activities
 func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, error) {
 	p := newPost(ctx, in)
 	p.lean = workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) == 1
-	p.v2 = workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
+	// Version 3 implies version 2: its posts skip the "updates" marker (two
+	// history events). Replaying an older history, GetVersion(versionLeaner)
+	// finds no marker and answers DefaultVersion without a command.
+	p.v3 = p.lean && workflow.GetVersion(ctx, versionLeaner, workflow.DefaultVersion, 1) == 1
+	p.v2 = p.v3 || workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
@@ -198,6 +232,7 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 		if p.continueDue(ctx) {
 			if p.readyToContinue(ctx) {
 				p.alarm.stop()
+				p.syncSearchAttributes(ctx) // the next run inherits them (carry)
 				return p.st, workflow.NewContinueAsNewError(ctx, PostWorkflow, p.carry())
 			}
 			continue
@@ -208,6 +243,7 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	p.flush(ctx)
 	p.drain(ctx)
 	p.answer()
+	p.syncSearchAttributes(ctx)
 	if p.v2 { // answer every Update before the run ends
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
 		_ = workflow.Await(dctx, func() bool { return workflow.AllHandlersFinished(dctx) })
@@ -221,6 +257,9 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 // versionLean is the change id of version 1 (see the package comment).
 const versionLean = "one-commit-per-transition"
 
+// versionLeaner is the change id of version 3 (see the package comment).
+const versionLeaner = "leaner-histories"
+
 // post is the workflow's state. st is what the query returns and the mirror
 // stores; the other fields are bookkeeping that nobody outside needs.
 type post struct {
@@ -229,6 +268,7 @@ type post struct {
 	st    countersign.PostState
 	lean  bool // version 1: one commit per transition
 	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
+	v3    bool // version 3: one upsert per workflow task, the first publish attempt local
 
 	seq     int                       // last event sequence number
 	pending []countersign.PostEvent   // events not mirrored yet
@@ -306,6 +346,7 @@ func (p *post) waitNext(ctx workflow.Context) {
 		p.onTemporalCancel(ctx)
 		return
 	}
+	p.syncSearchAttributes(ctx) // the workflow task ends here
 	at, what := p.nextAlarm()
 	p.alarm.set(ctx, at, what)
 
@@ -857,21 +898,41 @@ func (p *post) publish(ctx workflow.Context) {
 	}
 	p.answer() // Updates answer "publishing" now, not after the network
 
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    2 * time.Minute,
-		ScheduleToCloseTimeout: PublishBound,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
-			NonRetryableErrorTypes: []string{activities.ErrTypePublishRejected, activities.ErrTypePublishUnknown},
-		},
-		Summary: fmt.Sprintf("publish revision %d", p.st.Revision),
-	})
-	var res activities.PublishResult
-	err := workflow.ExecuteActivity(actx, acts.Publish, activities.PublishRequest{
+	req := activities.PublishRequest{
 		PostID: p.in.PostID, OrgID: p.in.OrgID, AccountID: p.in.AccountID, AuthorID: p.in.AuthorID,
 		Revision: p.st.Revision, ContentHash: p.st.ContentHash, Text: p.st.Text, MediaURLs: p.st.MediaURLs,
 		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
-	}).Get(ctx, &res)
+	}
+	summary := fmt.Sprintf("publish revision %d", p.st.Revision)
+	var res activities.PublishResult
+	var err error
+	if p.v3 {
+		// The first attempt runs in this workflow task, as a local activity:
+		// no activity task, and the end of the post (its state, search
+		// attributes, notifications) goes in the same task. Its bound is the
+		// whole PublishBound, so the Publisher reads the time left as it would
+		// in the activity.
+		first := workflow.Now(ctx)
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 2 * time.Minute, ScheduleToCloseTimeout: PublishBound,
+			RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1}, Summary: summary,
+		})
+		err = workflow.ExecuteLocalActivity(lctx, acts.Publish, req).Get(ctx, &res)
+		if err != nil && retryPublish(ctx, err) {
+			// Retried as an activity (attempts and errors visible in the UI),
+			// after the delay a 429 asked for, within the rest of the bound.
+			// The post shows as publishing meanwhile.
+			workflow.GetLogger(ctx).Warn("first publish attempt failed; retrying as an activity", "error", err)
+			p.syncSearchAttributes(ctx)
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) && appErr.NextRetryDelay() > 0 {
+				_ = workflow.Sleep(ctx, appErr.NextRetryDelay())
+			}
+			err = publishActivity(ctx, req, summary, max(PublishBound-workflow.Now(ctx).Sub(first), 2*time.Minute), &res)
+		}
+	} else {
+		err = publishActivity(ctx, req, summary, PublishBound, &res)
+	}
 	if err != nil && mirror != nil {
 		p.requeue(*mirror)
 	}
@@ -893,6 +954,34 @@ func (p *post) publish(ctx workflow.Context) {
 	p.record(ctx, countersign.PostEvent{Type: typ, Detail: msg})
 	p.finish(ctx)
 	p.notify(ctx, activities.Notification{Kind: kind, MemberIDs: p.involved(), Detail: msg})
+}
+
+// publishActivity runs Publish as an activity, retried within bound.
+func publishActivity(ctx workflow.Context, req activities.PublishRequest, summary string, bound time.Duration, res *activities.PublishResult) error {
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    2 * time.Minute,
+		ScheduleToCloseTimeout: bound,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypePublishRejected, activities.ErrTypePublishUnknown},
+		},
+		Summary: summary,
+	}), acts.Publish, req).Get(ctx, res)
+}
+
+// retryPublish says whether the first, local, attempt (version 3) failed in a
+// way the activity's retry policy would retry: not a refusal or an unknown
+// outcome, and not a cancellation of the workflow.
+func retryPublish(ctx workflow.Context, err error) bool {
+	var appErr *temporal.ApplicationError
+	switch {
+	case ctx.Err() != nil || temporal.IsCanceledError(err):
+		return false
+	case errors.As(err, &appErr):
+		return !appErr.NonRetryable() && appErr.Type() != activities.ErrTypePublishRejected &&
+			appErr.Type() != activities.ErrTypePublishUnknown
+	}
+	return true // a timeout, or an error that is not an application error
 }
 
 // classifyPublishError maps the Publish activity's failure to a status. Only a
@@ -990,7 +1079,9 @@ func (p *post) transition(ctx workflow.Context) activities.SavePostStateInput {
 	p.st.WaitingFor, p.st.Deadline = waiting, deadline
 	p.st.Awaited = union(p.awaited())
 	workflow.SetCurrentDetails(ctx, p.details())
-	p.upsertSearchAttributes(ctx)
+	if !p.v3 { // from version 3, once per workflow task (syncSearchAttributes)
+		p.upsertSearchAttributes(ctx)
+	}
 
 	events, notes := p.pending, p.outbox
 	p.pending, p.outbox, p.dirty = nil, nil, false

@@ -302,6 +302,20 @@ type saValues struct {
 	deadline, scheduled time.Time
 }
 
+// syncSearchAttributes is where version 3 upserts: wherever the workflow
+// task may end (the main loop's wait, a regular activity, the end of the
+// run), so every transition of one task costs at most one upsert. Before
+// version 3 each transition upserts its own (transition).
+func (p *post) syncSearchAttributes(ctx workflow.Context) {
+	if !p.v3 {
+		return
+	}
+	if ctx.Err() != nil { // canceled from Temporal: still show the end
+		ctx, _ = workflow.NewDisconnectedContext(ctx)
+	}
+	p.upsertSearchAttributes(ctx)
+}
+
 // upsertSearchAttributes upserts the attributes whose value changed, if any.
 func (p *post) upsertSearchAttributes(ctx workflow.Context) {
 	v := saValues{status: string(p.st.Status), step: int64(p.st.CurrentStep), approvers: p.awaited(),

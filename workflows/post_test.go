@@ -50,6 +50,7 @@ type fixture struct {
 	unsigned     bool                         // send decisions and edits without a MAC (straight to Temporal)
 	changeReqs   []activities.AuthorizeChangeRequest
 	publishErr   error         // what Publish returns (nil: success)
+	publishFails int           // how many Publish attempts fail first, retryably (the network is down)
 	publishDelay time.Duration // how long Publish takes on the workflow's clock
 	authDown     bool          // AuthorizeDecision fails (directory unavailable)
 	authDelay    time.Duration // how long AuthorizeDecision takes on the workflow's clock
@@ -58,6 +59,7 @@ type fixture struct {
 	failedSaves  [][]string    // event keys of the failed SavePostState attempts
 
 	acts       []string // activity types, in the order they ran
+	local      []string // the same, local activities only
 	saves      []activities.SavePostStateInput
 	upsertsAt  []int // number of search attribute upserts when each save happened
 	upserts    []temporal.SearchAttributes
@@ -149,6 +151,10 @@ func newFixture(t *testing.T) *fixture {
 			if f.publishErr != nil {
 				return activities.PublishResult{}, f.publishErr
 			}
+			if f.publishFails > 0 {
+				f.publishFails--
+				return activities.PublishResult{}, temporal.NewApplicationError("connection refused", activities.ErrTypePublishRetryable)
+			}
 			return activities.PublishResult{ExternalID: "ext-1", ExternalURL: "https://social.test/@acme/ext-1"}, nil
 		}).AfterFn(func() time.Duration { return f.publishDelay })
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
@@ -159,6 +165,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	env.SetOnLocalActivityStartedListener(func(info *activity.Info, _ context.Context, _ []any) {
 		f.acts = append(f.acts, info.ActivityType.Name)
+		f.local = append(f.local, info.ActivityType.Name)
 	})
 	env.SetOnTimerScheduledListener(func(id string, d time.Duration) {
 		f.openTimers[id] = d
@@ -970,10 +977,16 @@ func TestIgnoredDecisionsAreRecordedWithTheirReason(t *testing.T) {
 	}
 	require.Equal(t, []string{"ana", "cid", "bob"}, asked)
 
-	// An ignored decision changes no search attribute: no upsert for it.
+	// An ignored decision changes no search attribute: no upsert for it
+	// (from version 3 the upsert comes at the end of the workflow task, after
+	// its save and before the next).
 	for i, s := range f.saves {
 		if len(s.Events) == 1 && s.Events[0].Type == countersign.EventDecisionIgnored {
-			require.Equal(t, f.upsertsAt[i-1], f.upsertsAt[i], "upsert for an ignored decision")
+			next := len(f.upserts)
+			if i+1 < len(f.saves) {
+				next = f.upsertsAt[i+1]
+			}
+			require.Equal(t, f.upsertsAt[i], next, "upsert for an ignored decision")
 		}
 	}
 }
@@ -1239,8 +1252,10 @@ func TestSearchAttributesFollowWhatThePostWaitsFor(t *testing.T) {
 	st := f.run(in)
 	require.Equal(t, countersign.PostPublished, st.Status)
 
+	// Version 3: "publishing" and "published" come in the same workflow task
+	// (the first attempt is a local activity): one upsert, the end.
 	status := saValues(f, func(sa temporal.SearchAttributes) (string, bool) { return sa.GetKeyword(workflows.SAStatus) })
-	require.Equal(t, []string{"pending_approval", "scheduled", "publishing", "published"}, status)
+	require.Equal(t, []string{"pending_approval", "scheduled", "published"}, status)
 
 	deadline := saValues(f, func(sa temporal.SearchAttributes) (time.Time, bool) { return sa.GetTime(workflows.SADeadline) })
 	require.Equal(t, []time.Time{
@@ -1259,7 +1274,62 @@ func TestSearchAttributesFollowWhatThePostWaitsFor(t *testing.T) {
 		require.False(t, sa.ContainsKey(workflows.SAOrg), "static attributes are upserted once")
 	}
 	// The reminder changed nothing an operator searches on: no upsert for it.
-	require.Len(t, f.upserts, 5)
+	require.Len(t, f.upserts, 4)
+}
+
+// TestVersion3OneUpsertAndOneLocalTaskPerTransition: a three-step post with
+// no schedule, approved step by step, upserts once per workflow task
+// (submission, each approval; the last one's task also publishes and ends)
+// and publishes with a local activity.
+func TestVersion3OneUpsertAndOneLocalTaskPerTransition(t *testing.T) {
+	f := newFixture(t)
+	f.approve(10*time.Minute, "ana", 1, 1)
+	f.approve(20*time.Minute, "bob", 1, 2)
+	f.approve(30*time.Minute, "dan", 1, 3)
+
+	st := f.run(input(chain(countersign.LateExpire, member("ana"), team("pr", 1), role())))
+
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.Equal(t, f.acts, f.local, "every activity ran as a local activity")
+	require.Len(t, f.upserts, 4)
+	status := saValues(f, func(sa temporal.SearchAttributes) (string, bool) { return sa.GetKeyword(workflows.SAStatus) })
+	require.Equal(t, []string{"pending_approval", "published"}, status)
+	steps := saValues(f, func(sa temporal.SearchAttributes) (int64, bool) { return sa.GetInt64(workflows.SAStep) })
+	require.Equal(t, []int64{1, 2, 3}, steps)
+	approvers := saValues(f, func(sa temporal.SearchAttributes) ([]string, bool) { return sa.GetKeywordList(workflows.SAApprovers) })
+	require.Equal(t, [][]string{{"ana"}, {"bob", "cid"}, {"dan", "eve"}}, approvers, "the end sets none")
+}
+
+// TestVersion3RetriesPublishAsAnActivity: when the local first attempt fails
+// retryably, the post shows as publishing and Publish is retried as an
+// activity; before version 3 every attempt is an activity.
+func TestVersion3RetriesPublishAsAnActivity(t *testing.T) {
+	for _, v := range []workflow.Version{1, workflow.DefaultVersion} {
+		f := newFixture(t)
+		if v != 1 {
+			f.env.OnGetVersion("leaner-histories", workflow.DefaultVersion, 1).Return(v)
+		}
+		f.publishFails = 2
+		f.approve(10*time.Minute, "ana", 1, 1)
+
+		st := f.run(input(chain(countersign.LateExpire, member("ana"))))
+
+		require.Equal(t, countersign.PostPublished, st.Status)
+		require.Len(t, f.publishes, 3)
+		status := saValues(f, func(sa temporal.SearchAttributes) (string, bool) { return sa.GetKeyword(workflows.SAStatus) })
+		require.Equal(t, []string{"pending_approval", "publishing", "published"}, status)
+		var local int
+		for _, a := range f.local {
+			if a == "Publish" {
+				local++
+			}
+		}
+		if v == 1 {
+			require.Equal(t, 1, local, "version 3: the first attempt is local, the retries are not")
+		} else {
+			require.Zero(t, local, "version 2: every attempt is an activity")
+		}
+	}
 }
 
 // --- versions -------------------------------------------------------------------

@@ -298,6 +298,7 @@ func (p *post) readyToContinue(ctx workflow.Context) bool {
 		p.waitNext(ctx)
 		return false
 	}
+	p.syncSearchAttributes(ctx) // the wait may end the workflow task
 	if err := workflow.Await(ctx, func() bool { return p.waiting() || workflow.AllHandlersFinished(ctx) }); err != nil {
 		return false // canceled from Temporal: the loop handles it
 	}

@@ -427,7 +427,7 @@ func TestRejectEditResubmit(t *testing.T) {
 
 // historyVersion is the PostWorkflow version (workflow.GetVersion) that new
 // posts run: recorded histories are named after it, and older ones stay.
-const historyVersion = "v1"
+const historyVersion = "v3"
 
 // recordHistory writes the workflow's history into workflows/testdata when
 // COUNTERSIGN_RECORD_HISTORIES=1, for the replay tests.
@@ -441,6 +441,10 @@ func writeHistory(t *testing.T, tc client.Client, postID, file string) {
 	if os.Getenv("COUNTERSIGN_RECORD_HISTORIES") != "1" {
 		return
 	}
+	// The run is closed once the post is: wait for it, so the history is whole.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = tc.GetWorkflow(ctx, cs.WorkflowID(postID), "").Get(ctx, nil)
 	var events []json.RawMessage
 	for _, ev := range workflowHistory(t, tc, postID) {
 		raw, err := protojson.Marshal(ev)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
@@ -25,8 +24,9 @@ import (
 // refusal adds no history event, and the signal fallback counts once. These
 // tests also record the version-2 histories the replay test runs.
 
-// updateVersion names the histories recorded with workflow version 2.
-const updateVersion = "v2"
+// updateVersion names the histories these tests record (workflow version
+// 3); they are named updates_<name> beside the HTTP tests' <name>.
+const updateVersion = "v3"
 
 // updater sends a deployment's Updates and signals for one post.
 type updater struct {
@@ -240,18 +240,11 @@ func TestUpdatesRejectEditCancel(t *testing.T) {
 	recordUpdateHistory(t, e, u.postID, "reject_edit_cancel")
 }
 
-// recordUpdateHistory writes the workflow's history as name.v2.json into
-// workflows/testdata when COUNTERSIGN_RECORD_HISTORIES=1 (like recordHistory,
-// for the version these tests drive).
+// recordUpdateHistory writes the workflow's history as updates_name.v3.json
+// into workflows/testdata when COUNTERSIGN_RECORD_HISTORIES=1 (like
+// recordHistory; these tests send their Updates through the client).
 func recordUpdateHistory(t *testing.T, e *env, postID, name string) {
-	if os.Getenv("COUNTERSIGN_RECORD_HISTORIES") != "1" {
-		return
-	}
-	// The run is closed once the post is: wait for it, so the history is whole.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = e.app.Temporal.GetWorkflow(ctx, cs.WorkflowID(postID), "").Get(ctx, nil)
-	writeHistory(t, e.app.Temporal, postID, name+"."+updateVersion)
+	writeHistory(t, e.app.Temporal, postID, "updates_"+name+"."+updateVersion)
 }
 
 // TestContinuedPostPublishesOnce: a post whose workflow continued as new (a
