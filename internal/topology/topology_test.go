@@ -27,10 +27,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/secrets"
@@ -470,7 +472,7 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 	var doubtful struct{ ID string }
 	tp.must(t, 201, tp.owner, "POST", tp.org("/accounts"), map[string]any{
 		"network": "x", "handle": "doubtful", "display_name": "Doubtful", "timezone": "UTC",
-		"settings": map[string]string{"api_url": tp.xapi.URL}, "credentials": map[string]string{"access_token": "x-token", "refresh_token": "x-refresh"}}, &doubtful)
+		"settings": map[string]string{"api_url": tp.xapi.URL}, "credentials": map[string]string{"access_token": "x-token"}}, &doubtful)
 	tp.must(t, 200, tp.owner, "PUT", tp.org("/accounts/"+doubtful.ID+"/permissions"), map[string]any{"grants": []map[string]any{
 		{"member_id": tp.members["Ines"].memberID, "level": "editor"}}}, nil)
 	// An account whose one step times out in 2s: past that, with no worker,
@@ -551,6 +553,26 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 		if got := tp.visible(ctx, q.query, len(want)); !slices.Equal(got, want) {
 			t.Errorf("%s (%s):\n got %v\nwant %v", q.name, q.query, got, want)
 		}
+	}
+
+	// Those answers came from Temporal's SQL visibility in PostgreSQL.
+	visURL, err := pgserver.DatabaseURL(tp.pg.AdminURL, devtemporal.PostgresVisibilityDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, visURL)
+	if err != nil {
+		t.Fatalf("Temporal's visibility database: %v", err)
+	}
+	var rows int
+	all := append(append(slices.Clone(walked), pending...), stuck, attention)
+	for i, id := range all {
+		all[i] = cs.WorkflowID(id)
+	}
+	err = conn.QueryRow(ctx, `SELECT count(*) FROM executions_visibility WHERE workflow_id = ANY($1)`, all).Scan(&rows)
+	conn.Close(ctx)
+	if err != nil || rows != len(all) {
+		t.Errorf("%s holds %d of the %d workflows (%v)", devtemporal.PostgresVisibilityDatabase, rows, len(all), err)
 	}
 
 	// Two workers again for what follows.
@@ -672,7 +694,7 @@ func (tp *topology) faults(t *testing.T, acct string) {
 	}
 
 	// 0 lost, 0 duplicated: each post delivered once, by one webhook-id.
-	lost, duplicated, decisionsLost, accepted := 0, 0, 0, 0
+	lost, duplicated, decisionsLost, accepted, retried := 0, 0, 0, 0, 0
 	after := tp.hook.snapshot()
 	for _, id := range ids {
 		hooks := 0
@@ -701,6 +723,9 @@ func (tp *topology) faults(t *testing.T, acct string) {
 		if d.status/100 == 2 {
 			accepted++
 		}
+		if d.uncertain {
+			retried++
+		}
 		p := final[d.post]
 		counted := false
 		if d.step <= len(p.Steps) {
@@ -714,8 +739,8 @@ func (tp *topology) faults(t *testing.T, acct string) {
 				d.post, d.who, d.step, d.status, d.uncertain, d.requestID)
 		}
 	}
-	t.Logf("topology fault run: posts=%d published=%d lost=%d duplicated=%d decisions=%d accepted=%d decisions_lost=%d answers_by_api=[%d %d]",
-		n, n-lost, lost, duplicated, len(decisions), accepted, decisionsLost, tp.api.served[0].Load(), tp.api.served[1].Load())
+	t.Logf("topology fault run: posts=%d published=%d lost=%d duplicated=%d decisions=%d accepted=%d retried_after_a_failure=%d decisions_lost=%d answers_by_api=[%d %d]",
+		n, n-lost, lost, duplicated, len(decisions), accepted, retried, decisionsLost, tp.api.served[0].Load(), tp.api.served[1].Load())
 }
 
 // decide sends the approval until an API answers it; 409 after an uncertain
