@@ -63,7 +63,8 @@ type Server struct {
 }
 
 // Start starts a single-process Temporal server on SQLite, the way
-// `temporal server start-dev` does, with Countersign's search attributes.
+// `temporal server start-dev` does, or on PostgreSQL (Options.PostgresURL),
+// with Countersign's search attributes.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.IP == "" {
 		o.IP = "127.0.0.1"

@@ -357,11 +357,11 @@ func (tp *topology) setupOrg() (accountID string) {
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
-	var b struct{ OrgID, Token string }
-	if err := json.Unmarshal(out, &struct {
-		OrgID *string `json:"org_id"`
-		Token *string `json:"token"`
-	}{&b.OrgID, &b.Token}); err != nil || b.Token == "" {
+	var b struct {
+		OrgID string `json:"org_id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(out, &b); err != nil || b.Token == "" {
 		t.Fatalf("bootstrap printed %s: %v", out, err)
 	}
 	tp.orgID, tp.owner = b.OrgID, b.Token
