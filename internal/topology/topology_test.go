@@ -42,9 +42,9 @@ import (
 // TestProductionTopology walks posts through the three-step chain across
 // both APIs and both workers, runs the operators' visibility queries of
 // docs/operating.md against Temporal's SQL visibility on PostgreSQL, then
-// kills one worker and one API and restarts PostgreSQL while posts are in
-// flight: every post must be published exactly once and every decision an
-// API accepted counted. -short skips it; COUNTERSIGN_TOPOLOGY_FAULT_POSTS
+// kills one worker and one API and restarts PostgreSQL, then Temporal, while
+// posts are in flight: every post must be published exactly once and every
+// decision an API accepted counted. -short skips it; COUNTERSIGN_TOPOLOGY_FAULT_POSTS
 // (default 12) sets the fault run's size.
 func TestProductionTopology(t *testing.T) {
 	if testing.Short() {
@@ -62,22 +62,23 @@ func TestProductionTopology(t *testing.T) {
 
 // topology is the running deployment and the test's view of it.
 type topology struct {
-	t        *testing.T
-	dir      string
-	bin      string // production build
-	devBin   string // dev build, for `dev-temporal`
-	pgDir    string
-	pgPort   int
-	pg       *pgserver.Server
-	env      []string // serve's and worker's configuration
-	temporal string   // frontend address
-	tc       client.Client
-	apiAddrs []string
-	apis     []*proc
-	workers  []*proc
-	api      *apiClient
-	hook     *receiver
-	xapi     *httptest.Server // an X API that takes posts and answers nonsense
+	t            *testing.T
+	dir          string
+	bin          string // production build
+	devBin       string // dev build, for `dev-temporal`
+	pgDir        string
+	pgPort       int
+	pg           *pgserver.Server
+	env          []string // serve's and worker's configuration
+	temporal     string   // frontend address
+	temporalProc *proc
+	tc           client.Client
+	apiAddrs     []string
+	apis         []*proc
+	workers      []*proc
+	api          *apiClient
+	hook         *receiver
+	xapi         *httptest.Server // an X API that takes posts and answers nonsense
 
 	orgID, owner string
 	members      map[string]person
@@ -99,27 +100,18 @@ func startTopology(t *testing.T) *topology {
 	}))
 	t.Cleanup(tp.xapi.Close)
 
-	tp.pgDir, tp.pgPort = filepath.Join(tp.dir, "postgres"), testenv.FreePort(t)
-	if err := tp.startPostgres(); err != nil {
-		t.Fatal(err)
-	}
+	// Ports found free can be taken by a parallel test package before the
+	// process binds them: each start tries a few.
+	tp.pgDir = filepath.Join(tp.dir, "postgres")
+	retryPorts(t, "PostgreSQL", func() error {
+		tp.pgPort = testenv.FreePort(t)
+		return tp.startPostgres()
+	})
 	t.Cleanup(func() { tp.pg.Stop() })
 	dbURL := tp.pg.URL
 
 	// Temporal, on PostgreSQL, in its own process.
-	port := testenv.FreePort(t)
-	tmp := tp.start("temporal", tp.devBin, nil, "dev-temporal", "--port", strconv.Itoa(port),
-		"--postgres-url", dbURL, "--log-file", filepath.Join(tp.dir, "temporal-server.log"))
-	select {
-	case tp.temporal = <-tmp.firstLine:
-	case <-tmp.done:
-		t.Fatalf("the Temporal process ended: %s", tmp.logTail())
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("the Temporal process did not get ready: %s", tmp.logTail())
-	}
-	if tp.temporal == "" {
-		t.Fatalf("the Temporal process printed no address: %s", tmp.logTail())
-	}
+	retryPorts(t, "Temporal", func() error { return tp.startTemporal(testenv.FreePort(t), dbURL) })
 
 	for range 2 {
 		tp.apiAddrs = append(tp.apiAddrs, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
@@ -137,18 +129,22 @@ func startTopology(t *testing.T) *topology {
 	if out, err := tp.command("migrate").CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
-	for i, addr := range tp.apiAddrs {
-		tp.apis = append(tp.apis, tp.start(fmt.Sprintf("serve-%d", i+1), tp.bin, []string{"COUNTERSIGN_HTTP_ADDR=" + addr}, "serve"))
-	}
 	for i := range 2 {
 		tp.workers = append(tp.workers, tp.start(fmt.Sprintf("worker-%d", i+1), tp.bin, nil, "worker"))
+	}
+	tp.apis = make([]*proc, len(tp.apiAddrs))
+	for i := range tp.apiAddrs {
+		retryPorts(t, "serve", func() error {
+			if tp.apis[i] != nil { // the port was taken: another one
+				tp.apiAddrs[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			}
+			tp.apis[i] = tp.start(fmt.Sprintf("serve-%d", i+1), tp.bin, []string{"COUNTERSIGN_HTTP_ADDR=" + tp.apiAddrs[i]}, "serve")
+			return tp.waitReady("http://"+tp.apiAddrs[i], tp.apis[i])
+		})
 	}
 	tp.api = &apiClient{hc: &http.Client{Timeout: 30 * time.Second}, served: make([]atomic.Int64, len(tp.apiAddrs))}
 	for _, a := range tp.apiAddrs {
 		tp.api.urls = append(tp.api.urls, "http://"+a)
-	}
-	for i, u := range tp.api.urls {
-		tp.waitReady(u, tp.apis[i])
 	}
 
 	c, err := client.Dial(client.Options{HostPort: tp.temporal, Namespace: "default", Logger: quietLogger{}})
@@ -158,6 +154,41 @@ func startTopology(t *testing.T) *topology {
 	t.Cleanup(c.Close)
 	tp.tc = c
 	return tp
+}
+
+// retryPorts runs start until it succeeds, up to three times while it fails
+// because a port is in use.
+func retryPorts(t *testing.T, what string, start func() error) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := start()
+		if err == nil {
+			return
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: retrying with another port: %v", what, err)
+	}
+}
+
+// startTemporal runs `countersign dev-temporal` on PostgreSQL and waits for
+// the address it prints once ready.
+func (tp *topology) startTemporal(port int, dbURL string) error {
+	p := tp.start("temporal", tp.devBin, nil, "dev-temporal", "--port", strconv.Itoa(port),
+		"--postgres-url", dbURL, "--log-file", filepath.Join(tp.dir, "temporal-server.log"))
+	select {
+	case tp.temporal = <-p.firstLine:
+	case <-p.done:
+		return fmt.Errorf("the Temporal process ended: %s", p.logTail())
+	case <-time.After(3 * time.Minute):
+		return fmt.Errorf("the Temporal process did not get ready: %s", p.logTail())
+	}
+	if tp.temporal == "" {
+		return fmt.Errorf("the Temporal process printed no address: %s", p.logTail())
+	}
+	tp.temporalProc = p
+	return nil
 }
 
 // buildBinaries builds the production binary and the dev one (which has
@@ -265,24 +296,24 @@ func (p *proc) logTail() string {
 	return p.name + " log:\n" + string(b)
 }
 
-func (tp *topology) waitReady(url string, p *proc) {
-	tp.t.Helper()
+// waitReady waits until the API at url is ready (its /readyz answers 200).
+func (tp *topology) waitReady(url string, p *proc) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		resp, err := http.Get(url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-p.done:
-			tp.t.Fatalf("%s ended: %s", p.name, p.logTail())
+			return fmt.Errorf("%s ended: %s", p.name, p.logTail())
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			tp.t.Fatalf("%s not ready after 2 minutes: %v\n%s", url, err, p.logTail())
+			return fmt.Errorf("%s not ready after 2 minutes: %v\n%s", url, err, p.logTail())
 		}
 	}
 }
@@ -613,7 +644,8 @@ type decision struct {
 }
 
 // faults puts posts through the chain while one worker is killed, one API
-// is killed and PostgreSQL is restarted.
+// is killed, PostgreSQL is restarted and then Temporal (killed, started
+// again on the same port and databases).
 func (tp *topology) faults(t *testing.T, acct string) {
 	n := 12
 	if v := os.Getenv("COUNTERSIGN_TOPOLOGY_FAULT_POSTS"); v != "" {
@@ -648,6 +680,15 @@ func (tp *topology) faults(t *testing.T, acct string) {
 		t.Log("starting PostgreSQL again")
 		if err := tp.startPostgres(); err != nil {
 			t.Error(err)
+			return
+		}
+		pause(3 * time.Second)
+		t.Log("killing Temporal, starting it again on the same port")
+		_, port, _ := strings.Cut(tp.temporal, ":")
+		p, _ := strconv.Atoi(port)
+		tp.temporalProc.kill()
+		if err := tp.startTemporal(p, tp.pg.URL); err != nil {
+			t.Error(err)
 		}
 	}()
 
@@ -660,7 +701,7 @@ func (tp *topology) faults(t *testing.T, acct string) {
 		go func() {
 			defer wg.Done()
 			// Spread the posts over the faults.
-			time.Sleep(time.Duration(i) * 12 * time.Second / time.Duration(n))
+			time.Sleep(time.Duration(i) * 15 * time.Second / time.Duration(n))
 			for step, who := range chain {
 				if _, err := tp.waitPost(ctx, id, fmt.Sprintf("opened step %d", step+1), atStep(step+1)); err != nil {
 					errs <- err
