@@ -43,8 +43,12 @@ type Options struct {
 	// registered if missing.
 	TemporalAddress   string
 	TemporalNamespace string
-	PGBinDir          string // where initdb and postgres are; default: PATH and the usual places
-	Logger            *slog.Logger
+	// TemporalPersistence is where the embedded Temporal keeps its data:
+	// "sqlite" (the default, a file in DataDir) or "postgres" (databases
+	// temporal and temporal_visibility on the stack's PostgreSQL, as compose).
+	TemporalPersistence string
+	PGBinDir            string // where initdb and postgres are; default: PATH and the usual places
+	Logger              *slog.Logger
 }
 
 // Defaults of Options, as documented in the README.
@@ -55,6 +59,12 @@ const (
 	DefaultUIPort       = 8233
 	DefaultPGPort       = 5433
 	DefaultMetricsAddr  = "127.0.0.1:9090"
+)
+
+// The values of Options.TemporalPersistence.
+const (
+	PersistenceSQLite   = "sqlite"
+	PersistencePostgres = "postgres"
 )
 
 // Stack is a running dev stack.
@@ -77,6 +87,9 @@ type Stack struct {
 // Start brings the stack up; on error, whatever started is stopped again.
 func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	o.applyDefaults()
+	if o.TemporalPersistence != PersistenceSQLite && o.TemporalPersistence != PersistencePostgres {
+		return nil, fmt.Errorf("--temporal-persistence %q: want %s or %s", o.TemporalPersistence, PersistenceSQLite, PersistencePostgres)
+	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -109,12 +122,16 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 		if uiPort < 0 {
 			uiPort = 0
 		}
-		s.Temporal, err = devtemporal.Start(ctx, devtemporal.Options{
+		to := devtemporal.Options{
 			DBFile:  filepath.Join(o.DataDir, "temporal.db"),
 			Port:    o.TemporalPort,
 			UIPort:  uiPort,
 			LogFile: filepath.Join(o.DataDir, "temporal.log"),
-		})
+		}
+		if o.TemporalPersistence == PersistencePostgres {
+			to.DBFile, to.PostgresURL = "", dbURL
+		}
+		s.Temporal, err = devtemporal.Start(ctx, to)
 		if err != nil {
 			return s, err
 		}
@@ -251,6 +268,9 @@ func (o *Options) applyDefaults() {
 	}
 	if o.PGPort == 0 {
 		o.PGPort = DefaultPGPort
+	}
+	if o.TemporalPersistence == "" {
+		o.TemporalPersistence = PersistenceSQLite
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -1,7 +1,8 @@
 // Package devtemporal runs Temporal in-process, the way `temporal server
 // start-dev` does: a single-process server on SQLite (a file, or memory for
-// tests) with Countersign's namespace and search attributes, and optionally
-// the Temporal Web UI. Only the dev build and the tests import it.
+// tests) or on PostgreSQL with SQL visibility (as compose's Temporal), with
+// Countersign's namespace and search attributes, and optionally the Temporal
+// Web UI. Only the dev build and the tests import it.
 package devtemporal
 
 import (
@@ -37,11 +38,16 @@ import (
 type Options struct {
 	// DBFile is the SQLite file that persists the server (WAL mode); empty
 	// keeps everything in memory (tests).
-	DBFile    string
-	IP        string // frontend bind address; default 127.0.0.1
-	Port      int    // frontend gRPC port; 0 picks a free one
-	UIPort    int    // Web UI port; 0 means no UI
-	Namespace string // registered at start, with Countersign's search attributes
+	DBFile string
+	// PostgresURL, when set, persists to PostgreSQL instead of SQLite: the
+	// databases temporal and temporal_visibility on that URL's server
+	// (created, and their schemas set up or updated, at start), as compose's
+	// Temporal does. The URL's own database is not used.
+	PostgresURL string
+	IP          string // frontend bind address; default 127.0.0.1
+	Port        int    // frontend gRPC port; 0 picks a free one
+	UIPort      int    // Web UI port; 0 means no UI
+	Namespace   string // registered at start, with Countersign's search attributes
 	// LogFile receives the server's logs (warnings and errors); empty discards them.
 	LogFile string
 }
@@ -53,10 +59,12 @@ type Server struct {
 	Address   string // frontend host:port
 	UIURL     string // empty without UI
 	Namespace string
+	Store     string // "SQLite" or "PostgreSQL"
 }
 
 // Start starts a single-process Temporal server on SQLite, the way
-// `temporal server start-dev` does, with Countersign's search attributes.
+// `temporal server start-dev` does, or on PostgreSQL (Options.PostgresURL),
+// with Countersign's search attributes.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.IP == "" {
 		o.IP = "127.0.0.1"
@@ -79,34 +87,16 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	frontend := net.JoinHostPort(o.IP, strconv.Itoa(o.Port))
 
-	sqlConf := &config.SQL{PluginName: sqliteplugin.PluginName, ConnectAttributes: map[string]string{}}
-	if o.DBFile == "" {
-		sqlConf.ConnectAttributes["mode"] = "memory"
-		sqlConf.ConnectAttributes["cache"] = "shared"
-		sqlConf.DatabaseName = fmt.Sprintf("countersign-%d-%d", os.Getpid(), o.Port)
-	} else {
-		sqlConf.ConnectAttributes["mode"] = "rwc"
-		sqlConf.ConnectAttributes["_journal_mode"] = "wal"
-		sqlConf.ConnectAttributes["_synchronous"] = "2" // FULL: a committed event survives a crash
-		sqlConf.DatabaseName = o.DBFile
-		if _, err := os.Stat(o.DBFile); errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(filepath.Dir(o.DBFile), 0o755); err != nil {
-				return nil, err
-			}
-			if err := sqlite.SetupSchema(sqlConf); err != nil {
-				return nil, fmt.Errorf("set up Temporal's SQLite schema: %w", err)
-			}
+	var persistence config.Persistence
+	if o.PostgresURL != "" {
+		if persistence, err = postgresPersistence(o.PostgresURL); err != nil {
+			return nil, err
 		}
-	}
-	ns, err := sqlite.NewNamespaceConfig("active", o.Namespace, false, temporalclient.SearchAttributes)
-	if err != nil {
+	} else if persistence, err = sqlitePersistence(o); err != nil {
 		return nil, err
 	}
-	if err := sqlite.CreateNamespaces(sqlConf, ns); err != nil {
-		return nil, fmt.Errorf("create Temporal namespace %q: %w", o.Namespace, err)
-	}
 
-	conf, hosts, err := serverConfig(o, sqlConf)
+	conf, hosts, err := serverConfig(o, persistence)
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +137,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("start Temporal server: %w", err)
 	}
-	t := &Server{server: srv, Address: frontend, Namespace: o.Namespace}
-	if err := t.waitReady(ctx); err != nil {
+	t := &Server{server: srv, Address: frontend, Namespace: o.Namespace, Store: "SQLite"}
+	if o.PostgresURL != "" {
+		t.Store = "PostgreSQL"
+	}
+	if err := t.waitReady(ctx, o.PostgresURL != ""); err != nil {
 		t.Stop()
 		return nil, err
 	}
@@ -174,8 +167,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 }
 
 // waitReady waits until the frontend answers for the namespace and the
-// search attributes are registered (older data files may lack new ones).
-func (t *Server) waitReady(ctx context.Context) error {
+// search attributes are registered (older data files may lack new ones);
+// with register, it registers the namespace first.
+func (t *Server) waitReady(ctx context.Context, register bool) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{HostPort: t.Address, Namespace: t.Namespace, Logger: quietLogger{}})
@@ -183,6 +177,11 @@ func (t *Server) waitReady(ctx context.Context) error {
 		return fmt.Errorf("Temporal server did not answer: %w", err)
 	}
 	defer c.Close()
+	if register {
+		if err := registerNamespace(ctx, c, t.Namespace); err != nil {
+			return err
+		}
+	}
 	for {
 		err = temporalclient.EnsureSearchAttributes(ctx, c, t.Namespace)
 		if err == nil {
@@ -204,15 +203,71 @@ func (t *Server) Stop() {
 	_ = t.server.Stop()
 }
 
-func serverConfig(o Options, sqlConf *config.SQL) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
-	var conf config.Config
-	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"}
-	conf.Persistence = config.Persistence{
+// sqlitePersistence sets up the SQLite store (a file, or memory) and
+// registers the namespace in it.
+func sqlitePersistence(o Options) (config.Persistence, error) {
+	sqlConf := &config.SQL{PluginName: sqliteplugin.PluginName, ConnectAttributes: map[string]string{}}
+	if o.DBFile == "" {
+		sqlConf.ConnectAttributes["mode"] = "memory"
+		sqlConf.ConnectAttributes["cache"] = "shared"
+		sqlConf.DatabaseName = fmt.Sprintf("countersign-%d-%d", os.Getpid(), o.Port)
+	} else {
+		sqlConf.ConnectAttributes["mode"] = "rwc"
+		sqlConf.ConnectAttributes["_journal_mode"] = "wal"
+		sqlConf.ConnectAttributes["_synchronous"] = "2" // FULL: a committed event survives a crash
+		sqlConf.DatabaseName = o.DBFile
+		if _, err := os.Stat(o.DBFile); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(o.DBFile), 0o755); err != nil {
+				return config.Persistence{}, err
+			}
+			if err := sqlite.SetupSchema(sqlConf); err != nil {
+				return config.Persistence{}, fmt.Errorf("set up Temporal's SQLite schema: %w", err)
+			}
+		}
+	}
+	ns, err := sqlite.NewNamespaceConfig("active", o.Namespace, false, temporalclient.SearchAttributes)
+	if err != nil {
+		return config.Persistence{}, err
+	}
+	if err := sqlite.CreateNamespaces(sqlConf, ns); err != nil {
+		return config.Persistence{}, fmt.Errorf("create Temporal namespace %q: %w", o.Namespace, err)
+	}
+	return config.Persistence{
 		DefaultStore:     "sqlite",
 		VisibilityStore:  "sqlite",
 		NumHistoryShards: 1,
 		DataStores:       map[string]config.DataStore{"sqlite": {SQL: sqlConf}},
+	}, nil
+}
+
+// postgresPersistence sets up compose's two PostgreSQL databases; the
+// namespace is registered once the server answers.
+func postgresPersistence(dbURL string) (config.Persistence, error) {
+	main, vis, err := postgresConfigs(dbURL)
+	if err != nil {
+		return config.Persistence{}, err
 	}
+	if err := setupPostgresSchema(main, "postgresql/v12/temporal"); err != nil {
+		return config.Persistence{}, fmt.Errorf("Temporal's PostgreSQL schema: %w", err)
+	}
+	if err := setupPostgresSchema(vis, "postgresql/v12/visibility"); err != nil {
+		return config.Persistence{}, fmt.Errorf("Temporal's PostgreSQL visibility schema: %w", err)
+	}
+	return config.Persistence{
+		DefaultStore:     "postgres",
+		VisibilityStore:  "postgres-visibility",
+		NumHistoryShards: PostgresHistoryShards,
+		DataStores: map[string]config.DataStore{
+			"postgres":            {SQL: main},
+			"postgres-visibility": {SQL: vis},
+		},
+	}, nil
+}
+
+func serverConfig(o Options, persistence config.Persistence) (*config.Config, map[primitives.ServiceName]static.Hosts, error) {
+	var conf config.Config
+	conf.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: "127.0.0.1"}
+	conf.Persistence = persistence
 	conf.ClusterMetadata = &cluster.Config{
 		EnableGlobalNamespace:    false,
 		FailoverVersionIncrement: 10,

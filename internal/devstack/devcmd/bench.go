@@ -84,6 +84,7 @@ func TemporalCommand() *cobra.Command {
 	f := c.Flags()
 	f.IntVar(&o.Port, "port", 0, "frontend gRPC port on 127.0.0.1 (0: any free one)")
 	f.StringVar(&o.DBFile, "db-file", "", "SQLite file (empty: in memory)")
+	f.StringVar(&o.PostgresURL, "postgres-url", "", "persist to PostgreSQL instead (databases temporal and temporal_visibility on this URL's server)")
 	f.StringVar(&o.LogFile, "log-file", "", "server log file (empty: discarded)")
 	return c
 }

@@ -54,6 +54,8 @@ func Command() *cobra.Command {
 	f.IntVar(&o.TemporalPort, "temporal-port", devstack.DefaultTemporalPort, "Temporal frontend gRPC port (on 127.0.0.1)")
 	f.IntVar(&o.UIPort, "ui-port", devstack.DefaultUIPort, "Temporal Web UI port (-1 disables the UI)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", devstack.DefaultMetricsAddr, `Prometheus /metrics listen address, never the API's ("" for none)`)
+	f.StringVar(&o.TemporalPersistence, "temporal-persistence", devstack.PersistenceSQLite,
+		`where the embedded Temporal keeps its data: "sqlite" (a file in the data directory) or "postgres" (databases temporal and temporal_visibility on the stack's PostgreSQL, as compose)`)
 	f.IntVar(&o.PGPort, "pg-port", devstack.DefaultPGPort, "PostgreSQL port (on 127.0.0.1), unless DATABASE_URL is set")
 	return c
 }
@@ -64,7 +66,7 @@ Countersign dev stack is up.
   API             {{.APIURL}}        (health: {{.APIURL}}/readyz)
   Metrics         {{if .MetricsURL}}{{.MetricsURL}}{{else}}disabled{{end}}
   Temporal UI     {{if .Temporal.UIURL}}{{.Temporal.UIURL}}{{else}}disabled{{end}}
-  Temporal        {{.Temporal.Address}}  namespace {{.Temporal.Namespace}}
+  Temporal        {{.Temporal.Address}}  namespace {{.Temporal.Namespace}}{{if .Temporal.Store}}, on {{.Temporal.Store}}{{end}}
 {{- if .PG}}
   PostgreSQL      {{.PG.URL}}
 {{- end}}
