@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func SeedTimed(ctx context.Context, serverURL string, o SeedOptions) (string, *S
 	if err != nil {
 		return "", nil, nil, err
 	}
-	name := "countersign_seed_" + time.Now().UTC().Format("20060102_150405")
+	name := fmt.Sprintf("countersign_seed_%s_%04x", time.Now().UTC().Format("20060102_150405"), rand.IntN(1<<16))
 	if err := pgserver.CreateDatabase(ctx, admin, name, ""); err != nil {
 		return "", nil, nil, err
 	}

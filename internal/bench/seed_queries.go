@@ -138,7 +138,7 @@ func explainTargets(p benchParams) []sqlTarget {
 	}
 }
 
-// Explain runs EXPLAIN (ANALYZE, BUFFERS) of each target on conn.
+// explain runs EXPLAIN (ANALYZE, BUFFERS) of each target on conn.
 func explain(ctx context.Context, conn *pgxpool.Conn, ts []sqlTarget) ([]Explained, error) {
 	var out []Explained
 	for _, t := range ts {
@@ -209,6 +209,7 @@ func Queries(ctx context.Context, o QueryOptions) (*QueryResult, error) {
 	defer stopMetrics()
 
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer hc.CloseIdleConnections()
 	get := func(token, u string, out any) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {

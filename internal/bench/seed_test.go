@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/testenv"
 	"github.com/countersign/countersign/server"
@@ -301,6 +302,15 @@ func TestSeedTimedMigrations(t *testing.T) {
 			t.Errorf("migration %s ran on %d posts in %s", m.Name, m.Posts, m.Took)
 		}
 	}
+	t.Cleanup(func() { // on a TEST_DATABASE_URL server, leave nothing behind
+		admin, _ := pgserver.DatabaseURL(dbURL, "postgres")
+		if c, err := pgx.Connect(ctx, admin); err == nil {
+			u, _ := url.Parse(dbURL)
+			name := strings.TrimPrefix(u.Path, "/")
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	})
 	pool, err := pgxpool.New(ctx, dbURL)
 	if err != nil {
 		t.Fatal(err)
