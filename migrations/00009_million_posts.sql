@@ -8,6 +8,9 @@
 -- posts_org_list_idx). They also serve the foreign keys to accounts and
 -- members. posts_open_idx holds only the posts the reconciler's repair pass
 -- walks (started, not closed), so the pass no longer reads every post's state.
+-- posts_org_list_idx (org_id, id DESC) goes: the unique (org_id, id) index
+-- answers the same scans backwards, and one index less is one write less
+-- per post change.
 --
 -- LOCKS: the indexes are built CONCURRENTLY, so reads and writes of posts go
 -- on while they build (at a million posts on the bench machine: about 2 s
@@ -22,6 +25,7 @@ CREATE INDEX CONCURRENTLY posts_org_author_idx ON posts (org_id, author_id, id D
 DROP INDEX CONCURRENTLY IF EXISTS posts_open_idx;
 CREATE INDEX CONCURRENTLY posts_open_idx ON posts (id)
     WHERE workflow_started_at IS NOT NULL AND NOT coalesce((state->>'closed')::boolean, false);
+DROP INDEX CONCURRENTLY IF EXISTS posts_org_list_idx;
 
 -- post_counts: how many posts each org has in each status, kept by triggers
 -- in the transaction of every change, so the metrics gauge
@@ -101,6 +105,7 @@ DROP FUNCTION IF EXISTS post_counts_status();
 DROP FUNCTION IF EXISTS post_counts_add(uuid, text, bigint);
 DROP TABLE IF EXISTS post_counts;
 -- +goose StatementEnd
+CREATE INDEX CONCURRENTLY IF NOT EXISTS posts_org_list_idx ON posts (org_id, id DESC);
 DROP INDEX CONCURRENTLY IF EXISTS posts_open_idx;
 DROP INDEX CONCURRENTLY IF EXISTS posts_org_author_idx;
 DROP INDEX CONCURRENTLY IF EXISTS posts_org_account_idx;

@@ -16,11 +16,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/testenv"
+	"github.com/countersign/countersign/migrations"
 	"github.com/countersign/countersign/server"
 )
 
@@ -347,4 +349,33 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// Migration 00009 goes down and up again on seeded posts: down brings back
+// the old list index and drops the counts; up counts the posts again.
+func TestMigration00009DownAndUp(t *testing.T) {
+	_, pool, _ := seedSmall(t)
+	ctx := context.Background()
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+	p, err := migrations.Provider(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.Down(ctx); err != nil || r.Source.Version != 9 {
+		t.Fatalf("down: %v %v", r, err)
+	}
+	if n := scalar[int](t, pool, `SELECT count(*) FROM pg_indexes WHERE tablename = 'posts'
+		AND indexname IN ('posts_org_list_idx', 'posts_org_account_idx', 'posts_open_idx')`); n != 1 {
+		t.Errorf("after down, %d of the list index and 00009's indexes exist, want only the list index", n)
+	}
+	if reg := scalar[*string](t, pool, `SELECT to_regclass('post_counts')::text`); reg != nil {
+		t.Error("post_counts survived the down migration")
+	}
+	if _, err := p.UpByOne(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := scalar[int](t, pool, `SELECT sum(n)::int FROM post_counts`); n != 2000 {
+		t.Errorf("post_counts counts %d posts after up, want 2000", n)
+	}
 }
