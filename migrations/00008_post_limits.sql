@@ -8,6 +8,13 @@
 --     the lost starts behind it.
 -- Idempotency keys are scoped to their caller (org, author) by
 -- posts_idempotency_key already; new ones are at most 255 characters.
+--
+-- LOCKS a big table: ALTER TABLE takes ACCESS EXCLUSIVE on posts and holds it
+-- to the end of the transaction, which rebuilds posts_unstarted_idx (a scan
+-- of every post): reads and writes of posts wait meanwhile, about 1 s at a
+-- million posts on the bench machine (docs/benchmark.md, "A million posts").
+-- The new columns need no rewrite (constant or no defaults) and the CHECK is
+-- NOT VALID, so the time is the index build.
 ALTER TABLE posts
     ADD COLUMN request_hash    text,
     ADD COLUMN start_attempts  int NOT NULL DEFAULT 0,

@@ -18,6 +18,21 @@ var files embed.FS
 // Up applies every pending migration. A PostgreSQL advisory lock makes
 // concurrent runs (several replicas starting at once) safe.
 func Up(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
+	p, err := Provider(db)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return res, fmt.Errorf("apply migrations: %w", err)
+	}
+	return res, nil
+}
+
+// Provider is the goose provider of the embedded migrations on db, for
+// callers that apply them one at a time (the dev build's `bench seed
+// --time-migrations`).
+func Provider(db *sql.DB) (*goose.Provider, error) {
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		return nil, err
@@ -26,9 +41,5 @@ func Up(ctx context.Context, db *sql.DB) ([]*goose.MigrationResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return res, fmt.Errorf("apply migrations: %w", err)
-	}
-	return res, nil
+	return p, nil
 }

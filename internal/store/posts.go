@@ -160,15 +160,19 @@ type UnstartedPost struct {
 // start's outcome was unknown), oldest first, leaving out those whose
 // back-off (DeferStart) has not passed. There is no look-back window.
 func (s *Store) UnstartedPosts(ctx context.Context, grace time.Duration, max int) ([]UnstartedPost, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+unstartedColumns+`
-		FROM posts WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
-		  AND coalesce(next_attempt_at, created_at) <= now()
-		ORDER BY coalesce(next_attempt_at, created_at) LIMIT $2`, grace.String(), max)
+	rows, err := s.pool.Query(ctx, UnstartedPostsQuery, grace.String(), max)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, scanUnstarted)
 }
+
+// UnstartedPostsQuery is UnstartedPosts's statement ($1 grace, $2 max),
+// on the partial index posts_unstarted_idx.
+const UnstartedPostsQuery = `SELECT ` + unstartedColumns + `
+		FROM posts WHERE workflow_started_at IS NULL AND created_at < now() - $1::interval
+		  AND coalesce(next_attempt_at, created_at) <= now()
+		ORDER BY coalesce(next_attempt_at, created_at) LIMIT $2`
 
 // UnstartedPostByID returns the post if its workflow start was never
 // confirmed; ok is false once it was (or if there is no such post).
@@ -218,27 +222,49 @@ type PostFilter struct {
 	AwaitingMember string
 }
 
-// ListPosts lists the org's posts, newest first.
+// ListPosts lists the org's posts, newest first, a page at a time (keyset:
+// the ids after the cursor). Only the filters that are set become
+// predicates, so each combination is its own statement whose plan uses its
+// index (docs/benchmark.md, "A million posts"), even once PostgreSQL caches
+// a generic plan for it.
 func (s *Store) ListPosts(ctx context.Context, orgID string, f PostFilter, p cs.Page) ([]cs.Post, error) {
-	opt := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+postColumns+` FROM posts
-		WHERE org_id = $1
-		  AND ($2::text IS NULL OR status = $2)
-		  AND ($3::uuid IS NULL OR account_id = $3)
-		  AND ($4::uuid IS NULL OR author_id = $4)
-		  AND ($5::uuid IS NULL OR $5 = ANY (awaiting))
-		  AND ($6::uuid IS NULL OR id < $6)
-		ORDER BY id DESC LIMIT $7`,
-		orgID, opt(string(f.Status)), opt(f.AccountID), opt(f.AuthorID), opt(f.AwaitingMember), after(p), limit(p))
+	sql, args := ListPostsQuery(orgID, f, p)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Post, error) { return scanPost(r) })
+}
+
+// ListPostsQuery is the statement ListPosts runs, with its arguments (the
+// bench EXPLAINs it).
+func ListPostsQuery(orgID string, f PostFilter, p cs.Page) (string, []any) {
+	var b strings.Builder
+	args := []any{orgID}
+	b.WriteString(`SELECT ` + postColumns + ` FROM posts WHERE org_id = $1`)
+	add := func(pred string, v any) {
+		args = append(args, v)
+		fmt.Fprintf(&b, " AND "+pred, len(args))
+	}
+	if f.Status != "" {
+		add("status = $%d", string(f.Status))
+	}
+	if f.AccountID != "" {
+		add("account_id = $%d", f.AccountID)
+	}
+	if f.AuthorID != "" {
+		add("author_id = $%d", f.AuthorID)
+	}
+	if f.AwaitingMember != "" {
+		// @> (not = ANY) can use the GIN index on awaiting.
+		add("awaiting @> ARRAY[$%d::uuid]", f.AwaitingMember)
+	}
+	if a := after(p); a != nil {
+		add("id < $%d", a)
+	}
+	args = append(args, limit(p))
+	fmt.Fprintf(&b, " ORDER BY id DESC LIMIT $%d", len(args))
+	return b.String(), args
 }
 
 // PostEvents returns a post's audit log in order.
@@ -333,9 +359,11 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 	return inserted, err
 }
 
-// CountPostsByStatus counts every post by status (for metrics).
+// CountPostsByStatus counts every post by status (for metrics), from the
+// per-org counts the triggers of post_counts keep (migration 00009): a scrape
+// reads at most orgs x statuses rows, however many posts there are.
 func (s *Store) CountPostsByStatus(ctx context.Context) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM posts GROUP BY status`)
+	rows, err := s.pool.Query(ctx, CountPostsByStatusQuery)
 	if err != nil {
 		return nil, err
 	}
@@ -345,6 +373,9 @@ func (s *Store) CountPostsByStatus(ctx context.Context) (map[string]int, error) 
 	_, err = pgx.ForEachRow(rows, []any{&status, &n}, func() error { counts[status] = n; return nil })
 	return counts, err
 }
+
+// CountPostsByStatusQuery is CountPostsByStatus's statement.
+const CountPostsByStatusQuery = `SELECT status, sum(n)::bigint FROM post_counts GROUP BY status`
 
 // AuthorizeDecision implements activities.Directory: the database's half of
 // a decision's authorization (member active and eligible for the step now).
@@ -379,12 +410,7 @@ func (s *Store) OpenPosts(ctx context.Context, grace time.Duration, afterID stri
 	if validID(afterID) {
 		after = afterID
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, org_id FROM posts
-		WHERE workflow_started_at IS NOT NULL
-		  AND NOT coalesce((state->>'closed')::boolean, false)
-		  AND updated_at < now() - $1::interval
-		  AND ($2::uuid IS NULL OR id > $2)
-		ORDER BY id LIMIT $3`, grace.String(), after, max)
+	rows, err := s.pool.Query(ctx, OpenPostsQuery, grace.String(), after, max)
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +419,15 @@ func (s *Store) OpenPosts(ctx context.Context, grace time.Duration, afterID stri
 		return p, r.Scan(&p.ID, &p.OrgID)
 	})
 }
+
+// OpenPostsQuery is OpenPosts's statement ($1 grace, $2 after, $3 max). Its
+// first two predicates are posts_open_idx's, which holds only these posts.
+const OpenPostsQuery = `SELECT id, org_id FROM posts
+		WHERE workflow_started_at IS NOT NULL
+		  AND NOT coalesce((state->>'closed')::boolean, false)
+		  AND updated_at < now() - $1::interval
+		  AND ($2::uuid IS NULL OR id > $2)
+		ORDER BY id LIMIT $3`
 
 // FlagPost marks a post needs_attention with the reason, and records it in
 // the audit log: for a workflow that ended without recording its end.

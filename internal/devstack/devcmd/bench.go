@@ -57,6 +57,7 @@ func BenchCommand() *cobra.Command {
 	f.BoolVar(&o.SeparateServer, "separate-server", true, "run the embedded Temporal server in its own process, to measure its memory apart")
 	f.StringVar(&o.TemporalAddress, "temporal-address", "", "use this Temporal (namespace default) instead of the embedded one")
 	f.StringVar(&o.DatabaseURL, "database-url", "", "use this PostgreSQL instead of starting one")
+	c.AddCommand(seedCommand(), queriesCommand()) // seed.go
 	return c
 }
 
