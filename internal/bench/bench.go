@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/internal/devstack"
+	"github.com/countersign/countersign/internal/posts"
 )
 
 // Options configures a run.
@@ -179,6 +180,13 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 		undo = append(undo, e.slack.close)
 		vars = e.slack.env()
 	}
+	// The bench's five people make every decision and edit of hundreds of
+	// posts: the per-member rate limit (30 a minute, docs/limits.md) would
+	// cap the whole run at half a post a second, which an org with that many
+	// posts spreads over many more people. The per-post limit stays.
+	perMember := posts.PerMember
+	posts.PerMember = posts.Rate{Every: time.Millisecond, Burst: 1000}
+	undo = append(undo, func() { posts.PerMember = perMember })
 	// The dev stack reads the Slack settings from the environment.
 	restore := setEnv(vars)
 	e.s, err = devstack.Start(ctx, devstack.Options{

@@ -44,7 +44,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Errorf("countersign actions per post = %v, not above the baseline's", c.History.ActionsPerPost)
 	}
 	// One click per step; steps 2 and 3 open after a click.
-	for k, n := range map[string]int{"submit → step 1 request": 5, "notification → click": 15, "click acknowledged": 15,
+	for k, n := range map[string]int{"submit → step 1 request": 5, "notification → click": 10, "notification → reschedule → click": 5, "click acknowledged": 15,
 		"click → next step open": 10, "notification → click → next step open": 10, "last click → scheduled": 5, "publish lateness": 5} {
 		if c.Latency[k].N != n {
 			t.Errorf("%q: %d samples, want %d", k, c.Latency[k].N, n)

@@ -236,7 +236,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 	if tap != nil {
 		// Step 2's request goes to the PR team's channel.
 		if err := a.do(ctx, 200, r.tok["OWNER"], "PATCH", "/teams/"+s.Demo.TeamID,
-			map[string]any{"slack_channel_id": slackTeamChanel}, nil); err != nil {
+			map[string]any{"slack_channel_id": slackTeamChannel}, nil); err != nil {
 			return nil, fmt.Errorf("set the team's Slack channel: %w", err)
 		}
 	} else {
@@ -246,6 +246,10 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 	}
 
 	ids := make([]string, n)
+	refusedBefore := 0
+	if tap != nil {
+		refusedBefore, _ = tap.refusals()
+	}
 	mem := sampleMemory(serverPID)
 	start := time.Now()
 	pool(ctx, len(ids), conc, o.Progress, "countersign", func(ctx context.Context, i int) {
@@ -273,6 +277,12 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 		p.Failed += hook.badSig
 	}
 	hook.mu.Unlock()
+	if tap != nil {
+		refused, first := tap.refusals()
+		if p.RefusedClicks = refused - refusedBefore; p.RefusedClicks > 0 && p.FirstError == "" {
+			p.FirstError = "a click was refused: " + first
+		}
+	}
 	p.Latency = r.lat.percentiles()
 	var started []string
 	for _, id := range ids {

@@ -42,6 +42,9 @@ type Pipeline struct {
 	// their scheduled time: expired because the machine was slow.
 	Expired                    int `json:"expired"`
 	ExpiredAfterTimelyApproval int `json:"expired_after_timely_approval"`
+	// RefusedClicks are Slack clicks Countersign answered with a private
+	// refusal (rate limit, step no longer open…): the post then waits.
+	RefusedClicks int `json:"refused_clicks,omitempty"`
 
 	// Latencies in milliseconds.
 	Latency map[string]Percentiles `json:"latency_ms"`
@@ -129,6 +132,9 @@ func (r *Result) Print(w io.Writer) {
 	row("expired / of them approved in time", func(p *Pipeline) string {
 		return fmt.Sprintf("%d / %d", p.Expired, p.ExpiredAfterTimelyApproval)
 	})
+	if c != nil && c.RefusedClicks > 0 {
+		row("Slack clicks refused", func(p *Pipeline) string { return fmt.Sprintf("%d", p.RefusedClicks) })
+	}
 	row("WorkflowTaskTimedOut events", func(p *Pipeline) string { return fmt.Sprintf("%d", p.History.WorkflowTaskTimeouts) })
 	row("history events per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.EventsPerPost) })
 	row("billable actions per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.ActionsPerPost) })

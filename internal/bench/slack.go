@@ -28,8 +28,8 @@ var slackPeople = map[string]string{ // demo key → Slack user id
 }
 
 const (
-	slackTeam       = "TBENCH"
-	slackTeamChanel = "CPR" // the PR team's channel: step 2's request goes there
+	slackTeam        = "TBENCH"
+	slackTeamChannel = "CPR" // the PR team's channel: step 2's request goes there
 )
 
 // slackEvent is a notification as it reached the fake Slack.
@@ -59,6 +59,17 @@ type slackTap struct {
 	pending map[string][]slackEvent    // events of posts not subscribed yet
 	posts   map[string]string          // channel/ts → post id of a request
 	clicks  atomic.Int64
+	// refused counts the private answers to clicks (ephemeral messages):
+	// each is a click Countersign did not count.
+	refused      int
+	firstRefusal string
+}
+
+// refusals returns how many clicks were refused so far, and the first reason.
+func (t *slackTap) refusals() (int, string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.refused, t.firstRefusal
 }
 
 // fakeTB lets the fake Slack, written for tests, run in the bench: it only
@@ -166,6 +177,17 @@ func (t *slackTap) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 
 	method := strings.TrimPrefix(r.URL.Path, "/")
+	if method == "chat.postEphemeral" {
+		// Countersign refused a click and says why, privately.
+		form, _ := url.ParseQuery(string(body))
+		t.mu.Lock()
+		t.refused++
+		if t.firstRefusal == "" {
+			t.firstRefusal = form.Get("text")
+		}
+		t.mu.Unlock()
+		return
+	}
 	if resp.StatusCode != http.StatusOK || (method != "chat.postMessage" && method != "chat.update") {
 		return
 	}

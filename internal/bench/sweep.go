@@ -111,16 +111,16 @@ func RunSweep(ctx context.Context, o Options, levels []int) (*Sweep, error) {
 // Print writes the sweep as one table.
 func (s *Sweep) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nSweep: throughput and publish lateness p99 per concurrency, both on one server\n")
-	fmt.Fprintf(w, "  %5s %6s | %9s %9s %6s | %11s %11s | %9s %12s %7s\n", "conc", "posts",
-		"cs post/s", "bare /s", "ratio", "cs late p99", "bare p99", "WFT t/o", "expired", "failed")
+	fmt.Fprintf(w, "  %5s %6s | %9s %9s %6s | %11s %11s | %9s %8s %8s %7s\n", "conc", "posts",
+		"cs post/s", "bare /s", "ratio", "cs late p99", "bare p99", "WFT t/o", "expired", "in time", "failed")
 	for _, p := range s.Points {
-		fmt.Fprintf(w, "  %5d %6d | %9.2f %9.2f %6.2f | %8.0f ms %8.0f ms | %4d/%-4d %5d (%d in time) %7d\n",
+		fmt.Fprintf(w, "  %5d %6d | %9.2f %9.2f %6.2f | %8.0f ms %8.0f ms | %4d/%-4d %8d %8d %7d\n",
 			p.Concurrency, p.Posts, p.Countersign.PostsPerSecond, p.Baseline.PostsPerSecond, p.Ratio,
 			p.Countersign.LatenessP99, p.Baseline.LatenessP99,
 			p.Countersign.WorkflowTaskTimeouts, p.Baseline.WorkflowTaskTimeouts,
 			p.Countersign.Expired, p.Countersign.ExpiredInTime, p.Countersign.Failed)
 	}
-	fmt.Fprintln(w, "  WFT t/o: WorkflowTaskTimedOut events, countersign/bare; expired (in time): expired posts, and those whose last approval was sent before their scheduled time")
+	fmt.Fprintln(w, "  WFT t/o: WorkflowTaskTimedOut events, countersign/bare; expired: Countersign posts that expired; in time: those of them whose last approval was sent before their scheduled time")
 	if s.Knee > 0 {
 		fmt.Fprintf(w, "  knee: the bare baseline gains less than %.0f%% past concurrency %d\n", KneeGain*100, s.Knee)
 	} else {
