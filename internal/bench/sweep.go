@@ -132,7 +132,7 @@ func (s *Sweep) Print(w io.Writer) {
 // p99, per concurrency, Countersign beside the baseline — as a small PNG.
 func (s *Sweep) WritePlot(path, title string) error {
 	thr, late := plot.New(), plot.New()
-	thr.Title.Text, late.Title.Text = "throughput", "publish lateness p99"
+	thr.Title.Text, late.Title.Text = "throughput (delivered posts)", "publish lateness p99"
 	thr.Y.Label.Text, late.Y.Label.Text = "posts/s", "ms"
 	for _, p := range []*plot.Plot{thr, late} {
 		p.X.Label.Text = "concurrency"
@@ -180,9 +180,9 @@ func (s *Sweep) WritePlot(path, title string) error {
 	dc := draw.New(img)
 	top := dc
 	if title != "" {
-		top.Max.Y -= 16
+		top.Max.Y -= 24
 		dc.FillText(draw.TextStyle{Color: color.Black, Font: thr.Title.TextStyle.Font, Handler: thr.Title.TextStyle.Handler,
-			XAlign: draw.XCenter, YAlign: draw.YTop}, vg.Point{X: w / 2, Y: h - 4}, title)
+			XAlign: draw.XCenter, YAlign: draw.YTop}, vg.Point{X: w / 2, Y: h - 3}, title)
 	}
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 6, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2,
 		PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
