@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -122,6 +123,12 @@ func startAPIApprovers(ctx context.Context, a *api, tok map[string]string, every
 	x := &apiApprovers{posts: map[string]*apiPost{}}
 	for _, name := range []string{"MAYA", "PAT", "PAUL", "EDDIE"} {
 		go func() {
+			// People check their queues out of step with one another.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(rand.N(every)):
+			}
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
