@@ -66,7 +66,7 @@ func (k *sink) deliver(_ context.Context, id string, scheduled time.Time) error 
 	return nil
 }
 
-func runBaseline(ctx context.Context, s *devstack.Stack, o Options, serverPID int) (*Pipeline, error) {
+func runBaseline(ctx context.Context, s *devstack.Stack, o Options, conc, n, serverPID int) (*Pipeline, error) {
 	tc := s.App.Temporal
 	k := &sink{seen: map[string]int{}, at: map[string]time.Duration{}}
 	w := worker.New(tc, baselineQueue, worker.Options{})
@@ -78,7 +78,7 @@ func runBaseline(ctx context.Context, s *devstack.Stack, o Options, serverPID in
 	defer w.Stop()
 
 	run := fmt.Sprintf("%d", time.Now().UnixNano())
-	ids := make([]string, o.Posts)
+	ids := make([]string, n)
 	lat := samples{}
 	var mu sync.Mutex
 	add := func(name string, d time.Duration) {
@@ -89,7 +89,7 @@ func runBaseline(ctx context.Context, s *devstack.Stack, o Options, serverPID in
 	p := &Pipeline{}
 	mem := sampleMemory(serverPID)
 	start := time.Now()
-	pool(ctx, o.Posts, o.Concurrency, o.Progress, "baseline", func(ctx context.Context, i int) {
+	pool(ctx, len(ids), conc, o.Progress, "baseline", func(ctx context.Context, i int) {
 		id := fmt.Sprintf("bench-baseline-%s-%d", run, i)
 		ids[i] = id
 		fail := func(err error) {

@@ -3,12 +3,15 @@
 // shape, in one run on one Temporal server. It backs `countersign bench`
 // (dev build only: it starts the embedded dev stack).
 //
-// A Countersign post is: submission by a limited author (POST /posts, with
-// scheduled_at = submission + Lead), three approvals by simulated approvers
-// (each polls the post as itself until its step is open, then POSTs
-// /approve), the scheduled-time timer, and publication to an in-process
-// webhook receiver that verifies the Standard Webhooks signature and counts
-// deliveries by webhook-id.
+// A Countersign post is: submission by a limited author (POST /posts),
+// three approvals by simulated approvers, the author moving the post to Lead
+// from its last approval, the scheduled-time timer, and publication to an
+// in-process webhook receiver that verifies the Standard Webhooks signature
+// and counts deliveries by webhook-id. By default the approvers react to
+// the Slack requests the real notifier sends to an in-process fake Slack
+// and click Approve (signed POST /slack/interactions); nothing polls. With
+// Approvers "api" they read GET /approvals every Poll and approve over the
+// API.
 //
 // A baseline post is a workflow that receives three signals, sleeps until
 // start + Lead and runs one activity; the driver starts it, sends the three
@@ -31,14 +34,20 @@ import (
 	"time"
 
 	"github.com/countersign/countersign/internal/devstack"
+	"github.com/countersign/countersign/internal/posts"
 )
 
 // Options configures a run.
 type Options struct {
-	Posts        int           // posts driven through each pipeline (default 300)
-	Concurrency  int           // posts in flight at once (default 20)
-	Lead         time.Duration // scheduled_at = submission + Lead (default 3s)
-	Poll         time.Duration // approvers' polling interval (default 50ms)
+	Posts       int           // posts driven through each pipeline (default 300)
+	Concurrency int           // posts in flight at once (default 20)
+	Lead        time.Duration // scheduled_at = last approval + Lead (default 3s)
+	// Approvers is how the simulated approvers learn that a step waits for
+	// them: "slack" (default) from the notifications the real Slack notifier
+	// sends to an in-process fake Slack, answered with signed button clicks;
+	// "api" from GET /approvals, read every Poll, answered over the API.
+	Approvers    string
+	Poll         time.Duration // --approvers api: each approver's GET /approvals interval (default 2s)
 	DataDir      string        // dev stack data directory; default a temporary one, removed afterwards
 	Progress     io.Writer     // progress bar (\r-redrawn); nil: none
 	Logger       *slog.Logger  // the stack's log; default: DataDir/bench.log
@@ -53,7 +62,13 @@ type Options struct {
 	DatabaseURL     string
 }
 
-func (o *Options) defaults() {
+// Approver modes.
+const (
+	ApproversSlack = "slack"
+	ApproversAPI   = "api"
+)
+
+func (o *Options) defaults() error {
 	if o.Posts <= 0 {
 		o.Posts = 300
 	}
@@ -64,107 +79,168 @@ func (o *Options) defaults() {
 		o.Lead = 3 * time.Second
 	}
 	if o.Poll <= 0 {
-		o.Poll = 50 * time.Millisecond
+		o.Poll = 2 * time.Second
 	}
+	switch o.Approvers {
+	case "":
+		o.Approvers = ApproversSlack
+	case ApproversSlack, ApproversAPI:
+	default:
+		return fmt.Errorf("--approvers must be %s or %s, not %q", ApproversSlack, ApproversAPI, o.Approvers)
+	}
+	return nil
+}
+
+// env is a started bench environment: the dev stack, the fake Slack, the
+// Temporal server process.
+type env struct {
+	s          *devstack.Stack
+	slack      *slackTap
+	serverPID  int
+	memoryNote string
 }
 
 // Run starts a dev stack, runs the baseline then the Countersign pipeline,
 // counts histories and returns the figures.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	o.defaults()
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	e, stop, err := start(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	return e.point(ctx, o, o.Concurrency, o.Posts)
+}
+
+// start brings the environment up; stop takes it down.
+func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
+	var undo []func()
+	stop = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	dir := o.DataDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "countersign-bench-")
 		if err != nil {
-			return nil, err
+			return nil, stop, err
 		}
-		defer os.RemoveAll(d)
+		undo = append(undo, func() { os.RemoveAll(d) })
 		// As root, PostgreSQL runs as the postgres user, who must reach it.
 		if err := os.Chmod(d, 0o755); err != nil {
-			return nil, err
+			return nil, stop, err
 		}
 		dir = d
 	}
 	if o.Logger == nil {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return nil, stop, err
 		}
 		f, err := os.Create(filepath.Join(dir, "bench.log"))
 		if err != nil {
-			return nil, err
+			return nil, stop, err
 		}
-		defer f.Close()
+		undo = append(undo, func() { f.Close() })
 		o.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	ports, err := freePorts(3)
 	if err != nil {
-		return nil, err
+		return nil, stop, err
 	}
 	stage(o.Progress, "starting the dev stack in %s …\n", dir)
-	memoryNote := "API, worker, embedded Temporal server, webhook receiver and drivers share one process"
-	var server *serverProcess
+	e := &env{memoryNote: "API, worker, embedded Temporal server, webhook receiver and drivers share one process"}
 	switch {
 	case o.TemporalAddress != "":
-		memoryNote = "API, worker, webhook receiver and drivers share one process; the given Temporal server is not measured"
+		e.memoryNote = "API, worker, webhook receiver and drivers share one process; the given Temporal server is not measured"
 	case o.SeparateServer:
-		if server, err = startServer(ctx, dir, ports[0]); err != nil {
-			return nil, err
+		server, err := startServer(ctx, dir, ports[0])
+		if err != nil {
+			return nil, stop, err
 		}
-		defer server.stop()
-		o.TemporalAddress = server.addr
-		memoryNote = "API, worker, webhook receiver and drivers share one process; the embedded Temporal server runs in its own (its peak RSS)"
+		undo = append(undo, server.stop)
+		o.TemporalAddress, e.serverPID = server.addr, server.pid()
+		e.memoryNote = "API, worker, webhook receiver and drivers share one process; the embedded Temporal server runs in its own (its peak RSS)"
 	}
 	if o.DatabaseURL == "" {
-		memoryNote += "; PostgreSQL is a child process, not counted"
+		e.memoryNote += "; PostgreSQL is a child process, not counted"
 	}
-	s, err := devstack.Start(ctx, devstack.Options{
+	vars := map[string]string{"COUNTERSIGN_SLACK_BOT_TOKEN": "", "COUNTERSIGN_SLACK_SIGNING_SECRET": "", "COUNTERSIGN_SLACK_APP_TOKEN": ""}
+	if o.Approvers == ApproversSlack {
+		if e.slack, err = newSlackTap(); err != nil {
+			return nil, stop, err
+		}
+		undo = append(undo, e.slack.close)
+		vars = e.slack.env()
+	}
+	// The bench's five people make every decision and edit of hundreds of
+	// posts: the per-member rate limit (30 a minute, docs/limits.md) would
+	// cap the whole run at half a post a second, which an org with that many
+	// posts spreads over many more people. The per-post limit stays.
+	perMember := posts.PerMember
+	posts.PerMember = posts.Rate{Every: time.Millisecond, Burst: 1000}
+	undo = append(undo, func() { posts.PerMember = perMember })
+	// The dev stack reads the Slack settings from the environment.
+	restore := setEnv(vars)
+	e.s, err = devstack.Start(ctx, devstack.Options{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", TemporalPort: ports[0], UIPort: -1, PGPort: ports[1], Logger: o.Logger,
 		TemporalAddress: o.TemporalAddress, DatabaseURL: o.DatabaseURL,
 	})
+	restore()
 	if err != nil {
-		return nil, err
+		return nil, stop, err
 	}
-	defer s.Stop()
-	serverPID := 0
-	if server != nil {
-		serverPID = server.pid()
-	}
+	undo = append(undo, func() { _ = e.s.Stop() })
+	return e, stop, nil
+}
 
-	res := &Result{Posts: o.Posts, Concurrency: o.Concurrency, Lead: o.Lead.String(), Poll: o.Poll.String(),
+// point runs n posts through the baseline then Countersign at concurrency c.
+func (e *env) point(ctx context.Context, o Options, c, n int) (*Result, error) {
+	res := &Result{Posts: n, Concurrency: c, Lead: o.Lead.String(), Approvers: o.Approvers,
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(), Started: time.Now().UTC()}
+	if o.Approvers == ApproversAPI {
+		res.Poll = o.Poll.String()
+	}
 	res.BillingRules = billingRules
-	res.MemoryNote = memoryNote
+	res.MemoryNote = e.memoryNote
 
 	if !o.SkipBaseline {
-		stage(o.Progress, "baseline: %d bare workflows, concurrency %d …\n", o.Posts, o.Concurrency)
-		b, err := runBaseline(ctx, s, o, serverPID)
+		stage(o.Progress, "baseline: %d bare workflows, concurrency %d …\n", n, c)
+		b, err := runBaseline(ctx, e.s, o, c, n, e.serverPID)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
 		res.Baseline = b
 	}
 
-	stage(o.Progress, "countersign: %d posts, concurrency %d …\n", o.Posts, o.Concurrency)
-	c, err := runCountersign(ctx, s, o, serverPID)
+	stage(o.Progress, "countersign: %d posts, concurrency %d, approvers %s …\n", n, c, o.Approvers)
+	cp, err := runCountersign(ctx, e.s, e.slack, o, c, n, e.serverPID)
 	if err != nil {
 		return nil, fmt.Errorf("countersign: %w", err)
 	}
-	res.Countersign = c
+	res.Countersign = cp
 	if res.Baseline != nil && res.Baseline.PostsPerSecond > 0 {
-		res.ThroughputRatio = c.PostsPerSecond / res.Baseline.PostsPerSecond
+		res.ThroughputRatio = cp.PostsPerSecond / res.Baseline.PostsPerSecond
 		if res.Baseline.History.ActionsPerPost > 0 {
-			res.ActionsRatio = c.History.ActionsPerPost / res.Baseline.History.ActionsPerPost
+			res.ActionsRatio = cp.History.ActionsPerPost / res.Baseline.History.ActionsPerPost
 		}
 	}
 	var errs []error
-	if c.Deliveries != o.Posts {
-		errs = append(errs, fmt.Errorf("deliveries = %d, want %d", c.Deliveries, o.Posts))
+	if cp.Deliveries != n {
+		errs = append(errs, fmt.Errorf("deliveries = %d, want %d", cp.Deliveries, n))
 	}
-	if c.Duplicates != 0 {
-		errs = append(errs, fmt.Errorf("duplicate deliveries = %d, want 0", c.Duplicates))
+	if cp.Duplicates != 0 {
+		errs = append(errs, fmt.Errorf("duplicate deliveries = %d, want 0", cp.Duplicates))
 	}
-	if c.Failed > 0 {
-		errs = append(errs, fmt.Errorf("%d post(s) failed (first: %s)", c.Failed, c.FirstError))
+	if cp.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%d post(s) failed (first: %s)", cp.Failed, cp.FirstError))
 	}
 	return res, errors.Join(errs...)
 }

@@ -159,7 +159,63 @@ func setup(ctx context.Context, a *api, d *devstack.Demo, hook *receiver) (strin
 	return acct.ID, nil
 }
 
-func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID int) (*Pipeline, error) {
+// run is one Countersign run's shared state: its drivers record into it.
+type run struct {
+	o     Options
+	conc  int
+	a     *api
+	tok   map[string]string
+	acct  string
+	hook  *receiver
+	slack *slackTap // nil with --approvers api
+	apis  *apiApprovers
+
+	mu  sync.Mutex
+	lat samples
+	p   *Pipeline
+}
+
+func (r *run) add(name string, d time.Duration) {
+	r.mu.Lock()
+	r.lat[name] = append(r.lat[name], d)
+	r.mu.Unlock()
+}
+
+// fail records a post that did not complete. It reads the post once to
+// tell why, and counts a post that expired although its last approval was
+// sent before its scheduled time (lastDecision before at): the machine was
+// slow, not the approvers.
+func (r *run) fail(i int, postID, what string, err error, lastDecision, at time.Time) {
+	var p cs.Post
+	status := ""
+	if postID != "" && r.a.do(context.Background(), 200, r.tok["OWNER"], "GET", "/posts/"+postID, nil, &p) == nil {
+		status = fmt.Sprintf("; post status %s %s", p.Status, p.LastError)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.p.Failed++
+	if p.Status == cs.PostExpired {
+		r.p.Expired++
+		if !lastDecision.IsZero() && lastDecision.Before(at) {
+			r.p.ExpiredAfterTimelyApproval++
+		}
+	}
+	if r.p.FirstError == "" {
+		r.p.FirstError = fmt.Sprintf("post %d: %s: %v%s", i, what, err, status)
+	}
+}
+
+func (r *run) completed() {
+	r.mu.Lock()
+	r.p.Completed++
+	r.mu.Unlock()
+}
+
+// approvers of step 1, 2, 3 of post i: the demo's chain (Maya; the PR team,
+// Pat or Paul in turn; Eddie, an editor).
+func approvers(i int) []string { return []string{"MAYA", []string{"PAT", "PAUL"}[i%2], "EDDIE"} }
+
+func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Options, conc, n, serverPID int) (*Pipeline, error) {
 	hook, err := newReceiver()
 	if err != nil {
 		return nil, err
@@ -167,7 +223,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 	defer hook.srv.Close()
 	a := &api{base: s.APIURL, org: s.Demo.OrgID, hc: &http.Client{
 		Timeout:   time.Minute,
-		Transport: &http.Transport{MaxIdleConns: 4 * o.Concurrency, MaxIdleConnsPerHost: 4 * o.Concurrency},
+		Transport: &http.Transport{MaxIdleConns: 4 * conc, MaxIdleConnsPerHost: 4 * conc},
 	}}
 	if err := waitReady(ctx, a); err != nil {
 		return nil, err
@@ -176,109 +232,36 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 	if err != nil {
 		return nil, err
 	}
-	tok := s.Demo.Tokens
-
-	ids := make([]string, o.Posts)
-	lat := samples{}
-	var mu sync.Mutex
-	add := func(name string, d time.Duration) {
-		mu.Lock()
-		lat[name] = append(lat[name], d)
-		mu.Unlock()
-	}
-	p := &Pipeline{}
-	fail := func(i int, what string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		p.Failed++
-		if p.FirstError == "" {
-			p.FirstError = fmt.Sprintf("post %d: %s: %v", i, what, err)
+	r := &run{o: o, conc: conc, a: a, tok: s.Demo.Tokens, acct: acct, hook: hook, slack: tap, lat: samples{}, p: &Pipeline{}}
+	if tap != nil {
+		// Step 2's request goes to the PR team's channel.
+		if err := a.do(ctx, 200, r.tok["OWNER"], "PATCH", "/teams/"+s.Demo.TeamID,
+			map[string]any{"slack_channel_id": slackTeamChannel}, nil); err != nil {
+			return nil, fmt.Errorf("set the team's Slack channel: %w", err)
 		}
+	} else {
+		actx, stop := context.WithCancel(ctx)
+		defer stop()
+		r.apis = startAPIApprovers(actx, a, r.tok, o.Poll)
 	}
-	timeout := o.Lead + 3*time.Minute
 
+	ids := make([]string, n)
+	refusedBefore := 0
+	if tap != nil {
+		refusedBefore, _ = tap.refusals()
+	}
 	mem := sampleMemory(serverPID)
 	start := time.Now()
-	pool(ctx, o.Posts, o.Concurrency, o.Progress, "countersign", func(ctx context.Context, i int) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
+	pool(ctx, len(ids), conc, o.Progress, "countersign", func(ctx context.Context, i int) {
+		ctx, cancel := context.WithTimeout(ctx, o.Lead+3*time.Minute)
 		defer cancel()
-		t0 := time.Now()
-		var at time.Time // set by the author's reschedule just before the last approval
-		var post cs.Post
-		if err := a.do(ctx, 201, tok["INES"], "POST", "/posts", map[string]any{
-			"account_id": acct, "text": fmt.Sprintf("Bench post %d", i), "scheduled_at": t0.Add(time.Hour).Format(time.RFC3339)}, &post); err != nil {
-			fail(i, "submit", err)
-			return
+		if tap != nil {
+			r.slackPost(ctx, i, &ids[i])
+		} else {
+			r.apiPost(ctx, i, &ids[i])
 		}
-		last := time.Now()
-		add("submit", last.Sub(t0))
-		ids[i] = cs.WorkflowID(post.ID)
-		delivered := hook.wait(post.ID)
-		approvers := []string{"MAYA", []string{"PAT", "PAUL"}[i%2], "EDDIE"}
-		for step, who := range approvers {
-			n := step + 1
-			if err := pollPost(ctx, a, tok[who], post.ID, o.Poll, func(p cs.Post) (bool, error) {
-				if p.Status != cs.PostPendingApproval {
-					return false, fmt.Errorf("status %s before step %d opened (%s)", p.Status, n, p.LastError)
-				}
-				return p.CurrentStep == n && len(p.Steps) >= n && p.Steps[n-1].Status == cs.StepOpen, nil
-			}); err != nil {
-				fail(i, fmt.Sprintf("wait for step %d", n), err)
-				return
-			}
-			if n == 1 {
-				add("submit → step 1 open", time.Since(last))
-			} else {
-				add("decision → next step open", time.Since(last))
-			}
-			if n == len(approvers) {
-				// The author moves the post to Lead from now, keeping its approvals.
-				t := time.Now()
-				at = t.Add(o.Lead)
-				if err := a.do(ctx, 200, tok["INES"], "PATCH", "/posts/"+post.ID, map[string]any{
-					"scheduled_at": at.Format(time.RFC3339Nano)}, nil); err != nil {
-					fail(i, "reschedule", err)
-					return
-				}
-				add("reschedule", time.Since(t))
-			}
-			t := time.Now()
-			if err := a.do(ctx, 200, tok[who], "POST", "/posts/"+post.ID+"/approve", map[string]any{"revision": 1, "note": "ok"}, nil); err != nil {
-				fail(i, fmt.Sprintf("approve step %d", n), err)
-				return
-			}
-			last = time.Now()
-			add("approve", last.Sub(t))
-		}
-		// The last decision: scheduled (or already published), then delivered.
-		if err := pollPost(ctx, a, tok["EDDIE"], post.ID, o.Poll, func(p cs.Post) (bool, error) {
-			switch p.Status {
-			case cs.PostScheduled, cs.PostPublishing, cs.PostPublished:
-				return true, nil
-			case cs.PostPendingApproval:
-				return false, nil
-			}
-			return false, fmt.Errorf("status %s (%s)", p.Status, p.LastError)
-		}); err != nil {
-			fail(i, "wait for scheduled", err)
-			return
-		}
-		add("last decision → scheduled", time.Since(last))
-		select {
-		case <-delivered:
-		case <-ctx.Done():
-			var p cs.Post
-			_ = a.do(context.Background(), 200, tok["OWNER"], "GET", "/posts/"+post.ID, nil, &p)
-			fail(i, "wait for the delivery", fmt.Errorf("%w; post status %s %s", ctx.Err(), p.Status, p.LastError))
-			return
-		}
-		d := hook.deliveredAt(post.ID)
-		add("publish lateness", d.Sub(at))
-		add("end to end", d.Sub(t0))
-		mu.Lock()
-		p.Completed++
-		mu.Unlock()
 	})
+	p := r.p
 	p.WallSeconds = time.Since(start).Seconds()
 	p.Memory = mem.finish()
 	p.PostsPerSecond = float64(p.Completed) / p.WallSeconds
@@ -294,7 +277,13 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 		p.Failed += hook.badSig
 	}
 	hook.mu.Unlock()
-	p.Latency = lat.percentiles()
+	if tap != nil {
+		refused, first := tap.refusals()
+		if p.RefusedClicks = refused - refusedBefore; p.RefusedClicks > 0 && p.FirstError == "" {
+			p.FirstError = "a click was refused: " + first
+		}
+	}
+	p.Latency = r.lat.percentiles()
 	var started []string
 	for _, id := range ids {
 		if id != "" {
@@ -305,23 +294,39 @@ func runCountersign(ctx context.Context, s *devstack.Stack, o Options, serverPID
 	return p, err
 }
 
-// pollPost reads the post as token every interval until cond holds.
-func pollPost(ctx context.Context, a *api, token, postID string, every time.Duration, cond func(cs.Post) (bool, error)) error {
-	for {
-		var p cs.Post
-		if err := a.do(ctx, 200, token, "GET", "/posts/"+postID, nil, &p); err != nil {
-			return err
-		}
-		ok, err := cond(p)
-		if err != nil || ok {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: status %s, step %d)", ctx.Err(), p.Status, p.CurrentStep)
-		case <-time.After(every):
-		}
+// submit is the author's POST /posts, scheduled an hour ahead (the last
+// approver's driver moves it to Lead from then).
+func (r *run) submit(ctx context.Context, i int) (cs.Post, error) {
+	var post cs.Post
+	err := r.a.do(ctx, 201, r.tok["INES"], "POST", "/posts", map[string]any{
+		"account_id": r.acct, "text": fmt.Sprintf("Bench post %d", i), "scheduled_at": time.Now().Add(time.Hour).Format(time.RFC3339)}, &post)
+	return post, err
+}
+
+// reschedule is the author moving the post to Lead from now, keeping its
+// approvals, just before the last approval (a slot chosen at submission
+// would expire under the `expire` policy before three approvals on a slow
+// machine). It returns the new scheduled time.
+func (r *run) reschedule(ctx context.Context, postID string) (time.Time, error) {
+	t := time.Now()
+	at := t.Add(r.o.Lead)
+	err := r.a.do(ctx, 200, r.tok["INES"], "PATCH", "/posts/"+postID, map[string]any{"scheduled_at": at.Format(time.RFC3339Nano)}, nil)
+	r.add("reschedule", time.Since(t))
+	return at, err
+}
+
+// delivered waits for the post's delivery and records its lateness.
+func (r *run) delivered(ctx context.Context, i int, postID string, t0, lastDecision, at time.Time) {
+	select {
+	case <-r.hook.wait(postID):
+	case <-ctx.Done():
+		r.fail(i, postID, "wait for the delivery", ctx.Err(), lastDecision, at)
+		return
 	}
+	d := r.hook.deliveredAt(postID)
+	r.add("publish lateness", d.Sub(at))
+	r.add("end to end", d.Sub(t0))
+	r.completed()
 }
 
 // waitReady waits for /readyz (the worker has polled its task queue).

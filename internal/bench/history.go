@@ -23,7 +23,7 @@ var billingRules = []string{
 	"each other MarkerRecorded = 1 (side effects), except GetVersion markers",
 	"each StartChildWorkflowExecutionInitiated / SignalExternalWorkflowExecutionInitiated / RequestCancelExternalWorkflowExecutionInitiated = 1",
 	"each WorkflowExecutionUpdateAccepted = 1",
-	"queries and the API's own reads are not in the history and not counted (the bench's polling reads PostgreSQL, not Temporal)",
+	"queries and the API's own reads are not in the history and not counted (GET /approvals and the other reads answer from PostgreSQL, not Temporal)",
 }
 
 // countHistories reads every workflow's history and averages per workflow.
@@ -62,6 +62,7 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 				waits[k] = append(waits[k], v...)
 			}
 			events += float64(len(evs))
+			h.WorkflowTaskTimeouts += c.wftTimeouts
 			for k, v := range c.eventTypes {
 				h.EventTypes[k] += v
 			}
@@ -93,6 +94,7 @@ func countHistories(ctx context.Context, tc client.Client, ids []string) (Histor
 type historyCount struct {
 	eventTypes, actions, activities map[string]float64
 	waits                           samples
+	wftTimeouts                     int
 }
 
 // countEvents counts one history's events and billable actions (billingRules)
@@ -109,6 +111,7 @@ func countEvents(evs []*historypb.HistoryEvent) historyCount {
 		name := strings.TrimPrefix(t.String(), "EVENT_TYPE_")
 		if t == enumspb.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT { // which timeout tells why
 			name += "(" + strings.TrimPrefix(ev.GetWorkflowTaskTimedOutEventAttributes().GetTimeoutType().String(), "TIMEOUT_TYPE_") + ")"
+			c.wftTimeouts++
 		}
 		c.eventTypes[name]++
 		switch t {

@@ -14,7 +14,8 @@ type Result struct {
 	Posts           int       `json:"posts"`
 	Concurrency     int       `json:"concurrency"`
 	Lead            string    `json:"lead"`
-	Poll            string    `json:"poll"`
+	Approvers       string    `json:"approvers"`      // slack or api
+	Poll            string    `json:"poll,omitempty"` // --approvers api: GET /approvals interval
 	CPUs            int       `json:"cpus"`
 	GOMAXPROCS      int       `json:"gomaxprocs"`
 	GoVersion       string    `json:"go_version"`
@@ -37,6 +38,13 @@ type Pipeline struct {
 	FirstError     string  `json:"first_error,omitempty"`
 	Deliveries     int     `json:"deliveries"`
 	Duplicates     int     `json:"duplicates"`
+	// Expired posts, and those of them whose last approval was sent before
+	// their scheduled time: expired because the machine was slow.
+	Expired                    int `json:"expired"`
+	ExpiredAfterTimelyApproval int `json:"expired_after_timely_approval"`
+	// RefusedClicks are Slack clicks Countersign answered with a private
+	// refusal (rate limit, step no longer open…): the post then waits.
+	RefusedClicks int `json:"refused_clicks,omitempty"`
 
 	// Latencies in milliseconds.
 	Latency map[string]Percentiles `json:"latency_ms"`
@@ -56,12 +64,14 @@ type Percentiles struct {
 
 // History is what the workflows' histories hold, per post.
 type History struct {
-	Workflows        int                `json:"workflows"`
-	EventsPerPost    float64            `json:"events_per_post"`
-	ActionsPerPost   float64            `json:"billable_actions_per_post"`
-	Actions          map[string]float64 `json:"actions_per_post_by_kind"`
-	EventTypes       map[string]float64 `json:"events_per_post_by_type"`
-	ActivitiesByType map[string]float64 `json:"activities_per_post_by_type"`
+	Workflows int `json:"workflows"`
+	// WorkflowTaskTimeouts counts WorkflowTaskTimedOut events, all workflows.
+	WorkflowTaskTimeouts int                `json:"workflow_task_timeouts"`
+	EventsPerPost        float64            `json:"events_per_post"`
+	ActionsPerPost       float64            `json:"billable_actions_per_post"`
+	Actions              map[string]float64 `json:"actions_per_post_by_kind"`
+	EventTypes           map[string]float64 `json:"events_per_post_by_type"`
+	ActivitiesByType     map[string]float64 `json:"activities_per_post_by_type"`
 	// Waits are where a post's time goes, read from event times: how long
 	// tasks waited in their queue for a worker, and how long activities ran.
 	Waits map[string]Percentiles `json:"task_waits_ms"`
@@ -100,8 +110,12 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Print writes the figures as a readable report.
 func (r *Result) Print(w io.Writer) {
-	fmt.Fprintf(w, "\nCountersign bench: %d posts, concurrency %d, lead %s, poll %s — %d CPU(s), GOMAXPROCS %d, %s\n",
-		r.Posts, r.Concurrency, r.Lead, r.Poll, r.CPUs, r.GOMAXPROCS, r.GoVersion)
+	approvers := r.Approvers + " approvers"
+	if r.Poll != "" {
+		approvers += ", GET /approvals every " + r.Poll
+	}
+	fmt.Fprintf(w, "\nCountersign bench: %d posts, concurrency %d, lead %s, %s — %d CPU(s), GOMAXPROCS %d, %s\n",
+		r.Posts, r.Concurrency, r.Lead, approvers, r.CPUs, r.GOMAXPROCS, r.GoVersion)
 	c, b := r.Countersign, r.Baseline
 	row := func(name string, f func(p *Pipeline) string) {
 		bs := "—"
@@ -115,6 +129,13 @@ func (r *Result) Print(w io.Writer) {
 	row("posts/s end to end", func(p *Pipeline) string { return fmt.Sprintf("%.2f", p.PostsPerSecond) })
 	row("completed / failed", func(p *Pipeline) string { return fmt.Sprintf("%d / %d", p.Completed, p.Failed) })
 	row("deliveries / duplicates", func(p *Pipeline) string { return fmt.Sprintf("%d / %d", p.Deliveries, p.Duplicates) })
+	row("expired / of them approved in time", func(p *Pipeline) string {
+		return fmt.Sprintf("%d / %d", p.Expired, p.ExpiredAfterTimelyApproval)
+	})
+	if c != nil && c.RefusedClicks > 0 {
+		row("Slack clicks refused", func(p *Pipeline) string { return fmt.Sprintf("%d", p.RefusedClicks) })
+	}
+	row("WorkflowTaskTimedOut events", func(p *Pipeline) string { return fmt.Sprintf("%d", p.History.WorkflowTaskTimeouts) })
 	row("history events per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.EventsPerPost) })
 	row("billable actions per post", func(p *Pipeline) string { return fmt.Sprintf("%.1f", p.History.ActionsPerPost) })
 	row("peak heap in use / Sys / RSS (MB, bench process)", func(p *Pipeline) string {
