@@ -19,7 +19,7 @@ import (
 
 // The post endpoints translate between HTTP and the posts service
 // (internal/posts), where the rules are; the workflow decides who may change
-// a post, and its reason codes map to HTTP statuses in reasonStatus.
+// a post, and its reason codes map to HTTP statuses in statusOf (problem.go).
 
 // postRoutes registers the post endpoints on the org group.
 func (s *Server) postRoutes(org *gin.RouterGroup) {
@@ -33,36 +33,11 @@ func (s *Server) postRoutes(org *gin.RouterGroup) {
 	org.GET("/approvals", s.listApprovals)
 }
 
-// reasonStatus is the HTTP status of each reason a post's workflow (or the
-// posts service) gives for refusing a change: the one place they map.
-var reasonStatus = map[string]int{
-	cs.ReasonAuthor:            http.StatusForbidden,
-	cs.ReasonRevisionWriter:    http.StatusForbidden,
-	cs.ReasonDistinctApprovers: http.StatusForbidden,
-	cs.ReasonNotAuthorized:     http.StatusForbidden,
-	cs.ReasonNotAwaited:        http.StatusForbidden,
-	cs.ReasonCannotCompose:     http.StatusForbidden,
-	cs.ReasonUnsigned:          http.StatusForbidden,
-	cs.ReasonNotWaiting:        http.StatusConflict,
-	cs.ReasonStaleRevision:     http.StatusConflict,
-	cs.ReasonWrongStep:         http.StatusConflict,
-	cs.ReasonDuplicateRequest:  http.StatusConflict,
-	cs.ReasonAlreadyDecided:    http.StatusConflict,
-	cs.ReasonUnchanged:         http.StatusConflict,
-	cs.ReasonTooLate:           http.StatusConflict,
-	cs.ReasonNoteRequired:      http.StatusUnprocessableEntity,
-	cs.ReasonInvalidDecision:   http.StatusUnprocessableEntity,
-	cs.ReasonRateLimited:       http.StatusTooManyRequests,
-	cs.ReasonAuthorizeFailed:   http.StatusServiceUnavailable,
-	store.EIDEMPOTENCYREUSED:   http.StatusUnprocessableEntity,
-}
-
 // failPost answers an error of the posts service.
 func (s *Server) failPost(c *gin.Context, err error) {
 	var (
 		limited    *posts.RateLimited
 		notStarted *posts.ErrNotStarted
-		e          *cs.Error
 	)
 	switch {
 	case errors.As(err, &limited):
@@ -76,8 +51,6 @@ func (s *Server) failPost(c *gin.Context, err error) {
 	case errors.Is(err, posts.ErrUnavailable):
 		c.Header("Retry-After", "5")
 		problem(c, http.StatusServiceUnavailable, "temporal_unavailable", err.Error(), nil)
-	case errors.As(err, &e) && reasonStatus[e.Code] != 0:
-		problem(c, reasonStatus[e.Code], e.Code, e.Message, e.Fields)
 	default:
 		s.fail(c, err)
 	}

@@ -40,7 +40,7 @@ func problem(c *gin.Context, status int, code, detail string, fields []cs.FieldE
 	})
 }
 
-// statusOf maps domain error codes to HTTP statuses.
+// statusOf maps domain error codes to HTTP statuses: the one place they map.
 var statusOf = map[string]int{
 	cs.EINVALID:      http.StatusUnprocessableEntity,
 	cs.ENOTFOUND:     http.StatusNotFound,
@@ -65,6 +65,28 @@ var statusOf = map[string]int{
 	cs.ETOOMANYROWS:          http.StatusRequestEntityTooLarge,
 	cs.EGRANTABOVEOWNRIGHT:   http.StatusForbidden,
 	cs.EOWNGRANT:             http.StatusForbidden,
+
+	// The reasons a post's workflow (or the posts service) gives for
+	// refusing a decision or change (SPEC §3 item 4).
+	cs.ReasonAuthor:            http.StatusForbidden,
+	cs.ReasonRevisionWriter:    http.StatusForbidden,
+	cs.ReasonDistinctApprovers: http.StatusForbidden,
+	cs.ReasonNotAuthorized:     http.StatusForbidden,
+	cs.ReasonNotAwaited:        http.StatusForbidden,
+	cs.ReasonCannotCompose:     http.StatusForbidden,
+	cs.ReasonUnsigned:          http.StatusForbidden,
+	cs.ReasonNotWaiting:        http.StatusConflict,
+	cs.ReasonStaleRevision:     http.StatusConflict,
+	cs.ReasonWrongStep:         http.StatusConflict,
+	cs.ReasonDuplicateRequest:  http.StatusConflict,
+	cs.ReasonAlreadyDecided:    http.StatusConflict,
+	cs.ReasonUnchanged:         http.StatusConflict,
+	cs.ReasonTooLate:           http.StatusConflict,
+	cs.ReasonNoteRequired:      http.StatusUnprocessableEntity,
+	cs.ReasonInvalidDecision:   http.StatusUnprocessableEntity,
+	cs.ReasonRateLimited:       http.StatusTooManyRequests,
+	cs.ReasonAuthorizeFailed:   http.StatusServiceUnavailable,
+	store.EIDEMPOTENCYREUSED:   http.StatusUnprocessableEntity,
 }
 
 // fail writes err as a problem. Domain errors keep their message; anything

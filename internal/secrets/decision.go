@@ -39,20 +39,26 @@ func NewDecisionSigner(master []byte) (*DecisionSigner, error) {
 }
 
 // Sign returns the MAC of d (its MAC field ignored), base64url without padding.
-func (s *DecisionSigner) Sign(d cs.DecisionSignal) string {
+func (s *DecisionSigner) Sign(d cs.DecisionSignal) string { return s.mac(decisionBytes(d)) }
+
+// Verify reports whether d.MAC is the MAC of d.
+func (s *DecisionSigner) Verify(d cs.DecisionSignal) bool { return s.verify(d.MAC, decisionBytes(d)) }
+
+// mac is the HMAC-SHA256 of b, base64url without padding.
+func (s *DecisionSigner) mac(b []byte) string {
 	m := hmac.New(sha256.New, s.key)
-	m.Write(decisionBytes(d))
+	m.Write(b)
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Verify reports whether d.MAC is the MAC of d.
-func (s *DecisionSigner) Verify(d cs.DecisionSignal) bool {
-	got, err := base64.RawURLEncoding.DecodeString(d.MAC)
-	if err != nil || d.MAC == "" {
+// verify reports whether mac is the MAC of b, in constant time.
+func (s *DecisionSigner) verify(mac string, b []byte) bool {
+	got, err := base64.RawURLEncoding.DecodeString(mac)
+	if err != nil || mac == "" {
 		return false
 	}
 	m := hmac.New(sha256.New, s.key)
-	m.Write(decisionBytes(d))
+	m.Write(b)
 	return hmac.Equal(got, m.Sum(nil))
 }
 
@@ -62,32 +68,15 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 // decisionBytes is the canonical encoding of every field that decides what a
 // decision does: each length-prefixed, so no two payloads collide.
 func decisionBytes(d cs.DecisionSignal) []byte {
-	var out []byte
-	for _, f := range []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
-		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf} {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
-		out = append(out, f...)
-	}
-	return out
+	return lengthPrefixed("decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
+		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf)
 }
 
 // SignEdit returns the MAC of an edit (its MAC field ignored).
-func (s *DecisionSigner) SignEdit(e cs.EditSignal) string {
-	m := hmac.New(sha256.New, s.key)
-	m.Write(editBytes(e))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
+func (s *DecisionSigner) SignEdit(e cs.EditSignal) string { return s.mac(editBytes(e)) }
 
 // VerifyEdit reports whether e.MAC is the MAC of e.
-func (s *DecisionSigner) VerifyEdit(e cs.EditSignal) bool {
-	got, err := base64.RawURLEncoding.DecodeString(e.MAC)
-	if err != nil || e.MAC == "" {
-		return false
-	}
-	m := hmac.New(sha256.New, s.key)
-	m.Write(editBytes(e))
-	return hmac.Equal(got, m.Sum(nil))
-}
+func (s *DecisionSigner) VerifyEdit(e cs.EditSignal) bool { return s.verify(e.MAC, editBytes(e)) }
 
 // editBytes is the canonical encoding of an edit; the "edit" prefix keeps an
 // edit's MAC from ever verifying as a decision's.
@@ -98,7 +87,12 @@ func editBytes(e cs.EditSignal) []byte {
 	}
 	fields := []string{"edit", strconv.Itoa(e.Revision), e.Text, e.By, e.Source, e.RequestID,
 		strconv.FormatBool(e.Reschedule), at, strconv.Itoa(len(e.MediaURLs))}
-	fields = append(fields, e.MediaURLs...)
+	return lengthPrefixed(append(fields, e.MediaURLs...)...)
+}
+
+// lengthPrefixed joins fields, each after its length, so that no two
+// different lists of fields encode alike.
+func lengthPrefixed(fields ...string) []byte {
 	var out []byte
 	for _, f := range fields {
 		out = binary.BigEndian.AppendUint32(out, uint32(len(f)))
