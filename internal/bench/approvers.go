@@ -18,14 +18,11 @@ import (
 // next step's request arriving at the fake Slack is the moment that step
 // opened (the notifier sends it right after the transition's commit).
 func (r *run) slackPost(ctx context.Context, i int, workflowID *string) {
-	t0 := time.Now()
-	post, err := r.submit(ctx, i)
-	if err != nil {
-		r.fail(i, "", "submit", err, time.Time{}, time.Time{})
+	t0 := time.Now() // the post's end-to-end time starts with its submission
+	post, ok := r.submit(ctx, i, workflowID)
+	if !ok {
 		return
 	}
-	r.add("submit", time.Since(t0))
-	*workflowID = cs.WorkflowID(post.ID)
 	events := r.slack.subscribe(post.ID)
 	defer r.slack.unsubscribe(post.ID)
 	// Where each step's request arrives, and who clicks it.
@@ -196,18 +193,16 @@ func (x *apiApprovers) remove(postID string) {
 // approve it over the API; an approval answers with the post's new state,
 // so "approve" includes the next step opening.
 func (r *run) apiPost(ctx context.Context, i int, workflowID *string) {
-	t0 := time.Now()
-	post, err := r.submit(ctx, i)
-	if err != nil {
-		r.fail(i, "", "submit", err, time.Time{}, time.Time{})
+	t0 := time.Now() // the post's end-to-end time starts with its submission
+	post, ok := r.submit(ctx, i, workflowID)
+	if !ok {
 		return
 	}
-	r.add("submit", time.Since(t0))
-	*workflowID = cs.WorkflowID(post.ID)
 	who := approvers(i)
 	ap := r.apis.add(post.ID, who)
 	defer r.apis.remove(post.ID)
 	var last, at time.Time
+	var err error
 	for n := 1; n <= len(who); n++ {
 		var s apiSeen
 		select {

@@ -296,11 +296,18 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 
 // submit is the author's POST /posts, scheduled an hour ahead (the last
 // approver's driver moves it to Lead from then).
-func (r *run) submit(ctx context.Context, i int) (cs.Post, error) {
+func (r *run) submit(ctx context.Context, i int, workflowID *string) (cs.Post, bool) {
+	t0 := time.Now()
 	var post cs.Post
 	err := r.a.do(ctx, 201, r.tok["INES"], "POST", "/posts", map[string]any{
 		"account_id": r.acct, "text": fmt.Sprintf("Bench post %d", i), "scheduled_at": time.Now().Add(time.Hour).Format(time.RFC3339)}, &post)
-	return post, err
+	if err != nil {
+		r.fail(i, "", "submit", err, time.Time{}, time.Time{})
+		return post, false
+	}
+	r.add("submit", time.Since(t0))
+	*workflowID = cs.WorkflowID(post.ID)
+	return post, true
 }
 
 // reschedule is the author moving the post to Lead from now, keeping its
