@@ -213,6 +213,9 @@ type PublishRequest struct {
 	ContentHash string                       `json:"content_hash"`
 	Text        string                       `json:"text"`
 	MediaURLs   []string                     `json:"media_urls,omitempty"`
+	// Media are the revision's images (ids, alt texts and hashes); the
+	// publisher reads their bytes through a countersign.MediaSource.
+	Media       []countersign.PostMedia      `json:"media,omitempty"`
 	ScheduledAt *time.Time                   `json:"scheduled_at,omitempty"`
 	Approvals   []countersign.DecisionRecord `json:"approvals,omitempty"`
 	// Mirror, when set, is the "publishing" transition: stored before the

@@ -1,0 +1,43 @@
+package countersign
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Media is an uploaded image of an organization. Its bytes live in a
+// BlobStore; the database keeps this description.
+type Media struct {
+	ID          string    `json:"id"`
+	OrgID       string    `json:"org_id"`
+	ContentType string    `json:"content_type"`
+	Bytes       int64     `json:"bytes"`
+	Width       int       `json:"width"`
+	Height      int       `json:"height"`
+	SHA256      string    `json:"sha256"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// PostMedia is an image attached to a post revision as the workflow carries
+// it: the upload's id, its alt text and the hash of its bytes, never the
+// bytes themselves.
+type PostMedia struct {
+	ID     string `json:"id"`
+	Alt    string `json:"alt"`
+	SHA256 string `json:"sha256,omitempty"`
+}
+
+// BlobStore keeps media bytes under opaque keys (a directory, or an
+// S3-compatible bucket).
+type BlobStore interface {
+	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// MediaSource opens an uploaded image for publishing: its description and
+// its bytes (the caller closes them).
+type MediaSource interface {
+	OpenMedia(ctx context.Context, orgID, mediaID string) (Media, io.ReadCloser, error)
+}
