@@ -205,14 +205,14 @@ type Notification struct {
 // PublishRequest is what a publisher needs to publish one revision. The
 // account's credentials are read by the publisher from AccountID, never passed.
 type PublishRequest struct {
-	PostID      string                       `json:"post_id"`
-	OrgID       string                       `json:"org_id"`
-	AccountID   string                       `json:"account_id"`
-	AuthorID    string                       `json:"author_id"`
-	Revision    int                          `json:"revision"`
-	ContentHash string                       `json:"content_hash"`
-	Text        string                       `json:"text"`
-	MediaURLs   []string                     `json:"media_urls,omitempty"`
+	PostID      string   `json:"post_id"`
+	OrgID       string   `json:"org_id"`
+	AccountID   string   `json:"account_id"`
+	AuthorID    string   `json:"author_id"`
+	Revision    int      `json:"revision"`
+	ContentHash string   `json:"content_hash"`
+	Text        string   `json:"text"`
+	MediaURLs   []string `json:"media_urls,omitempty"`
 	// Media are the revision's images (ids, alt texts and hashes); the
 	// publisher reads their bytes through a countersign.MediaSource.
 	Media       []countersign.PostMedia      `json:"media,omitempty"`
