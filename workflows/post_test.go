@@ -44,6 +44,7 @@ type fixture struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	dir          map[string][]string          // approver.String() -> member ids
+	absences     []countersign.Delegation     // the directory's absences (ResolveApprovers returns those of its members)
 	deny         map[string]string            // member id -> reason AuthorizeDecision gives
 	rights       map[string]countersign.Right // member id -> right on the account (default: editor)
 	signer       *secrets.DecisionSigner      // signs what the fixture sends as the API would
@@ -102,7 +103,9 @@ func newFixture(t *testing.T) *fixture {
 	env.OnActivity(a.ResolveApprovers, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveApproversInput) (activities.ResolveApproversResult, error) {
 			f.resolved = append(f.resolved, in.Approver)
-			return activities.ResolveApproversResult{MemberIDs: f.dir[in.Approver.String()]}, nil
+			ids := f.dir[in.Approver.String()]
+			dels, _ := fixtureDir{f}.Delegations(context.Background(), in.OrgID, ids)
+			return activities.ResolveApproversResult{MemberIDs: ids, Delegations: dels}, nil
 		})
 	env.OnActivity(a.AuthorizeDecision, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
@@ -193,6 +196,16 @@ func (d fixtureDir) AuthorizeDecision(_ context.Context, in activities.Authorize
 		return activities.AuthorizeResult{Allowed: false, Reason: reason}, nil
 	}
 	return activities.AuthorizeResult{Allowed: true}, nil
+}
+
+func (d fixtureDir) Delegations(_ context.Context, _ string, memberIDs []string) ([]countersign.Delegation, error) {
+	var out []countersign.Delegation
+	for _, del := range d.f.absences {
+		if slices.Contains(memberIDs, del.MemberID) {
+			out = append(out, del)
+		}
+	}
+	return out, nil
 }
 
 func (d fixtureDir) EffectiveRight(_ context.Context, _, _, memberID string) (countersign.Right, error) {
