@@ -192,6 +192,14 @@ func (d fixtureDir) EligibleApprovers(_ context.Context, _, _ string, a counters
 
 func (d fixtureDir) AuthorizeDecision(_ context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
 	d.f.authReqs = append(d.f.authReqs, in)
+	if in.OnBehalfOf != "" { // the delegate decides as the absent member would
+		if !slices.ContainsFunc(d.f.absences, func(x countersign.Delegation) bool {
+			return x.MemberID == in.OnBehalfOf && x.DelegateID == in.MemberID
+		}) {
+			return activities.AuthorizeResult{Code: countersign.ReasonNotDelegate, Reason: "not away with this delegate"}, nil
+		}
+		in.MemberID = in.OnBehalfOf
+	}
 	if reason, ok := d.f.deny[in.MemberID]; ok {
 		return activities.AuthorizeResult{Allowed: false, Reason: reason}, nil
 	}
