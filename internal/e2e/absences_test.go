@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	sdkpb "go.temporal.io/api/sdk/v1"
+	"go.temporal.io/sdk/converter"
+
+	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/testenv"
+)
+
+// Absences with delegates and directory changes reaching open steps (SPEC §2
+// Member), through the API against the real stack. The tests use plain JSON
+// (maps), so the abuse cases built on them also run on code without the
+// feature.
+
+// peopleEnv is the walk-through's org (setupThreeLevels) plus a second org,
+// with a connection to the deployment's database.
+type peopleEnv struct {
+	*env
+	db      *pgx.Conn
+	acct    string
+	orgB    string
+	outsider person // Otto, the owner of org B
+}
+
+func newPeopleEnv(t *testing.T) *peopleEnv {
+	t.Helper()
+	dbURL := testenv.Postgres(t)
+	tsrv := testenv.Temporal(t)
+	e := startEnv(t, map[string]string{
+		"DATABASE_URL": dbURL, "TEMPORAL_ADDRESS": tsrv.Address, "TEMPORAL_NAMESPACE": tsrv.Namespace,
+	}, testenv.Logger(t))
+	db, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close(context.Background()) })
+	acct := e.setupThreeLevels()
+	b, err := e.app.Store.Bootstrap(context.Background(), "Other Corp", "otto@other.test", "Otto Other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &peopleEnv{env: e, db: db, acct: acct, orgB: b.Org.ID, outsider: person{token: b.Token, memberID: b.Member.ID}}
+}
+
+func (e *peopleEnv) count(q string, args ...any) int {
+	e.t.Helper()
+	var n int
+	if err := e.db.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// submit posts as Ines (limited) and waits for step 1.
+func (e *peopleEnv) submit(text string) cs.Post {
+	e.t.Helper()
+	var p cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": e.acct, "text": text}, &p)
+	return e.waitPost(p.ID, "at step 1", atStep(1))
+}
+
+// absence is the body of PUT …/absence, from a minute ago until tomorrow.
+func absence(delegate string) map[string]any {
+	return map[string]any{"from": time.Now().Add(-time.Minute).Format(time.RFC3339),
+		"until": time.Now().Add(24 * time.Hour).Format(time.RFC3339), "delegate_member_id": delegate}
+}
+
+// awaits waits until the post awaits exactly these members.
+func (e *peopleEnv) awaits(postID string, names ...string) cs.Post {
+	e.t.Helper()
+	want := e.ids(names...)
+	if want == nil {
+		want = []string{}
+	}
+	return e.waitPost(postID, "awaiting "+slicesString(names), func(p cs.Post) bool { return slices.Equal(p.Awaited, want) })
+}
+
+func slicesString(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += v
+	}
+	return "[" + out + "]"
+}
+
+// approvals lists the ids of the posts GET /approvals shows who.
+func (e *peopleEnv) approvals(who string) []string {
+	e.t.Helper()
+	var page struct{ Items []cs.Post }
+	e.must(200, e.members[who].token, "GET", e.org("/approvals"), nil, &page)
+	var ids []string
+	for _, p := range page.Items {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
+// TestAbsenceDelegateApprovesOnBehalf: Maya goes away with Eddie as her
+// delegate while step 1 (hers) is open; Eddie sees it in /approvals, approves
+// on her behalf, and the decision is recorded so; ending the absence takes
+// him off the next post's step.
+func TestAbsenceDelegateApprovesOnBehalf(t *testing.T) {
+	e := newPeopleEnv(t)
+	maya, eddie := e.members["Maya"], e.members["Eddie"]
+	p := e.submit("While Maya is away")
+
+	// Bad absences: 422 naming the field, nothing written.
+	for field, body := range map[string]map[string]any{
+		"until":              {"from": time.Now().Format(time.RFC3339), "until": time.Now().Add(-time.Hour).Format(time.RFC3339), "delegate_member_id": eddie.memberID},
+		"delegate_member_id": absence(maya.memberID),
+	} {
+		var prob struct {
+			Code   string
+			Errors []struct{ Field string }
+		}
+		if code := e.do(maya.token, "PUT", e.org("/members/"+maya.memberID+"/absence"), body, &prob); code != 422 ||
+			len(prob.Errors) == 0 || prob.Errors[0].Field != field {
+			t.Fatalf("bad %s: %d %+v", field, code, prob)
+		}
+	}
+	var m struct {
+		Absence *cs.Absence `json:"absence"`
+	}
+	e.must(200, maya.token, "PUT", e.org("/members/"+maya.memberID+"/absence"), absence(eddie.memberID), &m)
+	if m.Absence == nil || m.Absence.DelegateMemberID != eddie.memberID {
+		t.Fatalf("the member does not show the absence: %+v", m)
+	}
+	e.must(200, e.owner, "GET", e.org("/members/"+maya.memberID), nil, &m)
+	if m.Absence == nil {
+		t.Fatal("GET member does not show the absence")
+	}
+	if n := e.count(`SELECT count(*) FROM org_audit WHERE org_id = $1 AND object_id = $2 AND action = 'absence_set'`, e.orgID, maya.memberID); n != 1 {
+		t.Fatalf("%d audit rows for the absence", n)
+	}
+
+	e.awaits(p.ID, "Maya", "Eddie")
+	if got := e.approvals("Eddie"); !slices.Contains(got, p.ID) {
+		t.Fatalf("GET /approvals does not show the delegate the post: %v", got)
+	}
+	after := e.approve("Eddie", p.ID, 1)
+	if after.CurrentStep != 2 || after.Steps[0].Approvals[0].OnBehalfOf != maya.memberID {
+		t.Fatalf("the delegate's approval: step %d, approvals %+v", after.CurrentStep, after.Steps[0].Approvals)
+	}
+	full := e.waitEvent(p.ID, cs.EventDecisionCounted, "")
+	if !slices.ContainsFunc(full.Events, func(ev cs.PostEvent) bool {
+		return ev.Type == cs.EventDecisionCounted && ev.Actor == eddie.memberID && ev.OnBehalfOf == maya.memberID
+	}) {
+		t.Fatalf("no decision_counted event on behalf of Maya: %+v", full.Events)
+	}
+
+	// The absence ends: a new post's step 1 awaits Maya alone again, and
+	// Eddie is refused.
+	e.must(204, maya.token, "DELETE", e.org("/members/"+maya.memberID+"/absence"), nil, nil)
+	q := e.submit("Maya is back")
+	e.awaits(q.ID, "Maya")
+	if code := e.do(eddie.token, "POST", e.org("/posts/"+q.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
+		t.Fatalf("the former delegate approving: %d", code)
+	}
+	recordDirectoryHistory(t, e.env, p.ID)
+}
+
+// recordDirectoryHistory records a history with a delegate's decision for the
+// replay tests (COUNTERSIGN_RECORD_HISTORIES=1): the post is finished first.
+func recordDirectoryHistory(t *testing.T, e *env, postID string) {
+	e.approve("Pat", postID, 1)
+	e.waitPost(postID, "at step 3", atStep(3))
+	e.approve("Eddie", postID, 1)
+	e.waitPost(postID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
+	writeHistory(t, e.app.Temporal, postID, "absence_delegate.directory")
+}
+
+// TestDirectoryChangesReachOpenSteps: removing team members, a grant change
+// and removing a member each re-resolve the open step; a step no one left
+// can satisfy is reported at once, and satisfiable again when someone joins.
+func TestDirectoryChangesReachOpenSteps(t *testing.T) {
+	e := newPeopleEnv(t)
+	p := e.submit("Directory changes")
+	e.approve("Maya", p.ID, 1)
+	e.awaits(p.ID, "Pat", "Paul")
+	var teams struct {
+		Items []struct{ ID, Name string }
+	}
+	e.must(200, e.owner, "GET", e.org("/teams"), nil, &teams)
+	pr := teams.Items[0].ID
+
+	e.must(204, e.owner, "DELETE", e.org("/teams/"+pr+"/members/"+e.members["Pat"].memberID), nil, nil)
+	e.awaits(p.ID, "Paul")
+	e.must(204, e.owner, "DELETE", e.org("/teams/"+pr+"/members/"+e.members["Paul"].memberID), nil, nil)
+	blocked := e.awaits(p.ID)
+	if blocked.Steps[1].Unsatisfiable == "" {
+		t.Fatalf("the step no one can satisfy is not reported: %+v", blocked.Steps[1])
+	}
+	if desc := e.describe(p.ID); desc.approvers != nil || !strings.Contains(desc.details, "Cannot be satisfied") {
+		t.Fatalf("Temporal shows PostApprovers %v, details %q", desc.approvers, desc.details)
+	}
+	if code := e.do(e.members["Pat"].token, "POST", e.org("/posts/"+p.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
+		t.Fatalf("a removed team member approving: %d", code)
+	}
+	// Paul is back: the step can be satisfied again.
+	e.must(200, e.owner, "PUT", e.org("/teams/"+pr+"/members/"+e.members["Paul"].memberID), map[string]any{"role": "member"}, nil)
+	e.awaits(p.ID, "Paul")
+	e.approve("Paul", p.ID, 1)
+	// Step 3 (approvers role): Eddie (editor grant) and Olivia (owner).
+	st := e.waitPost(p.ID, "at step 3", atStep(3))
+	if !slices.Contains(st.Awaited, e.members["Eddie"].memberID) {
+		t.Fatalf("step 3 awaits %v", st.Awaited)
+	}
+	// A grant change: Eddie loses his editor grant.
+	e.must(200, e.owner, "PUT", e.org("/accounts/"+e.acct+"/permissions"), map[string]any{"grants": []map[string]any{
+		{"member_id": e.members["Ines"].memberID, "level": "limited"}}}, nil)
+	e.waitPost(p.ID, "without Eddie", func(p cs.Post) bool { return !slices.Contains(p.Awaited, e.members["Eddie"].memberID) })
+	if got := e.approvals("Eddie"); slices.Contains(got, p.ID) {
+		t.Fatal("GET /approvals still shows Eddie the post")
+	}
+}
+
+// describe reads the post workflow's search attributes and details as an
+// operator does (DescribeWorkflowExecution: no visibility lag).
+type description struct {
+	approvers []string
+	details   string
+}
+
+func (e *env) describe(postID string) description {
+	e.t.Helper()
+	ctx := context.Background()
+	resp, err := e.app.Temporal.DescribeWorkflowExecution(ctx, cs.WorkflowID(postID), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var d description
+	if f := resp.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields()["PostApprovers"]; f != nil {
+		if err := converter.GetDefaultDataConverter().FromPayload(f, &d.approvers); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	v, err := e.app.Temporal.QueryWorkflow(ctx, cs.WorkflowID(postID), "", "__temporal_workflow_metadata")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var md sdkpb.WorkflowMetadata
+	if err := v.Get(&md); err != nil {
+		e.t.Fatal(err)
+	}
+	d.details = md.GetCurrentDetails()
+	return d
+}
