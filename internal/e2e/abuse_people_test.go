@@ -24,7 +24,7 @@ func init() {
 			Spec: "§2 Member", Run: oneAtATime(abuseChainedDelegate)},
 		abuseCase{Attacker: "removed member", Attack: "approves an open step after removal, by API and by a signed signal straight to Temporal",
 			Spec: "§2 Member", Run: oneAtATime(abuseRemovedMemberApproves)},
-		abuseCase{Attacker: "anyone reaching Temporal", Attack: "sends a forged directory_changed payload naming new approvers",
+		abuseCase{Attacker: "anyone reaching Temporal", Attack: "sends a forged directory_changed payload bringing back a removed member and adding another",
 			Spec: "§8 Approvals", Run: oneAtATime(abuseForgedDirectoryChange)},
 	)
 }
@@ -125,19 +125,24 @@ func abuseRemovedMemberApproves(t *testing.T) {
 
 func abuseForgedDirectoryChange(t *testing.T) {
 	e := newPeopleEnv(t)
-	paul := e.members["Paul"]
+	maya, paul := e.members["Maya"], e.members["Paul"]
 	p := e.submit("Forged directory change")
-	forged := map[string]any{"reason": "admin said so", "member_ids": []string{paul.memberID},
-		"eligible": []string{paul.memberID}, "awaited": []string{paul.memberID},
-		"delegates": []map[string]any{{"member_id": e.members["Maya"].memberID, "delegate_id": paul.memberID,
+	// Maya leaves; the payload tries to bring her back and add Paul.
+	e.must(204, e.owner, "DELETE", e.org("/members/"+maya.memberID), nil, nil)
+	forged := map[string]any{"reason": "admin said so", "member_ids": []string{maya.memberID, paul.memberID},
+		"eligible": []string{maya.memberID, paul.memberID}, "awaited": []string{maya.memberID, paul.memberID},
+		"delegates": []map[string]any{{"member_id": maya.memberID, "delegate_id": paul.memberID,
 			"from": time.Now().Add(-time.Hour), "until": time.Now().Add(time.Hour)}}}
 	if err := e.app.Temporal.SignalWorkflow(context.Background(), cs.WorkflowID(p.ID), "", "directory_changed", forged); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	st := e.awaits(p.ID, "Maya")
-	if slices.Contains(st.Awaited, paul.memberID) {
+	st := e.awaits(p.ID)
+	if slices.Contains(st.Awaited, paul.memberID) || slices.Contains(st.Awaited, maya.memberID) {
 		t.Fatal("the forged payload widened the step")
+	}
+	if d := e.describe(p.ID); len(d.approvers) != 0 {
+		t.Fatalf("PostApprovers lists %v", d.approvers)
 	}
 	if code := e.do(paul.token, "POST", e.org("/posts/"+p.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
 		t.Fatalf("Paul approving after the forged change: %d", code)
