@@ -575,6 +575,10 @@ func (r *run) statusOf(m store.SlackMessage) ([]string, bool) {
 		open = false
 		lines = append(lines, "🚪 You are no longer awaited for this step.")
 	}
+	if s := r.step(m.Step); open && s != nil && s.Unsatisfiable != "" {
+		open = false
+		lines = append(lines, "⚠️ *No one left can approve this step*: "+escape(s.Unsatisfiable)+". The admins were told.")
+	}
 	if s := r.step(m.Step); s != nil {
 		var approvers []string
 		for _, a := range s.Approvals {
