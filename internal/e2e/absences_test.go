@@ -131,4 +131,12 @@ func TestDirectoryChangesReachOpenSteps(t *testing.T) {
 	if got := e.approvals("Eddie"); slices.Contains(got, p.ID) {
 		t.Fatal("GET /approvals still shows Eddie the post")
 	}
+	// A role change: Pat becomes an admin, who approves on every account.
+	e.must(200, e.owner, "PATCH", e.org("/members/"+e.members["Pat"].memberID), map[string]any{"org_role": "admin"}, nil)
+	e.waitPost(p.ID, "awaiting Pat", func(p cs.Post) bool { return slices.Contains(p.Awaited, e.members["Pat"].memberID) })
+	if got := e.approvals("Pat"); !slices.Contains(got, p.ID) {
+		t.Fatal("GET /approvals does not show the new admin the post")
+	}
+	e.approve("Pat", p.ID, 1)
+	e.waitPost(p.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
 }
