@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,11 @@ func TestDirectoryChangesReachOpenSteps(t *testing.T) {
 	}
 	if desc := e.describe(p.ID); desc.approvers != nil || !strings.Contains(desc.details, "Cannot be satisfied") {
 		t.Fatalf("Temporal shows PostApprovers %v, details %q", desc.approvers, desc.details)
+	}
+	// The operators' query for posts no one left can approve (README).
+	q := `PostOrg = "` + e.orgID + `" AND PostStatus = "pending_approval" AND PostApprovers IS NULL`
+	if got := e.visible(context.Background(), q, 1); !slices.Equal(got, []string{cs.WorkflowID(p.ID)}) {
+		t.Fatalf("%s found %v", q, got)
 	}
 	if code := e.do(e.members["Pat"].token, "POST", e.org("/posts/"+p.ID+"/approve"), map[string]any{"revision": 1}, nil); code != 403 {
 		t.Fatalf("a removed team member approving: %d", code)
