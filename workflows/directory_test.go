@@ -2,13 +2,16 @@ package workflows_test
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
@@ -248,4 +251,35 @@ func TestForgedDirectoryChangedPayloadCannotWidenTheStep(t *testing.T) {
 	require.Equal(t, countersign.PostPublished, st.Status)
 	require.Equal(t, []string{"mallory:not_awaited"}, f.ignored())
 	require.Empty(t, f.eventsOf(countersign.EventApproversChanged), "re-reading the same directory records nothing")
+}
+
+// Continue-as-new carries the absences and the time of the next change: the
+// next run still awaits the delegate, and drops him when the absence ends.
+func TestContinueAsNewCarriesDelegations(t *testing.T) {
+	f := newFixture(t)
+	f.absences = []countersign.Delegation{away("ana", "dan", -time.Hour, 3*time.Hour)}
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.InputsPerRun = 2
+	f.approve(time.Minute, "zed", 1, 1)
+	f.approve(2*time.Minute, "zed", 1, 1)
+	f.env.ExecuteWorkflow(workflows.PostWorkflow, in)
+	var can *workflow.ContinueAsNewError
+	require.True(t, errors.As(f.env.GetWorkflowError(), &can), "continued as new: %v", f.env.GetWorkflowError())
+	var next workflows.PostInput
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	require.Equal(t, start.Add(3*time.Hour), next.Continued.DirAt)
+
+	g := newFixture(t)
+	g.absences = f.absences
+	g.saves, g.upserts, g.reqN = f.saves, f.upserts, f.reqN
+	g.env.SetStartTime(start.Add(5 * time.Minute))
+	g.queryAt(time.Second, func(st countersign.PostState) { require.Equal(t, []string{"ana", "dan"}, st.Awaited) })
+	g.queryAt(3*time.Hour, func(st countersign.PostState) { require.Equal(t, []string{"ana"}, st.Awaited) })
+	g.approve(4*time.Hour, "dan", 1, 1)
+	g.approve(5*time.Hour, "ana", 1, 1)
+	next.InputsPerRun = 0
+	st := g.run(next)
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.Equal(t, []string{"ana/"}, counted(g))
+	require.Contains(t, g.ignored(), "dan:not_awaited")
 }
