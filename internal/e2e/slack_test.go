@@ -518,6 +518,9 @@ func TestSlackDelegateAndDirectoryChanges(t *testing.T) {
 		"from": time.Now().Add(-time.Minute).Format(time.RFC3339), "until": time.Now().Add(time.Hour).Format(time.RFC3339),
 		"delegate_member_id": s.members["Eddie"].memberID}, nil)
 	eddie := s.request("DEDDIE", 1, 1)
+	if !strings.Contains(eddie.AllText(), "delegate of *Maya*") {
+		t.Fatalf("the delegate's request does not say for whom: %s", eddie.AllText())
+	}
 	if code, _ := s.click("UEDDIE", csslack.ActionApprove, eddie); code != 200 {
 		t.Fatalf("click: %d", code)
 	}

@@ -306,11 +306,33 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 		}
 		m := msg
 		m.Recipient, m.MemberID = "member:"+id, id
+		if absent := r.standsFor(n, id); absent != "" {
+			dreq := req
+			dreq.OnBehalfOf = r.name(absent)
+			if m.Body, err = json.Marshal(requestBody(dreq)); err != nil {
+				return err
+			}
+		}
 		if err := r.sendRequest(m, slackID, req.fallbackText()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// standsFor is the absent member a delegate is asked for on step n ("" when
+// id is asked in their own right).
+func (r *run) standsFor(n int, id string) string {
+	s := r.step(n)
+	if s == nil || slices.Contains(s.Eligible, id) || (s.FallbackActive && slices.Contains(s.FallbackEligible, id)) {
+		return ""
+	}
+	for _, d := range s.Delegates {
+		if d.DelegateID == id {
+			return d.MemberID
+		}
+	}
+	return ""
 }
 
 // sendRequest posts one approval request unless it was sent already.
