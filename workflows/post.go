@@ -117,6 +117,10 @@
 //     two history events fewer. GetVersion(versionLeaner) is asked only on
 //     version 1, and answers DefaultVersion when an older history replays.
 //
+// Absences with delegates and directory changes that reach open steps
+// ("absences-and-directory-changes", asked lazily: a plain post records no
+// marker) are described in post_directory.go.
+//
 // The clean three-step post (Update-With-Start, three decide Updates, no
 // schedule; internal/e2e TestCleanThreeStepPost, counted by internal/bench on
 // testdata/clean_three_steps.v2.json and .v3.json): version 2, 17 actions and
