@@ -19,6 +19,8 @@
 //     asked at each decision against the current database (so a member added
 //     to the team later may approve, a removed one may not). An approval
 //     already counted stays counted if its author is removed afterwards.
+//     The list is resolved again after a directory change or at the start
+//     or end of an absence (post_directory.go).
 //   - Fallback widens the step: the original approvers may still approve,
 //     the quorum is unchanged. A step without timeout waits until approved,
 //     rejected, edited, canceled or expired by the late policy.
