@@ -53,6 +53,8 @@ func scanPublication(r pgx.Row) (Publication, error) {
 	var p Publication
 	err := r.Scan(&p.PostID, &p.Revision, &p.Network, &p.IdemKey, &p.Status, &p.Attempts, &p.ExternalID,
 		&p.ExternalURL, &p.LastError, &p.InDoubt, &p.Evidence, &p.StartedAt, &p.Uploading)
+	// An attempt still uploading never sent the post.
+	p.InDoubt = p.InDoubt && !p.Uploading
 	return p, err
 }
 
@@ -90,8 +92,7 @@ func (s *Store) BeginPublication(ctx context.Context, postID string, revision in
 				in_flight = true, updated_at = now()
 			WHERE post_id = $1 AND revision = $2
 			RETURNING `+publicationColumns, postID, revision))
-		// An attempt still uploading never sent the post.
-		p.InDoubt = cur.InDoubt && !cur.Uploading
+		p.InDoubt = cur.InDoubt
 		return err
 	})
 	return p, err
