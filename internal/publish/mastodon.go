@@ -57,8 +57,9 @@ func (m Mastodon) Publish(ctx context.Context, r Request) (Result, error) {
 	if !r.Retry {
 		// Images still processing cannot be attached. A status sent
 		// earlier (Retry) had them ready: its key finds it.
+		deadline := pollDeadline()
 		for i, id := range ids {
-			if err := m.waitProcessed(ctx, r, base, token, i, id); err != nil {
+			if err := m.waitProcessed(ctx, r, base, token, i, id, deadline); err != nil {
 				return Result{}, err
 			}
 		}
@@ -155,13 +156,13 @@ func (m Mastodon) upload(ctx context.Context, r Request, base, token string, img
 }
 
 // waitProcessed polls GET /api/v1/media/{id} until the image is processed
-// (200; 206 while processing), at most PollFor in this attempt.
-func (m Mastodon) waitProcessed(ctx context.Context, r Request, base, token string, i int, id string) error {
+// (200; 206 while processing), until the attempt's deadline.
+func (m Mastodon) waitProcessed(ctx context.Context, r Request, base, token string, i int, id string, deadline time.Time) error {
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+token)
 	h.Set("Accept", "application/json")
 	polls := 0
-	err := poll(ctx, func() (bool, time.Duration, error) {
+	err := poll(ctx, deadline, func() (bool, time.Duration, error) {
 		polls++
 		ex := call(ctx, m.Client, http.MethodGet, base+"/api/v1/media/"+id, h, nil)
 		switch {

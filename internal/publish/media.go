@@ -152,6 +152,9 @@ func checkImage(r Request, img Image, m cs.Media) error {
 	if img.SHA256 != "" && !strings.EqualFold(m.SHA256, img.SHA256) {
 		return Rejected("image %d (%s) was not sent: it is not the image that was approved (SHA-256 differs)", img.Position+1, img.ID)
 	}
+	if imageExt(m.ContentType) == "" { // it goes into request headers
+		return Rejected("image %d (%s) is not a JPEG, PNG, GIF or WebP image", img.Position+1, img.ID)
+	}
 	return nil
 }
 
@@ -250,9 +253,9 @@ func imageExt(contentType string) string {
 // the next call elsewhere.
 var networkMediaID = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
 
-// Polling bounds the wait for a network to finish processing an uploaded
-// image within one attempt; a later attempt polls again (the upload is
-// recorded, never repeated).
+// Polling bounds the wait for a network to finish processing the uploaded
+// images, all of them together, within one attempt (which has two minutes);
+// a later attempt polls again (the uploads are recorded, never repeated).
 var (
 	PollInterval = time.Second
 	PollFor      = 30 * time.Second
@@ -261,10 +264,12 @@ var (
 // errStillProcessing ends a poll that ran out of time.
 var errStillProcessing = errors.New("still processing")
 
-// poll calls check until it reports done, at most PollFor, waiting between
+// pollDeadline is when an attempt stops waiting for processing.
+func pollDeadline() time.Time { return time.Now().Add(PollFor) }
+
+// poll calls check until it reports done, until deadline, waiting between
 // calls (the network may ask for longer, up to 10 s).
-func poll(ctx context.Context, check func() (done bool, wait time.Duration, err error)) error {
-	deadline := time.Now().Add(PollFor)
+func poll(ctx context.Context, deadline time.Time, check func() (done bool, wait time.Duration, err error)) error {
 	for {
 		done, wait, err := check()
 		if err != nil || done {

@@ -33,6 +33,9 @@ type memMedia struct {
 	mu    sync.Mutex
 	items map[string]memItem // by org/id
 	opens int
+	// byIDOnly finds an image by its id in any org (a store that forgot
+	// the org): the publisher must still refuse another org's image.
+	byIDOnly bool
 }
 
 type memItem struct {
@@ -77,6 +80,13 @@ func (s *memMedia) OpenMedia(_ context.Context, orgID, mediaID string) (cs.Media
 	defer s.mu.Unlock()
 	s.opens++
 	it, ok := s.items[orgID+"/"+mediaID]
+	if s.byIDOnly {
+		for k, v := range s.items {
+			if strings.HasSuffix(k, "/"+mediaID) {
+				it, ok = v, true
+			}
+		}
+	}
 	if !ok {
 		return cs.Media{}, nil, cs.Errorf(cs.ENOTFOUND, "media not found")
 	}
@@ -547,6 +557,16 @@ func TestPublishMediaRefused(t *testing.T) {
 		if fake.Uploads() != 0 || fake.Count() != 0 {
 			t.Fatalf("%d uploads, %d statuses", fake.Uploads(), fake.Count())
 		}
+		// Even from a media store that would hand it over.
+		f.media.byIDOnly = true
+		defer func() { f.media.byIDOnly = false }()
+		req2 := f.post(mastodonAccount(f.fixture, fake), "Borrowed picture, again")
+		req2.Media = req.Media
+		_, err = f.publish(ctx, req2)
+		f.expect(err, activities.ErrTypePublishRejected, "not an image of this organization")
+		if fake.Uploads() != 0 || fake.Count() != 0 {
+			t.Fatalf("%d uploads, %d statuses", fake.Uploads(), fake.Count())
+		}
 	})
 
 	t.Run("bytes changed after approval: not sent", func(t *testing.T) {
@@ -572,4 +592,52 @@ func TestPublishMediaRefused(t *testing.T) {
 			t.Fatalf("%d uploads, %d posts", fake.Uploads(), fake.Count())
 		}
 	})
+}
+
+// A hostile or broken network's answers to uploads steer nothing: a media id
+// that is a path is refused before any other call, a blob description that
+// is not a blob is not recorded.
+func TestPublishMediaHostileAnswers(t *testing.T) {
+	f := newMediaFixture(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v2/media":
+			w.WriteHeader(http.StatusAccepted)
+			w.Write([]byte(`{"id":"1/../../../admin/accounts/1/action","url":null}`))
+		case "/xrpc/com.atproto.server.createSession":
+			w.Write([]byte(`{"did":"did:plc:evil","handle":"evil.test","accessJwt":"jwt"}`))
+		case "/xrpc/com.atproto.repo.uploadBlob":
+			w.Write([]byte(`{"blob":{"$type":"blob","ref":{"$link":"` + strings.Repeat("b", 4000) + `"},"mimeType":"image/png"}}`))
+		default:
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+
+	acct := f.account(cs.NetworkMastodon, "acme", map[string]string{"instance_url": srv.URL}, map[string]string{"access_token": "mastodon-token-1"})
+	req := f.withImages(f.post(acct, "Hostile instance"))
+	_, err := f.publish(ctx, req)
+	f.expect(err, activities.ErrTypePublishRejected, "unusable media id")
+	mu.Lock()
+	got := strings.Join(paths, ", ")
+	mu.Unlock()
+	if got != "POST /api/v2/media" || len(f.recorded(req)) != 0 {
+		t.Fatalf("calls %s, recorded %v", got, f.recorded(req))
+	}
+
+	paths = nil
+	acct = f.account(cs.NetworkBluesky, "evil.test", map[string]string{"pds_url": srv.URL}, map[string]string{"identifier": "evil.test", "app_password": "abcd-efgh-ijkl-mnop"})
+	req = f.withImages(f.post(acct, "Hostile PDS"))
+	_, err = f.publish(ctx, req)
+	f.expect(err, activities.ErrTypePublishRetryable, "not a blob")
+	if len(f.recorded(req)) != 0 || strings.Contains(strings.Join(paths, ","), "createRecord") {
+		t.Fatalf("calls %v, recorded %v", paths, f.recorded(req))
+	}
 }

@@ -72,8 +72,9 @@ func (x X) Publish(ctx context.Context, r Request) (Result, error) {
 		return Result{}, Unknown("an earlier attempt may have reached X, and X cannot deduplicate a resend; it was not found among the account's recent posts; check the account before publishing it by hand")
 	}
 
+	deadline := pollDeadline()
 	ids, err := r.uploadImages(ctx, "X", func(ctx context.Context, img Image, b mediaBlob) (string, error) {
-		return x.upload(ctx, s, img, b)
+		return x.upload(ctx, s, img, b, deadline)
 	})
 	if err != nil {
 		return Result{}, err
@@ -368,7 +369,7 @@ type xProcessingState struct {
 
 // upload sends one image to POST /2/media/upload (one request: images are
 // at most 5 MB on X) and waits for X to process it when X says it must.
-func (x X) upload(ctx context.Context, s *xSession, img Image, b mediaBlob) (string, error) {
+func (x X) upload(ctx context.Context, s *xSession, img Image, b mediaBlob, deadline time.Time) (string, error) {
 	category := "tweet_image"
 	if b.ContentType == "image/gif" {
 		category = "tweet_gif"
@@ -392,7 +393,7 @@ func (x X) upload(ctx context.Context, s *xSession, img Image, b mediaBlob) (str
 			return "", Rejected("X answered image %d with an unusable media id", n)
 		}
 		if pi := out.Data.ProcessingInfo; pi != nil && pi.State != "succeeded" {
-			if err := x.waitProcessed(ctx, s, n, out.Data.ID, *pi); err != nil {
+			if err := x.waitProcessed(ctx, s, n, out.Data.ID, *pi, deadline); err != nil {
 				return "", err
 			}
 		}
@@ -409,10 +410,10 @@ func (x X) upload(ctx context.Context, s *xSession, img Image, b mediaBlob) (str
 }
 
 // waitProcessed polls the upload's status until X has processed it (GIFs
-// may need it), at most PollFor in this attempt.
-func (x X) waitProcessed(ctx context.Context, s *xSession, n int, id string, pi xProcessingState) error {
+// may need it), until the attempt's deadline.
+func (x X) waitProcessed(ctx context.Context, s *xSession, n int, id string, pi xProcessingState, deadline time.Time) error {
 	checks := 0
-	err := poll(ctx, func() (bool, time.Duration, error) {
+	err := poll(ctx, deadline, func() (bool, time.Duration, error) {
 		if checks > 0 {
 			q := url.Values{"command": {"STATUS"}, "media_id": {id}}
 			ex, err := x.send(ctx, s, http.MethodGet, "/2/media/upload?"+q.Encode(), nil)
