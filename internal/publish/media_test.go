@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"image"
 	"image/color"
+	"image/gif"
 	"image/png"
 	"io"
 	"log/slog"
@@ -59,6 +60,28 @@ func (s *memMedia) add(org, id string, w, h int, c color.RGBA) cs.Media {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	m := cs.Media{ID: id, OrgID: org, ContentType: "image/png", Bytes: int64(buf.Len()), Width: w, Height: h,
+		SHA256: hex.EncodeToString(sum[:]), CreatedAt: time.Now()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.items[org+"/"+id] = memItem{m: m, data: buf.Bytes()}
+	return m
+}
+
+// addGIF stores a real two-frame animated GIF for the org.
+func (s *memMedia) addGIF(org, id string) cs.Media {
+	pal := color.Palette{color.Black, color.White}
+	var frames []*image.Paletted
+	for i := 0; i < 2; i++ {
+		fr := image.NewPaletted(image.Rect(0, 0, 4, 4), pal)
+		fr.SetColorIndex(i, i, 1)
+		frames = append(frames, fr)
+	}
+	var buf bytes.Buffer
+	if err := gif.EncodeAll(&buf, &gif.GIF{Image: frames, Delay: []int{10, 10}}); err != nil {
+		panic(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	m := cs.Media{ID: id, OrgID: org, ContentType: "image/gif", Bytes: int64(buf.Len()), Width: 4, Height: 4,
 		SHA256: hex.EncodeToString(sum[:]), CreatedAt: time.Now()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -400,6 +423,20 @@ func TestPublishMediaX(t *testing.T) {
 		}
 		if fake.Media[0].Alt != "A red square" || fake.Media[1].Alt != "A blue tile" {
 			t.Fatalf("alt texts %+v", fake.Media)
+		}
+	})
+
+	t.Run("an animated GIF is processed before it is attached", func(t *testing.T) {
+		fake := newX()
+		defer fake.Close()
+		fake.GIFChecks = 2
+		req := f.post(xAccount(f.fixture, fake), "Moving picture")
+		g := f.media.addGIF(f.org, "44444444-4444-4444-8444-"+req.PostID[24:])
+		req.Media = []cs.PostMedia{{ID: g.ID, Alt: "A blinking dot", SHA256: g.SHA256}}
+		_, err := f.publish(ctx, req)
+		f.expect(err, "")
+		if fake.Count() != 1 || fake.Uploads() != 1 || fake.CallCount("GET /2/media/upload") != 2 || fake.Tweets[0].MediaIDs[0] != fake.Media[0].ID {
+			t.Fatalf("%d posts, %d uploads, %d status checks", fake.Count(), fake.Uploads(), fake.CallCount("GET /2/media/upload"))
 		}
 	})
 

@@ -574,6 +574,10 @@ type X struct {
 	Refreshes int
 	// Media are the uploaded images (Alt set by POST /2/media/metadata).
 	Media []Upload
+	// GIFChecks: a tweet_gif upload is processed asynchronously, and its
+	// STATUS answers in_progress this many times before it succeeds.
+	GIFChecks  int
+	processing map[string]int
 }
 
 // Uploads is the number of images uploaded.
@@ -597,6 +601,7 @@ func NewX(access, refresh, clientID, clientSecret string) *X {
 	x := &X{AccessToken: access, RefreshToken: refresh, ClientID: clientID, ClientSecret: clientSecret,
 		UserID: "4242", Username: "acme"}
 	x.Calls = map[string]int{}
+	x.processing = map[string]int{}
 	x.Server = httptest.NewServer(http.HandlerFunc(x.serve))
 	return x
 }
@@ -674,6 +679,9 @@ func (x *X) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost && r.URL.Path == "/2/media/upload":
 		x.upload(w, r)
 		return
+	case r.Method == http.MethodGet && r.URL.Path == "/2/media/upload" && r.URL.Query().Get("command") == "STATUS":
+		x.status(w, r)
+		return
 	case r.Method == http.MethodPost && r.URL.Path == "/2/media/metadata":
 		x.metadata(w, r)
 		return
@@ -705,7 +713,7 @@ func (x *X) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	x.mu.Lock()
 	for _, id := range mediaIDs {
-		if x.mediaIndex(id) < 0 {
+		if x.mediaIndex(id) < 0 || x.processing[id] > 0 {
 			x.mu.Unlock()
 			xProblem(w, 400, "Invalid Request", "Your media IDs are invalid.")
 			return
@@ -738,10 +746,37 @@ func (x *X) upload(w http.ResponseWriter, r *http.Request) {
 	x.mu.Lock()
 	u.ID = fmt.Sprintf("19000000000000%05d", len(x.Media)+1)
 	x.Media = append(x.Media, u)
+	data := map[string]any{"id": u.ID, "media_key": "3_" + u.ID, "size": u.Bytes, "expires_after_secs": 86400}
+	if fields["media_category"] == "tweet_gif" && x.GIFChecks > 0 {
+		x.processing[u.ID] = x.GIFChecks
+		data["processing_info"] = map[string]any{"state": "pending", "check_after_secs": 1}
+	}
 	x.mu.Unlock()
 	x.uploaded()
-	writeJSON(w, 200, map[string]any{"data": map[string]any{"id": u.ID, "media_key": "3_" + u.ID, "size": u.Bytes,
-		"expires_after_secs": 86400}})
+	writeJSON(w, 200, map[string]any{"data": data})
+}
+
+// status is GET /2/media/upload?command=STATUS&media_id=...
+func (x *X) status(w http.ResponseWriter, r *http.Request) {
+	if !x.authorized(r) {
+		xProblem(w, 401, "Unauthorized", "Unauthorized")
+		return
+	}
+	id := r.URL.Query().Get("media_id")
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.mediaIndex(id) < 0 {
+		xProblem(w, 400, "Invalid Request", "The media id is invalid.")
+		return
+	}
+	state := "succeeded"
+	if n := x.processing[id]; n > 0 {
+		x.processing[id] = n - 1
+		if n > 1 {
+			state = "in_progress"
+		}
+	}
+	writeJSON(w, 200, map[string]any{"data": map[string]any{"id": id, "processing_info": map[string]any{"state": state, "check_after_secs": 1}}})
 }
 
 // metadata is POST /2/media/metadata (alt text).
