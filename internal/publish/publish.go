@@ -13,6 +13,10 @@
 //     deduplicates, look the post up where it can be looked up, and
 //     otherwise give up as ErrUnknown (needs_attention). Never post blindly
 //     again.
+//     A post with images first uploads them (media.go): each network
+//     reference is recorded before the post is created and reused by every
+//     later attempt; until the post is about to be sent the publication is
+//     "uploading", and an attempt that ends there left no doubt.
 //  3. The outcome is recorded: published, failed (the network refused for
 //     good, with its message), unknown (a person must look; the evidence is
 //     kept), or retried: only what surely did not post, or what the network
