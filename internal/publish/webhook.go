@@ -221,8 +221,12 @@ func (w Webhook) media(ctx context.Context, r Request) ([]WebhookMedia, error) {
 			}
 			return nil, err
 		}
+		u := r.media.sign(r.OrgID, img.ID)
+		if u == "" {
+			return nil, notPostedOrDoubt(r, "the post's images cannot be delivered: media URLs cannot be signed (COUNTERSIGN_SECRET_KEY and COUNTERSIGN_PUBLIC_URL)")
+		}
 		out = append(out, WebhookMedia{ID: img.ID, Alt: img.Alt, ContentType: m.ContentType, Bytes: m.Bytes,
-			Width: m.Width, Height: m.Height, SHA256: approvedHash(img, m), URL: r.media.sign(r.OrgID, img.ID)})
+			Width: m.Width, Height: m.Height, SHA256: approvedHash(img, m), URL: u})
 	}
 	if len(out) > 0 {
 		r.Note("%d image(s) sent as signed download URLs", len(out))
