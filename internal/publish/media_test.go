@@ -240,6 +240,26 @@ func TestPublishMediaMastodon(t *testing.T) {
 		}
 	})
 
+	t.Run("crash between upload and post, once the post was marked as being sent", func(t *testing.T) {
+		fake := fakenet.NewMastodon("mastodon-token-1")
+		defer fake.Close()
+		req := f.withImages(f.post(mastodonAccount(f.fixture, fake), "Crash at the door"))
+		dying, restore := f.crashingBeforePost(true)
+		if _, err := f.publish(dying, req); err == nil {
+			t.Fatal("the dying attempt reported success")
+		}
+		restore()
+		if p := f.publication(req); !p.InDoubt || p.Uploading {
+			t.Fatalf("after the crash: %+v", p)
+		}
+		// In doubt: resent with the same Idempotency-Key, which is safe.
+		_, err := f.publish(ctx, req)
+		f.expect(err, "")
+		if fake.Uploads() != 2 || fake.Count() != 1 || fake.CallCount(statuses) != 1 {
+			t.Fatalf("%d uploads, %d statuses, %d posts", fake.Uploads(), fake.Count(), fake.CallCount(statuses))
+		}
+	})
+
 	t.Run("crash between upload and post", func(t *testing.T) {
 		fake := fakenet.NewMastodon("mastodon-token-1")
 		defer fake.Close()
@@ -249,7 +269,7 @@ func TestPublishMediaMastodon(t *testing.T) {
 			t.Fatal("the dying attempt reported success")
 		}
 		restore()
-		if p := f.publication(req); p.Status != store.PubAttempting || !p.Uploading || fake.Uploads() != 2 || fake.Count() != 0 {
+		if p := f.publication(req); p.Status != store.PubAttempting || !p.Uploading || p.InDoubt || fake.Uploads() != 2 || fake.Count() != 0 {
 			t.Fatalf("after the crash: %+v, %d uploads, %d statuses", p, fake.Uploads(), fake.Count())
 		}
 		_, err := f.publish(ctx, req)
@@ -380,6 +400,24 @@ func TestPublishMediaBluesky(t *testing.T) {
 		_, err := f.publish(ctx, req)
 		f.expect(err, "")
 		if fake.Uploads() != 2 || fake.Count() != 1 || fake.CallCount(creates) != 1 || len(embedOf(t, fake, f.publication(req).IdemKey)) != 2 {
+			t.Fatalf("%d uploads, %d records, %d creates", fake.Uploads(), fake.Count(), fake.CallCount(creates))
+		}
+	})
+
+	t.Run("crash between upload and post, once the post was marked as being sent", func(t *testing.T) {
+		fake := newFake()
+		defer fake.Close()
+		req := f.withImages(f.post(blueskyAccount(f.fixture, fake), "Crash at the door"))
+		dying, restore := f.crashingBeforePost(true)
+		if _, err := f.publish(dying, req); err == nil {
+			t.Fatal("the dying attempt reported success")
+		}
+		restore()
+		// In doubt: getRecord says it is not there, so it is created under
+		// the revision's record key.
+		_, err := f.publish(ctx, req)
+		f.expect(err, "")
+		if fake.Uploads() != 2 || fake.Count() != 1 || fake.CallCount(creates) != 1 || fake.CallCount("GET /xrpc/com.atproto.repo.getRecord") != 1 {
 			t.Fatalf("%d uploads, %d records, %d creates", fake.Uploads(), fake.Count(), fake.CallCount(creates))
 		}
 	})
