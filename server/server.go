@@ -54,7 +54,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
+	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -115,6 +115,7 @@ func New(d Deps) *Server {
 	org.GET("/approval-chains/:chain", s.getChain)
 	org.PUT("/approval-chains/:chain", s.replaceChain)
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
+	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
 	return s
 }
