@@ -123,3 +123,46 @@ func TestCommentsDiscussionInSlack(t *testing.T) {
 		t.Fatal("12 comments at once were all taken")
 	}
 }
+
+// TestApprovalReportFromWorkflowEvents: the turnaround report reads the
+// events a real workflow recorded: Maya and Pat approve steps 1 and 2, Eddie
+// rejects step 3; then each step has one decision by its approver, step 3's
+// a rejection, with times from each step's opening.
+func TestApprovalReportFromWorkflowEvents(t *testing.T) {
+	e := newEnv(t)
+	acct := e.setupThreeLevels()
+	var post cs.Post
+	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Reported"}, &post)
+	e.approve("Maya", post.ID, 1)
+	e.approve("Pat", post.ID, 1)
+	e.must(200, e.members["Eddie"].token, "POST", e.org("/posts/"+post.ID+"/reject"), map[string]any{"revision": 1, "note": "no"}, nil)
+	e.waitPost(post.ID, "rejected", func(p cs.Post) bool { return p.Status == cs.PostRejected })
+
+	var r struct {
+		Steps []struct {
+			Step, Opened, Decisions, Approvals, Rejections int
+			Median                                         *float64 `json:"median_seconds"`
+		}
+		Approvers []struct {
+			MemberID                    string `json:"member_id"`
+			Name                        string
+			Step, Decisions, Rejections int
+		}
+	}
+	e.must(200, e.owner, "GET", e.org("/reports/approvals"), nil, &r)
+	if len(r.Steps) != 3 || len(r.Approvers) != 3 {
+		t.Fatalf("report: %+v", r)
+	}
+	for i, who := range []string{"Maya", "Pat", "Eddie"} {
+		s, a := r.Steps[i], r.Approvers[i]
+		if s.Step != i+1 || s.Opened != 1 || s.Decisions != 1 || s.Median == nil || *s.Median < 0 || *s.Median > 60 {
+			t.Errorf("step %d: %+v", i+1, s)
+		}
+		if a.Step != i+1 || a.MemberID != e.members[who].memberID || a.Name != who || a.Decisions != 1 {
+			t.Errorf("approver of step %d: %+v, want %s", i+1, a, who)
+		}
+	}
+	if r.Steps[2].Rejections != 1 || r.Approvers[2].Rejections != 1 || r.Steps[0].Approvals != 1 {
+		t.Errorf("rejections: %+v", r)
+	}
+}

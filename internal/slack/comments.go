@@ -39,6 +39,12 @@ type CommentRelay struct {
 	Interval time.Duration
 }
 
+// errNoRequestYet puts a comment off while its revision's approval requests
+// may still be on their way (for at most requestGrace after it was written).
+var errNoRequestYet = errors.New("no approval request of the comment's revision yet")
+
+const requestGrace = time.Minute
+
 const (
 	commentBatch       = 50
 	commentLease       = time.Minute
@@ -81,6 +87,8 @@ func (r *CommentRelay) Once(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			err = r.Queue.CommentSent(ctx, c.PostID, c.ID)
+		case errors.Is(err, errNoRequestYet):
+			after = 5 * time.Second
 		case errors.As(err, &app) && app.NextRetryDelay() > 0: // Slack's 429
 			after = app.NextRetryDelay()
 		case c.Attempts >= maxCommentAttempts:
@@ -127,13 +135,20 @@ func (s *Service) replyComment(ctx context.Context, c store.OutboxComment) error
 		return err
 	}
 	text := fmt.Sprintf("💬 *%s* commented on revision %d:\n%s", escape(r.name(c.AuthorID)), c.Revision, escape(c.Text))
+	n := 0
 	for _, m := range msgs {
 		if m.Revision != c.Revision {
 			continue
 		}
+		n++
 		if err := r.reply(m, "comment:"+c.ID, text); err != nil {
 			return err
 		}
+	}
+	if n == 0 && sp.Post.Status == cs.PostPendingApproval && sp.Post.Revision == c.Revision && time.Since(c.CreatedAt) < requestGrace {
+		// Written right after an edit or a submission: the revision's
+		// requests may not be sent yet. Look again shortly.
+		return errNoRequestYet
 	}
 	return r.failed
 }
