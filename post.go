@@ -334,6 +334,10 @@ type DecisionSignal struct {
 	// OnBehalfOf is the absent member a delegate decides for (SPEC §2); empty
 	// when the member decides for themselves.
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// SentAt is when the API or Slack received the decision (signed): one
+	// sent before the scheduled time still counts if it reaches the workflow
+	// within the late grace after it (workflows.LateGrace).
+	SentAt *time.Time `json:"sent_at,omitempty"`
 	// MAC is secrets.DecisionSigner's signature over every other field, set
 	// by the API, Slack and review links. A decision without a valid MAC (sent
 	// straight to Temporal) is ignored with reason unsigned (SPEC §8).
