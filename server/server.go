@@ -82,6 +82,7 @@ func New(d Deps) *Server {
 
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
+	e.POST("/slack/events", s.slackEvents)
 
 	// The invitee answers with the invitation token in the path, and an
 	// existing user with their own API token too (optional here).
