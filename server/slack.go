@@ -177,7 +177,7 @@ func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.Interactio
 		return
 	}
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionReject,
-		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack,
+		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack, NoteAsComment: true,
 		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionReject, out, err); msg != "" {
 		tell(msg)
