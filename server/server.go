@@ -39,6 +39,9 @@ type Deps struct {
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
+	// MemberRate limits each member's decisions and edits (zero:
+	// posts.PerMember).
+	MemberRate posts.Rate
 }
 
 // Server holds the API's dependencies and routes.
@@ -54,7 +57,12 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
+	perMember := d.MemberRate
+	if perMember == (posts.Rate{}) {
+		perMember = posts.PerMember
+	}
+	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
+		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -74,6 +82,7 @@ func New(d Deps) *Server {
 
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
+	e.POST("/slack/events", s.slackEvents)
 
 	// The invitee answers with the invitation token in the path, and an
 	// existing user with their own API token too (optional here).
@@ -117,6 +126,7 @@ func New(d Deps) *Server {
 	org.GET("/approval-chains/:chain", s.getChain)
 	org.PUT("/approval-chains/:chain", s.replaceChain)
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
+	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
 	return s
 }

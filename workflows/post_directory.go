@@ -103,6 +103,17 @@ func (p *post) setDelegations(ctx workflow.Context, dels []countersign.Delegatio
 	slices.SortFunc(s.Delegates, func(a, b countersign.Delegation) int { return strings.Compare(a.MemberID, b.MemberID) })
 }
 
+// absenceChange re-resolves the open step when the alarm is the start or
+// end of an absence (p.dirAt), and says whether it was.
+func (p *post) absenceChange(ctx workflow.Context, now time.Time) bool {
+	if p.dirAt.IsZero() || now.Before(p.dirAt) {
+		return false
+	}
+	p.dirAt = time.Time{}
+	p.reresolve(ctx, "an absence started or ended")
+	return true
+}
+
 // onDirectoryChanged re-resolves the open step (signal directory_changed).
 func (p *post) onDirectoryChanged(ctx workflow.Context, sig countersign.DirectoryChangedSignal) {
 	p.inputs++
