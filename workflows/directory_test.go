@@ -283,3 +283,19 @@ func TestContinueAsNewCarriesDelegations(t *testing.T) {
 	require.Equal(t, []string{"ana/"}, counted(g))
 	require.Contains(t, g.ignored(), "dan:not_awaited")
 }
+
+// An absence that ends within the late grace (the scheduled time passed,
+// decisions sent before it may still arrive) is acted on once, and the post
+// still expires when the grace ends.
+func TestAbsenceEndingWithinTheLateGrace(t *testing.T) {
+	f := newFixture(t)
+	f.absences = []countersign.Delegation{away("ana", "dan", -time.Hour, time.Hour+workflows.LateGrace/2)}
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.ScheduledAt = at(time.Hour)
+	st := f.run(in)
+	require.Equal(t, countersign.PostExpired, st.Status)
+	changed := f.eventsOf(countersign.EventApproversChanged)
+	require.Len(t, changed, 1)
+	require.Equal(t, start.Add(time.Hour+workflows.LateGrace/2), changed[0].At)
+	require.Equal(t, start.Add(time.Hour+workflows.LateGrace), f.eventsOf(countersign.EventExpired)[0].At)
+}
