@@ -30,7 +30,7 @@ func TestInspect(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, code, says string
-		data           []byte
+		data             []byte
 	}{
 		{"html", media.CodeUnsupported, "JPEG, PNG, GIF or WebP", []byte("<!doctype html><script>alert(1)</script>")},
 		{"svg", media.CodeUnsupported, "JPEG, PNG, GIF or WebP", []byte(`<svg xmlns="http://www.w3.org/2000/svg"/>`)},

@@ -18,11 +18,11 @@ import (
 
 // NewPost is a submission: what the workflow starts from.
 type NewPost struct {
-	OrgID          string
-	AccountID      string
-	AuthorID       string
-	Text           string
-	MediaURLs      []string
+	OrgID     string
+	AccountID string
+	AuthorID  string
+	Text      string
+	MediaURLs []string
 	// Media are the submission's images (posts.media; null when none).
 	Media          []cs.PostMedia
 	ScheduledAt    *time.Time
