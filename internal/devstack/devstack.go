@@ -179,6 +179,8 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return o.MetricsAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
+		case "COUNTERSIGN_DATA_DIR": // media under the dev stack's own directory
+			return o.DataDir
 		case "COUNTERSIGN_PUBLIC_URL":
 			if v := os.Getenv(name); v != "" {
 				return v

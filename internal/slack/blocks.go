@@ -101,6 +101,9 @@ type request struct {
 	AuthorName   string
 	Text         string
 	MediaCount   int
+	// Images are the post's images: a signed URL (empty without one) and
+	// the alt text.
+	Images       []image
 	ScheduledAt  *time.Time
 	Timezone     string
 	Step, Total  int
@@ -141,8 +144,51 @@ func requestBody(r request) slackgo.Blocks {
 	if r.MediaCount > 0 {
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(fmt.Sprintf("%d media attachment(s)", r.MediaCount))))
 	}
+	blocks = append(blocks, imageBlocks(r.Images)...)
 	blocks = append(blocks, slackgo.NewSectionBlock(nil, fields, nil))
 	return slackgo.Blocks{BlockSet: blocks}
+}
+
+// image is an image of a post as an approval request shows it.
+type image struct {
+	URL, Alt string
+}
+
+// Slack's limits on an image block's alt_text and title.
+const (
+	maxImageAlt   = 2000
+	maxImageTitle = 200
+)
+
+// imageBlocks shows each image (an image block through its signed URL,
+// with its alt text as the block's alt text and title), or, without a URL,
+// its alt text in words, so the approver knows what is attached.
+func imageBlocks(images []image) []slackgo.Block {
+	var blocks []slackgo.Block
+	for i, im := range images {
+		alt := strings.TrimSpace(im.Alt)
+		label := fmt.Sprintf("Image %d of %d", i+1, len(images))
+		if alt == "" {
+			alt = label + " (no alt text)"
+		} else {
+			label += ": " + alt
+		}
+		if im.URL == "" {
+			blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(escape(clip(label, maxImageAlt)))))
+			continue
+		}
+		blocks = append(blocks, slackgo.NewImageBlock(im.URL, clip(alt, maxImageAlt), "", plain(clip(label, maxImageTitle))))
+	}
+	return blocks
+}
+
+// clip shortens s to at most n runes, with an ellipsis.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // fallbackText is the notification text of an approval request.

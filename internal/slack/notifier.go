@@ -260,6 +260,13 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 		ScheduledAt: p.ScheduledAt, Timezone: r.sp.Account.Timezone, Step: n, Total: max(p.TotalSteps, r.note.TotalSteps),
 		Revision: p.Revision, Deadline: r.note.Deadline, Fallback: fallback,
 	}
+	for _, m := range p.Media {
+		im := image{Alt: m.Alt}
+		if r.svc.cfg.MediaURL != nil {
+			im.URL = r.svc.cfg.MediaURL(p.OrgID, m.ID)
+		}
+		req.Images = append(req.Images, im)
+	}
 	if s := r.step(n); s != nil {
 		req.ApproverText = r.approverText(s.Approver)
 		if fallback {
