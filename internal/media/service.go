@@ -104,7 +104,7 @@ func (s *Service) Resolve(ctx context.Context, orgID string, n cs.Network, refs 
 	var fields []cs.FieldError
 	if len(refs) > MaxPerPost {
 		fields = append(fields, cs.FieldError{Field: "media", Message: fmt.Sprintf("at most %d images per post, not %d", MaxPerPost, len(refs))})
-		return nil, &cs.Error{Code: cs.EINVALID, Message: "invalid post", Fields: fields}
+		return nil, &cs.Error{Code: cs.EINVALID, Message: "invalid post: " + fields[0].Message, Fields: fields}
 	}
 	ids := make([]string, len(refs))
 	seen := map[string]bool{}

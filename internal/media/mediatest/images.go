@@ -29,6 +29,22 @@ func PNG(w, h int) []byte {
 	return b.Bytes()
 }
 
+// NoisyPNG is a w×h PNG of pseudo-random pixels: it does not compress, so
+// it is about 4·w·h bytes.
+func NoisyPNG(w, h int) []byte {
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	x := uint32(2463534242)
+	for i := range m.Pix {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		m.Pix[i] = byte(x)
+	}
+	var b bytes.Buffer
+	_ = png.Encode(&b, m)
+	return b.Bytes()
+}
+
 // JPEG is a w×h JPEG.
 func JPEG(w, h int) []byte {
 	var b bytes.Buffer
