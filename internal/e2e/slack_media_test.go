@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -57,5 +58,26 @@ func TestSlackShowsImages(t *testing.T) {
 	}
 	if resp, _ := s.fetch("", strings.Replace(local, "signature=", "signature=x", 1)); resp.StatusCode != 403 {
 		t.Fatalf("a tampered URL: %d, want 403", resp.StatusCode)
+	}
+
+	// Slack cannot download the image (the public URL is not reachable from
+	// Slack): the request still goes, with the alt text in words.
+	s.slack.RefuseImageBlocks()
+	var p2 cs.Post
+	s.must(201, ines, "POST", s.org("/posts"), map[string]any{"account_id": acct, "text": "Winter",
+		"media": []map[string]string{{"id": m.ID, "alt": "Snow on a pine"}}}, &p2)
+	var second bool
+	s.slack.Eventually("sent the second request without its image block", func() bool {
+		for _, msg := range s.slack.Messages() {
+			if msg.Channel != "DMAYA" || !msg.Request || !strings.Contains(fmt.Sprint(msg.Blocks), "Winter") {
+				continue
+			}
+			second = strings.Contains(fmt.Sprint(msg.Blocks), "Snow on a pine") && !strings.Contains(fmt.Sprint(msg.Blocks), "image_url")
+			return true
+		}
+		return false
+	})
+	if !second {
+		t.Fatal("the request sent after Slack refused the image shows no alt text, or still an image block")
 	}
 }

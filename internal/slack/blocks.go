@@ -182,6 +182,32 @@ func imageBlocks(images []image) []slackgo.Block {
 	return blocks
 }
 
+// withoutImages is a request's body with its image blocks turned into
+// their titles in words; ok is false when it has none.
+func withoutImages(body json.RawMessage) (json.RawMessage, bool) {
+	var blocks []map[string]any
+	if json.Unmarshal(body, &blocks) != nil {
+		return body, false
+	}
+	found := false
+	for i, b := range blocks {
+		if b["type"] != "image" {
+			continue
+		}
+		found = true
+		label, _ := b["alt_text"].(string)
+		if t, ok := b["title"].(map[string]any); ok {
+			label, _ = t["text"].(string)
+		}
+		blocks[i] = map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": escape(label)}}}
+	}
+	if !found {
+		return body, false
+	}
+	out, err := json.Marshal(blocks)
+	return out, err == nil
+}
+
 // clip shortens s to at most n runes, with an ellipsis.
 func clip(s string, n int) string {
 	r := []rune(s)

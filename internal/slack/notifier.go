@@ -329,6 +329,17 @@ func (r *run) sendRequest(m store.SlackMessage, channel, text string) error {
 		return err
 	}
 	ch, ts, err := r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	if stripped, ok := withoutImages(m.Body); err != nil && ok && strings.Contains(err.Error(), "invalid_blocks") {
+		// Slack could not fetch an image (COUNTERSIGN_PUBLIC_URL is not
+		// reachable from Slack): the request goes without image blocks
+		// rather than not at all; the images' alt texts stay in words.
+		r.svc.logger.Warn("slack refused the request's image blocks; sent without them", "post_id", m.PostID, "error", err)
+		m.Body = stripped
+		if blocks, hash, err = compose(m.Body, status, open, Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step}); err != nil {
+			return err
+		}
+		ch, ts, err = r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	}
 	if ok, abort := r.check(err, "chat.postMessage"); !ok {
 		return abort
 	}
