@@ -114,6 +114,18 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 		t.Fatalf("GET media: %d %v (%d bytes)", resp.StatusCode, resp.Header, len(got))
 	}
 
+	// Uploads may be larger than the API's 1 MiB bodies, up to 10 MB.
+	big := mediatest.NoisyPNG(900, 800) // about 2.9 MB
+	var bigM cs.Media
+	if code := e.upload(e.owner, e.orgID, "big.png", "image/png", big, &bigM); code != 201 || bigM.Bytes != int64(len(big)) {
+		t.Fatalf("a %d-byte upload: %d %+v", len(big), code, bigM)
+	}
+	var prob struct{ Code, Detail string }
+	if code := e.upload(e.owner, e.orgID, "huge.png", "image/png", append(mediatest.PNG(2, 2), make([]byte, 11<<20)...), &prob); code != 413 ||
+		prob.Code != "media_too_large" || !strings.Contains(prob.Detail, "10 MB") {
+		t.Fatalf("an 11 MB upload: %d %+v, want 413 media_too_large naming 10 MB", code, prob)
+	}
+
 	var p cs.Post
 	e.must(201, e.owner, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Launch day",
 		"media": []map[string]string{{"id": m.ID, "alt": "Our new logo on a red background"}}}, &p)
@@ -165,8 +177,8 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 	if n, err := e.app.Media.Sweep(context.Background(), time.Now().Add(23*time.Hour), 100); err != nil || n != 0 {
 		t.Fatalf("sweep before 24 h: %d, %v", n, err)
 	}
-	if n, err := e.app.Media.Sweep(context.Background(), time.Now().Add(25*time.Hour), 100); err != nil || n != 1 {
-		t.Fatalf("sweep after 24 h: %d, %v; want the stray upload only", n, err)
+	if n, err := e.app.Media.Sweep(context.Background(), time.Now().Add(25*time.Hour), 100); err != nil || n != 2 {
+		t.Fatalf("sweep after 24 h: %d, %v; want the two unattached uploads", n, err)
 	}
 	if resp, _ := e.fetch(e.owner, e.org("/media/"+stray.ID)); resp.StatusCode != 404 {
 		t.Fatalf("swept upload: %d, want 404", resp.StatusCode)
