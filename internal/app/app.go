@@ -25,6 +25,7 @@ import (
 	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
+	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
@@ -152,7 +153,7 @@ func (a *App) Close() {
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
 	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer, Media: a.Media, MediaURLs: a.MediaURLs})
+		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), Media: a.Media, MediaURLs: a.MediaURLs})
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.
@@ -194,11 +195,16 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 // Without COUNTERSIGN_SECRET_KEY there is no decision signer: nothing can
 // sign a decision either, and authorizations fail as not configured.
 func (a *App) Activities() *activities.Activities {
+	pub := publish.New(a.Store, a.Logger, a.Config.PublicURL, a.Config.Egress)
+	pub.Media = a.Media // the images' bytes, from the blob store
+	if a.MediaURLs.Signer != nil {
+		pub.SignMediaURL = a.MediaURLs.URL // the webhook's signed download URLs
+	}
 	acts := &activities.Activities{
 		Directory: a.Store,
 		Mirror:    observedMirror{a.Store, a.Metrics},
 		Notifier:  a.notifier(),
-		Publisher: publish.New(a.Store, a.Logger, a.Config.PublicURL, a.Config.Egress),
+		Publisher: pub,
 	}
 	if a.Signer != nil { // the API's own signer; a nil one must stay a nil interface
 		acts.Signer = a.Signer
@@ -251,8 +257,13 @@ func (a *App) RunWorker(ctx context.Context) error {
 	done, swept := make(chan struct{}), make(chan struct{})
 	go func() { rec.Run(ctx); close(done) }()
 	go func() { a.sweepMedia(ctx, time.Hour); close(swept) }()
+	// Comments reach Slack from the worker, through the outbox the API writes.
+	relay := &csslack.CommentRelay{Queue: a.Store, Slack: a.Slack, Logger: a.Logger.With("component", "comments")}
+	relayed := make(chan struct{})
+	go func() { relay.Run(ctx); close(relayed) }()
 	<-ctx.Done()
 	<-done
+	<-relayed
 	<-swept
 	w.Stop()
 	return nil
