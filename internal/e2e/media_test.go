@@ -134,6 +134,11 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 		done.Media[0].SHA256 != m.SHA256 || done.Media[0].URL != e.org("/media/"+m.ID) || done.Media[0].ThumbnailURL == "" {
 		t.Fatalf("GET post lists media %+v", done.Media)
 	}
+	// The log network published the image (recorded with the publication).
+	recs, err := e.app.Store.PublicationMedia(context.Background(), p.ID, 1)
+	if err != nil || len(recs) != 1 || recs[0].MediaID != m.ID || recs[0].SHA256 != m.SHA256 {
+		t.Fatalf("publication media: %+v, %v; want the image", recs, err)
+	}
 	want := cs.ContentHash("Launch day", nil, cs.PostMedia{ID: m.ID, Alt: "Our new logo on a red background"})
 	if done.ContentHash != want {
 		t.Fatalf("content hash %s, want the hash with the image %s", done.ContentHash, want)
