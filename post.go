@@ -245,10 +245,14 @@ func (c Chain) Validate() error {
 	return nil
 }
 
-// ContentHash is the hash of a post's content: hex SHA-256 over the text and
-// the media URLs, each length-prefixed so that no two contents collide by
-// concatenation. Pure and deterministic: the workflow and the API use it alike.
-func ContentHash(text string, mediaURLs []string) string {
+// ContentHash is the hash of a post's content: hex SHA-256 over the text,
+// the media URLs and the attached images (ids and alt texts), each
+// length-prefixed so that no two contents collide by concatenation. A post
+// without images hashes exactly as before images existed (released
+// histories replay with their recorded hashes); images add a tagged
+// section, so changing an image or its alt text changes the hash. Pure and
+// deterministic: the workflow and the API use it alike.
+func ContentHash(text string, mediaURLs []string, media ...PostMedia) string {
 	h := sha256.New()
 	var n [8]byte
 	write := func(s string) {
@@ -261,6 +265,15 @@ func ContentHash(text string, mediaURLs []string) string {
 	h.Write(n[:])
 	for _, u := range mediaURLs {
 		write(u)
+	}
+	if len(media) > 0 {
+		write("media")
+		binary.BigEndian.PutUint64(n[:], uint64(len(media)))
+		h.Write(n[:])
+		for _, m := range media {
+			write(m.ID)
+			write(m.Alt)
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -364,8 +377,11 @@ type EditSignal struct {
 	Revision  int      `json:"revision"`
 	Text      string   `json:"text"`
 	MediaURLs []string `json:"media_urls"`
-	By        string   `json:"by"`
-	Source    string   `json:"source,omitempty"` // api or temporal (default)
+	// Media are the revision's images (ids, alt texts, hashes of their
+	// bytes), part of its content hash.
+	Media  []PostMedia `json:"media,omitempty"`
+	By     string      `json:"by"`
+	Source string      `json:"source,omitempty"` // api or temporal (default)
 	// RequestID identifies the API call; a repeated one (the Update, then
 	// its signal fallback) applies once.
 	RequestID string `json:"request_id,omitempty"`
@@ -471,8 +487,11 @@ type PostState struct {
 	ContentHash string     `json:"content_hash"`
 	// Text and MediaURLs are the current revision's content (an edit sent from
 	// the Temporal UI reaches the database through the mirror).
-	Text        string      `json:"text"`
-	MediaURLs   []string    `json:"media_urls"`
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls"`
+	// Media are the current revision's images (omitted when none, so the
+	// state of a post without images is as it was).
+	Media       []PostMedia `json:"media,omitempty"`
 	CurrentStep int         `json:"current_step"` // 1-based; 0 when no step is open
 	TotalSteps  int         `json:"total_steps"`
 	Steps       []StepState `json:"steps"`
@@ -582,12 +601,15 @@ type PostEvent struct {
 // Post is a post as the API shows it: the submission plus the workflow's
 // state as last mirrored to the database.
 type Post struct {
-	ID          string      `json:"id"`
-	OrgID       string      `json:"org_id"`
-	AccountID   string      `json:"account_id"`
-	AuthorID    string      `json:"author_id"`
-	Text        string      `json:"text"`
-	MediaURLs   []string    `json:"media_urls"`
+	ID        string   `json:"id"`
+	OrgID     string   `json:"org_id"`
+	AccountID string   `json:"account_id"`
+	AuthorID  string   `json:"author_id"`
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls"`
+	// Media are the current revision's images, each with the URL members
+	// read it at (GET /v1/orgs/{org}/media/{id}).
+	Media       []PostImage `json:"media"`
 	ScheduledAt *time.Time  `json:"scheduled_at"`
 	Revision    int         `json:"revision"`
 	ContentHash string      `json:"content_hash"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media/mediatest"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -241,6 +242,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		code, raw := e.req(actors[who].token, "POST", e.o("/invitations/import"), "text/csv", fmt.Sprintf("email\n%s@acme.test\n", fresh("csv")))
 		if want := slices.Contains(admins, who); want != (code == 200) || (!want && code != 403) {
 			t.Errorf("import as %s: %d %s", who, code, raw)
+		}
+	}
+
+	// Uploading media is for whoever may compose on some account (custom
+	// holds publish none: no compose; member holds no grant).
+	composers := []string{"owner", "admin", "teamadmin", "manager", "editor"}
+	png := string(mediatest.PNG(2, 2))
+	for _, who := range names {
+		body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" + png + "\r\n--b--\r\n"
+		code, raw := e.req(actors[who].token, "POST", e.o("/media"), "multipart/form-data; boundary=b", body)
+		if want := slices.Contains(composers, who); want != (code == 201) || (!want && code != 403) {
+			t.Errorf("upload as %s: %d %s", who, code, raw)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -88,6 +89,13 @@ var statusOf = map[string]int{
 	cs.ReasonRateLimited:       http.StatusTooManyRequests,
 	cs.ReasonAuthorizeFailed:   http.StatusServiceUnavailable,
 	store.EIDEMPOTENCYREUSED:   http.StatusUnprocessableEntity,
+
+	media.CodeTooLarge:    http.StatusRequestEntityTooLarge,
+	media.CodeUnsupported: http.StatusUnsupportedMediaType,
+	media.CodeDimensions:  http.StatusUnprocessableEntity,
+	media.CodeCorrupt:     http.StatusUnprocessableEntity,
+	media.CodeNetworkRule: http.StatusUnprocessableEntity,
+	media.CodeURLExpired:  http.StatusForbidden,
 }
 
 // fail writes err as a problem. Domain errors keep their message; anything

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/secrets"
@@ -39,6 +40,11 @@ type Deps struct {
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
+	// Media stores uploads and checks posts' images; without it the media
+	// routes answer 503 and posts with images are refused.
+	Media *media.Service
+	// MediaURLs checks signed media URLs (nil: only members read media).
+	MediaURLs *media.URLs
 	// MemberRate limits each member's decisions and edits (zero:
 	// posts.PerMember).
 	MemberRate posts.Rate
@@ -61,8 +67,12 @@ func New(d Deps) *Server {
 	if perMember == (posts.Rate{}) {
 		perMember = posts.PerMember
 	}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
-		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
+	pd := posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
+		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)}
+	if d.Media != nil { // a nil *media.Service must stay a nil interface
+		pd.Media = d.Media
+	}
+	s.posts = posts.New(pd)
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -88,6 +98,10 @@ func New(d Deps) *Server {
 	// existing user with their own API token too (optional here).
 	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
 	e.POST("/v1/invitations/:token/decline", s.declineInvitation)
+
+	// An image is read by members of its org (API token) or by whoever
+	// holds a signed URL of it (Slack, webhook receivers): see mediaAccess.
+	e.GET("/v1/orgs/:org/media/:media", s.mediaAccess, s.getMedia)
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.GET("/me", s.me)
@@ -128,6 +142,7 @@ func New(d Deps) *Server {
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
 	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
+	org.POST("/media", s.uploadMedia)
 	return s
 }
 
@@ -151,7 +166,11 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 func limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+		limit := int64(maxBodyBytes)
+		if c.FullPath() == uploadRoute && c.Request.Method == http.MethodPost {
+			limit = maxUploadBody
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
 }

@@ -119,6 +119,13 @@
 //     two history events fewer. GetVersion(versionLeaner) is asked only on
 //     version 1, and answers DefaultVersion when an older history replays.
 //
+// Version "media-attachments" (images, issue 16) is asked lazily, only when
+// a submission or an edit carries images (withMedia): a post without images
+// records no marker and hashes its content exactly as before. With it, the
+// images (ids, alt texts and the hashes of their bytes, never the bytes) are
+// in the state, in the content hash (changing an image or its alt text
+// voids approvals) and in the PublishRequest.
+//
 // The late grace (change id "late-grace", asked only when a pending post's
 // scheduled time passes under the late policy expire; histories
 // late_grace_*.v3.json): the post waits LateGrace for decisions sent before
@@ -161,8 +168,11 @@ type PostInput struct {
 	Revision  int      `json:"revision"` // 0 reads as 1
 	Text      string   `json:"text"`
 	MediaURLs []string `json:"media_urls,omitempty"`
+	// Media are the submission's images: ids, alt texts and hashes, never
+	// bytes (version "media-attachments").
+	Media []countersign.PostMedia `json:"media,omitempty"`
 	// ContentHash is informative: the workflow recomputes
-	// countersign.ContentHash(Text, MediaURLs) and that is what it records.
+	// countersign.ContentHash(Text, MediaURLs, Media...) and that is what it records.
 	ContentHash string     `json:"content_hash,omitempty"`
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 	// Chain is the snapshot taken at submission; an empty chain means the
@@ -217,6 +227,10 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	// finds no marker and answers DefaultVersion without a command.
 	p.v3 = p.lean && workflow.GetVersion(ctx, versionLeaner, workflow.DefaultVersion, 1) == 1
 	p.v2 = p.v3 || workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
+	if in.Continued == nil && len(in.Media) > 0 && p.withMedia(ctx) {
+		p.st.Media = slices.Clone(in.Media)
+		p.st.ContentHash = countersign.ContentHash(in.Text, in.MediaURLs, in.Media...)
+	}
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
@@ -271,6 +285,34 @@ const versionLean = "one-commit-per-transition"
 // versionLeaner is the change id of version 3 (see the package comment).
 const versionLeaner = "leaner-histories"
 
+// versionMedia is the change id of images attached to posts: asked only
+// when a submission or an edit carries images (withMedia), so a post
+// without any records no marker. From it, the images (ids, alt texts,
+// hashes) are part of the content hash and go to the publisher.
+const versionMedia = "media-attachments"
+
+// withMedia asks, once per run, whether this run knows images.
+func (p *post) withMedia(ctx workflow.Context) bool {
+	if p.mediaVer == 0 {
+		p.mediaVer = -1
+		if workflow.GetVersion(ctx, versionMedia, workflow.DefaultVersion, 1) == 1 {
+			p.mediaVer = 1
+		}
+	}
+	return p.mediaVer == 1
+}
+
+// editMedia are the images an edit brings: none where this run's history
+// was recorded by code that ignored them. A validator, which may not ask
+// GetVersion, takes an unknown version as the current one (validators do
+// not run on replay).
+func (p *post) editMedia(e countersign.EditSignal) []countersign.PostMedia {
+	if p.mediaVer == -1 || len(e.Media) == 0 {
+		return nil
+	}
+	return slices.Clone(e.Media)
+}
+
 // versionLateGrace is the change id of the late grace (see LateGrace). It is
 // asked only when a pending post's scheduled time passes under the late
 // policy expire, so other posts record no marker.
@@ -295,6 +337,9 @@ type post struct {
 	lean  bool // version 1: one commit per transition
 	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
 	v3    bool // version 3: one upsert per workflow task, the first publish attempt local
+	// mediaVer is the answer of GetVersion(versionMedia): 0 not asked yet
+	// in this run, 1 images count, -1 this history predates them.
+	mediaVer int
 
 	seq     int                       // last event sequence number
 	pending []countersign.PostEvent   // events not mirrored yet
@@ -809,6 +854,9 @@ func (p *post) release(ctx workflow.Context, approvedAt *time.Time) {
 // unsigned edit is an operator's, and its revision always needs approval.
 func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	p.inputs++
+	if len(e.Media) > 0 {
+		p.withMedia(ctx)
+	}
 	src := sourceOr(e.Source)
 	if r := p.checkEdit(e); r != nil {
 		return p.ignoreSignal(ctx, "edit", e.By, src, r)
@@ -829,7 +877,8 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 			needs = needs || res.Publish != countersign.PublishDirect || p.chain.RequireApprovalForAll
 		}
 	}
-	hash := countersign.ContentHash(e.Text, e.MediaURLs)
+	media := p.editMedia(e)
+	hash := countersign.ContentHash(e.Text, e.MediaURLs, media...)
 	if hash == p.st.ContentHash { // only with Reschedule (checkEdit): the time alone changes
 		p.applySchedule(ctx, e.ScheduledAt, e.By, src)
 		p.afterReschedule(ctx)
@@ -839,7 +888,7 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	was := p.st.Status
 	p.st.Revision++
 	p.graceUntil = nil // a new revision, a new grace if its time passes
-	p.st.Text, p.st.MediaURLs, p.st.ContentHash = e.Text, e.MediaURLs, hash
+	p.st.Text, p.st.MediaURLs, p.st.Media, p.st.ContentHash = e.Text, e.MediaURLs, media, hash
 	p.st.Writer = e.By
 	detail := "content changed"
 	switch {
@@ -1007,7 +1056,7 @@ func (p *post) publish(ctx workflow.Context) {
 	req := activities.PublishRequest{
 		PostID: p.in.PostID, OrgID: p.in.OrgID, AccountID: p.in.AccountID, AuthorID: p.in.AuthorID,
 		Revision: p.st.Revision, ContentHash: p.st.ContentHash, Text: p.st.Text, MediaURLs: p.st.MediaURLs,
-		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
+		Media: slices.Clone(p.st.Media), ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
 	}
 	summary := fmt.Sprintf("publish revision %d", p.st.Revision)
 	var res activities.PublishResult

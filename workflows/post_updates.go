@@ -179,7 +179,7 @@ func (p *post) checkEdit(e countersign.EditSignal) *refusal {
 		return duplicate(e.RequestID)
 	case e.Revision != 0 && e.Revision != p.st.Revision:
 		return &refusal{countersign.ReasonStaleRevision, fmt.Sprintf("edit of revision %d, the post is at revision %d", e.Revision, p.st.Revision)}
-	case !e.Reschedule && countersign.ContentHash(e.Text, e.MediaURLs) == p.st.ContentHash:
+	case !e.Reschedule && countersign.ContentHash(e.Text, e.MediaURLs, p.editMedia(e)...) == p.st.ContentHash:
 		return &refusal{countersign.ReasonUnchanged, "same content: approvals kept"}
 	}
 	return nil
@@ -349,6 +349,7 @@ func (p *post) resume(ctx workflow.Context, c Continued) {
 // workflow's own do not reach the copy.
 func cloneState(st countersign.PostState) countersign.PostState {
 	st.MediaURLs = slices.Clone(st.MediaURLs)
+	st.Media = slices.Clone(st.Media)
 	st.Awaited = slices.Clone(st.Awaited)
 	steps := make([]countersign.StepState, len(st.Steps))
 	for i, s := range st.Steps {

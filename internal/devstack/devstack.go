@@ -179,6 +179,8 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return o.MetricsAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
+		case "COUNTERSIGN_DATA_DIR": // media under the dev stack's own directory
+			return o.DataDir
 		case "TEMPORAL_GRPC_COMPRESSION":
 			// Temporal is on this machine: compressing costs CPU for nothing.
 			if v := os.Getenv(name); v != "" {

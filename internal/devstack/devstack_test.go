@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/countersign/countersign/internal/cli"
 	"github.com/countersign/countersign/internal/devstack"
+	"github.com/countersign/countersign/internal/media/mediatest"
 	"github.com/countersign/countersign/internal/testenv"
 )
 
@@ -76,6 +78,8 @@ func TestDevStack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `countersign_posts{status="published"} 1`) {
 		t.Fatalf("metrics listener %s: %s %.300s", s.MetricsURL, resp.Status, raw)
 	}
+	// The README's walk-through with an image (after the count above).
+	imageWalkThrough(t, s)
 	if resp, err = http.Get(s.APIURL + "/metrics"); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +186,48 @@ func walkThrough(t *testing.T, s *devstack.Stack) string {
 		t.Fatalf("report: %d %+v %v", resp.StatusCode, report, err)
 	}
 	return id
+}
+
+// imageWalkThrough is the README's "With an image": Ines uploads an image
+// (curl -F file=@…), attaches it with alt text, the chain approves, and the
+// log account publishes the post, which lists the image.
+func imageWalkThrough(t *testing.T, s *devstack.Stack) {
+	t.Helper()
+	d := s.Demo
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	part, _ := w.CreateFormFile("file", "logo.png")
+	part.Write(mediatest.PNG(32, 16))
+	w.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.APIURL+"/v1/orgs/"+d.OrgID+"/media", &body)
+	req.Header.Set("Authorization", "Bearer "+d.Tokens["INES"])
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&img)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || img["content_type"] != "image/png" || img["width"] != float64(32) {
+		t.Fatalf("upload: %d %v", resp.StatusCode, img)
+	}
+	var post map[string]any
+	if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts", d.Tokens["INES"], fmt.Sprintf(
+		`{"account_id":%q,"text":"New logo!","media":[{"id":%q,"alt":"Our logo, white on red"}]}`, d.AccountID, img["id"]), &post); code != http.StatusCreated {
+		t.Fatalf("submit with an image: %d %v", code, post)
+	}
+	id := post["id"].(string)
+	for _, who := range []string{"MAYA", "PAT", "EDDIE"} {
+		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1}`, nil); code != http.StatusOK {
+			t.Fatalf("%s approving the post with an image: %d", who, code)
+		}
+	}
+	p := waitFor(t, s, id, "published", func(p map[string]any) bool { return p["status"] == "published" })
+	media, _ := p["media"].([]any)
+	if len(media) != 1 || media[0].(map[string]any)["alt"] != "Our logo, white on red" {
+		t.Fatalf("the published post lists %v", p["media"])
+	}
 }
 
 func stepOpen(p map[string]any, i int) bool {

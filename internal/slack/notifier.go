@@ -266,6 +266,13 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 		ScheduledAt: p.ScheduledAt, Timezone: r.sp.Account.Timezone, Step: n, Total: max(p.TotalSteps, r.note.TotalSteps),
 		Revision: p.Revision, Deadline: r.note.Deadline, Fallback: fallback,
 	}
+	for _, m := range p.Media {
+		im := image{Alt: m.Alt}
+		if r.svc.cfg.MediaURL != nil {
+			im.URL = r.svc.cfg.MediaURL(p.OrgID, m.ID)
+		}
+		req.Images = append(req.Images, im)
+	}
 	if s := r.step(n); s != nil {
 		req.ApproverText = r.approverText(s.Approver)
 		if fallback {
@@ -350,6 +357,17 @@ func (r *run) sendRequest(m store.SlackMessage, channel, text string) error {
 		return err
 	}
 	ch, ts, err := r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	if stripped, ok := withoutImages(m.Body); err != nil && ok && strings.Contains(err.Error(), "invalid_blocks") {
+		// Slack could not fetch an image (COUNTERSIGN_PUBLIC_URL is not
+		// reachable from Slack): the request goes without image blocks
+		// rather than not at all; the images' alt texts stay in words.
+		r.svc.logger.Warn("slack refused the request's image blocks; sent without them", "post_id", m.PostID, "error", err)
+		m.Body = stripped
+		if blocks, hash, err = compose(m.Body, status, open, Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step}); err != nil {
+			return err
+		}
+		ch, ts, err = r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	}
 	if ok, abort := r.check(err, "chat.postMessage"); !ok {
 		return abort
 	}
