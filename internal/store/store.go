@@ -31,6 +31,9 @@ type Store struct {
 	// egress is the operator's allow-list, for account URLs; nil allows
 	// only public https destinations.
 	egress *egress.Guard
+	// mailInvitations: invitations are mailed (SMTP configured), so their
+	// tokens go to the mail queue instead of the admin's answer.
+	mailInvitations bool
 }
 
 // Open connects to the database at url and checks that it answers.
