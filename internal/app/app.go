@@ -17,6 +17,7 @@ import (
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/activities"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/mail"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
 	"github.com/countersign/countersign/internal/publish"
@@ -40,6 +41,8 @@ type App struct {
 	// Signer signs decisions and edits (key derived from
 	// COUNTERSIGN_SECRET_KEY); nil without a key.
 	Signer *secrets.DecisionSigner
+	// Mail delivers invitation mail (COUNTERSIGN_SMTP_URL); nil without SMTP.
+	Mail *mail.Dispatcher
 }
 
 // Open connects to PostgreSQL and Temporal.
@@ -89,7 +92,32 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 			return nil, err
 		}
 	}
-	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer}, nil
+	a := &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer}
+	if err := a.openMail(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openMail sets up invitation mail when COUNTERSIGN_SMTP_URL is set: the
+// store queues invitations instead of handing their tokens to the admin.
+func (a *App) openMail() error {
+	cfg := a.Config
+	if cfg.SMTPURL == "" {
+		return nil
+	}
+	if len(cfg.SecretKey) == 0 {
+		return fmt.Errorf("COUNTERSIGN_SMTP_URL needs COUNTERSIGN_SECRET_KEY (queued invitation tokens are sealed with it)")
+	}
+	sender, err := mail.NewSender(mail.Settings{URL: cfg.SMTPURL, From: cfg.MailFrom, Egress: cfg.Egress})
+	if err != nil {
+		return err
+	}
+	a.Store.SetMailInvitations(true)
+	a.Mail = mail.NewDispatcher(a.Store, sender, cfg.PublicURL, a.Logger)
+	a.Logger.Info("invitation mail on", "smtp", sender.String())
+	return nil
 }
 
 // Close closes the connections.
@@ -102,8 +130,12 @@ func (a *App) Close() {
 
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
-	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer})
+	d := server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
+		Signer: a.Signer, PublicURL: a.Config.PublicURL}
+	if a.Mail != nil {
+		d.MailQueued = a.Mail.Wake
+	}
+	return server.New(d)
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.
@@ -112,6 +144,13 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 	srv := api.HTTPServer(l.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	if a.Mail != nil {
+		// Every replica delivers the shared mail queue (SKIP LOCKED claims).
+		mailCtx, stop := context.WithCancel(ctx)
+		mailDone := make(chan struct{})
+		defer func() { stop(); <-mailDone }()
+		go func() { defer close(mailDone); a.Mail.Run(mailCtx) }()
+	}
 	if a.Slack.SocketMode() {
 		// Interactions over Slack's Socket Mode go through the same handler
 		// as POST /slack/interactions.

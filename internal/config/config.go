@@ -37,6 +37,9 @@ type Config struct {
 	SlackAPIURL        string // COUNTERSIGN_SLACK_API_URL
 	SlackAppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (Socket Mode)
 
+	SMTPURL  string // COUNTERSIGN_SMTP_URL: smtp[s]://user:pass@host:port; empty: no mail (invitation tokens go to the admin)
+	MailFrom string // COUNTERSIGN_MAIL_FROM
+
 	// Egress guards every outbound call; COUNTERSIGN_EGRESS_ALLOW lists what
 	// it lets through beyond public addresses. Never nil after Load.
 	Egress *egress.Guard
@@ -66,6 +69,8 @@ var Vars = []Var{
 	{"COUNTERSIGN_SLACK_SIGNING_SECRET", "", "Slack signing secret that verifies interaction requests"},
 	{"COUNTERSIGN_SLACK_API_URL", "https://slack.com/api/", "Slack API base URL (tests, proxies)"},
 	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
+	{"COUNTERSIGN_SMTP_URL", "", "SMTP server for invitation mail: smtp://user:pass@host:587 (STARTTLS, required with credentials) or smtps://user:pass@host:465; empty: no mail, the invite answer carries the token"},
+	{"COUNTERSIGN_MAIL_FROM", "Countersign <countersign@localhost>", "sender address of Countersign's mail"},
 	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
 
@@ -102,6 +107,8 @@ func Load(getenv func(string) string) (Config, error) {
 		SlackSigningSecret: get("COUNTERSIGN_SLACK_SIGNING_SECRET"),
 		SlackAPIURL:        get("COUNTERSIGN_SLACK_API_URL"),
 		SlackAppToken:      get("COUNTERSIGN_SLACK_APP_TOKEN"),
+		SMTPURL:            get("COUNTERSIGN_SMTP_URL"),
+		MailFrom:           get("COUNTERSIGN_MAIL_FROM"),
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
