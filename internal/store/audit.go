@@ -78,3 +78,26 @@ func (s *Store) ListAudit(ctx context.Context, orgID string, f cs.AuditFilter, p
 		return e, err
 	})
 }
+
+type actorKey struct{}
+
+// WithActor tells the store who makes the changes done with ctx: the API
+// puts the calling member there (server.orgMember), so every audited change
+// names its actor without each call passing it along.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// actorFrom is the actor of ctx; without one, the system.
+func actorFrom(ctx context.Context) Actor {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	if !ok {
+		return Actor{Source: cs.SourceSystem}
+	}
+	return a
+}
+
+// audit appends a row for a change made by ctx's actor.
+func audit(ctx context.Context, tx pgx.Tx, orgID string, r auditRow) error {
+	return insertAudit(ctx, tx, orgID, actorFrom(ctx), r)
+}

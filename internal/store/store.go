@@ -111,7 +111,10 @@ func (s *Store) deleteUnlessUsed(ctx context.Context, orgID, id string, d deleti
 		if isForeignKeyViolation(err) {
 			return cs.Errorf(cs.EINUSE, "%s", d.usedNow)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: strings.ReplaceAll(d.what, " ", "_"), objectID: id, action: "delete"})
 	})
 }
 
