@@ -2,7 +2,7 @@ package mail
 
 import (
 	"bytes"
-	htmltemplate "html/template"
+	htmltemplate "text/template"
 	"strings"
 	texttemplate "text/template"
 	"time"
