@@ -2,7 +2,7 @@ package mail
 
 import (
 	"bytes"
-	htmltemplate "text/template"
+	htmltemplate "html/template"
 	"strings"
 	texttemplate "text/template"
 	"time"
