@@ -69,12 +69,22 @@ func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.Invi
 		if err := checkInvitee(ctx, tx, orgID, req.Email); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			UPDATE invitations SET status = 'replaced', answered_at = now()
-			WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending'`, orgID, req.Email); err != nil {
+			WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending' RETURNING id`, orgID, req.Email)
+		if err != nil {
 			return err
 		}
-		var err error
+		replaced, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range replaced {
+			if err := insertAudit(ctx, tx, orgID, Actor{MemberID: inviterID, Source: cs.SourceAPI}, auditRow{objectType: "invitation", objectID: id,
+				action: "replace", before: map[string]any{"email": req.Email, "status": "pending"}, after: map[string]any{"email": req.Email, "status": "replaced"}}); err != nil {
+				return err
+			}
+		}
 		inv, err = s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
 		return err
 	})
@@ -248,6 +258,10 @@ func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID strin
 		}
 		if id == "" {
 			if id, err = insertTeam(ctx, tx, orgID, name, nil); err != nil {
+				return err
+			}
+			if err := insertAudit(ctx, tx, orgID, Actor{MemberID: inviterID, Source: cs.SourceAPI}, auditRow{objectType: "team", objectID: id,
+				action: "create", after: map[string]any{"name": name, "slack_channel_id": nil}}); err != nil {
 				return err
 			}
 		}

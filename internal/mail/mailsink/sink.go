@@ -110,8 +110,14 @@ func (s *Sink) URL() string {
 
 // Close stops the server.
 func (s *Sink) Close() error {
+	// Closing the listener ourselves also stops a Serve that had not yet
+	// registered it with the server when Close ran.
+	s.ln.Close()
 	err := s.server.Close()
 	<-s.done
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
 	return err
 }
 
