@@ -61,7 +61,7 @@ func TestDirectoryChangesAreAudited(t *testing.T) {
 	step("remove from a team", 1, func() { e.must(204, admin.token, "DELETE", e.o("/teams/"+team+"/members/"+mo.id), "") })
 	step("remove again", 0, func() { e.problem(404, cs.ENOTFOUND, admin.token, "DELETE", e.o("/teams/"+team+"/members/"+mo.id), "") })
 	step("remove a member", 1, func() { e.must(204, admin.token, "DELETE", e.o("/members/"+mo.id), "") })
-	step("remove the last owner", 0, func() { e.problem(409, cs.ELASTOWNER, admin.token, "DELETE", e.o("/members/"+e.owner.id), "") })
+	step("remove the last owner", 0, func() { e.problem(409, cs.ELASTOWNER, e.owner.token, "DELETE", e.o("/members/"+e.owner.id), "") })
 	step("invite", 1, func() { e.must(201, admin.token, "POST", e.o("/invitations"), `{"email": "zoe@acme.test"}`) })
 	step("delete an account", 1, func() { e.must(204, admin.token, "DELETE", e.o("/accounts/"+acct), "") })
 
