@@ -48,6 +48,17 @@ func checkInvitation(req cs.InvitationRequest) []cs.FieldError {
 // EALREADYMEMBER for a current member. Only an owner may invite an owner:
 // that is the caller's check.
 func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest) (cs.Invitation, error) {
+	return s.invite(ctx, orgID, inviterID, req, s.mailInvitations)
+}
+
+// InviteWithToken is Invite that never mails: the token is returned
+// whatever the configuration (the dev seed accepts its demo people's
+// invitations itself).
+func (s *Store) InviteWithToken(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest) (cs.Invitation, error) {
+	return s.invite(ctx, orgID, inviterID, req, false)
+}
+
+func (s *Store) invite(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest, mail bool) (cs.Invitation, error) {
 	normalizeInvitation(&req)
 	fields := checkInvitation(req)
 	var inv cs.Invitation
@@ -85,7 +96,7 @@ func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.Invi
 				return err
 			}
 		}
-		inv, err = s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+		inv, err = s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs, mail)
 		return err
 	})
 	return inv, err
@@ -116,7 +127,7 @@ func checkInvitee(ctx context.Context, tx pgx.Tx, orgID, email string) error {
 // it to the org audit log. With mail delivery on, the token is sealed on the
 // row for the dispatcher and left out of the returned invitation (SPEC §2:
 // the invitation reaches the invitee, not the admin).
-func (s *Store) insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, teamIDs []string) (cs.Invitation, error) {
+func (s *Store) insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, teamIDs []string, mail bool) (cs.Invitation, error) {
 	inv := cs.Invitation{
 		ID: newID(), OrgID: orgID, Email: req.Email, Name: req.Name, OrgRole: req.OrgRole,
 		Teams: []string{}, Token: secrets.NewToken(InvitationTokenPrefix), Delivery: cs.DeliveryNone,
@@ -126,7 +137,7 @@ func (s *Store) insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterI
 		inviter = inviterID
 	}
 	var sealed []byte
-	if s.mailInvitations {
+	if mail {
 		if s.box == nil {
 			return inv, errors.New("invitation mail needs COUNTERSIGN_SECRET_KEY, which is not configured")
 		}
@@ -144,7 +155,7 @@ func (s *Store) insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterI
 	if err != nil {
 		return inv, fmt.Errorf("insert invitation: %w", err)
 	}
-	if s.mailInvitations {
+	if mail {
 		inv.Token = ""
 	}
 	seen := map[string]bool{}
@@ -267,7 +278,7 @@ func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID strin
 		}
 		teamIDs[i] = id
 	}
-	inv, err := s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+	inv, err := s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs, s.mailInvitations)
 	if err != nil {
 		return err
 	}
