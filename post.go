@@ -334,6 +334,10 @@ type DecisionSignal struct {
 	// OnBehalfOf is the absent member a delegate decides for (SPEC §2); empty
 	// when the member decides for themselves.
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// SentAt is when the API or Slack received the decision (signed): one
+	// sent before the scheduled time still counts if it reaches the workflow
+	// within the late grace after it (workflows.LateGrace).
+	SentAt *time.Time `json:"sent_at,omitempty"`
 	// MAC is secrets.DecisionSigner's signature over every other field, set
 	// by the API, Slack and review links. A decision without a valid MAC (sent
 	// straight to Temporal) is ignored with reason unsigned (SPEC §8).
@@ -562,4 +566,7 @@ type Post struct {
 	CreatedAt   time.Time   `json:"created_at"`
 	UpdatedAt   time.Time   `json:"updated_at"`
 	Events      []PostEvent `json:"events,omitempty"`
+	// Comments are the post's discussion, oldest first (GET …/posts/{post}
+	// only, and only for those who may read it).
+	Comments []Comment `json:"comments,omitempty"`
 }

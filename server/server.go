@@ -45,6 +45,9 @@ type Deps struct {
 	// PublicURL is COUNTERSIGN_PUBLIC_URL, for the links the accept page
 	// shows ("" uses the request's host).
 	PublicURL string
+	// MemberRate limits each member's decisions and edits (zero:
+	// posts.PerMember).
+	MemberRate posts.Rate
 }
 
 // Server holds the API's dependencies and routes.
@@ -60,7 +63,12 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
+	perMember := d.MemberRate
+	if perMember == (posts.Rate{}) {
+		perMember = posts.PerMember
+	}
+	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
+		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -80,6 +88,7 @@ func New(d Deps) *Server {
 
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
+	e.POST("/slack/events", s.slackEvents)
 
 	// The invitee answers with the invitation token in the path, and an
 	// existing user with their own API token too (optional here).
@@ -128,6 +137,7 @@ func New(d Deps) *Server {
 	org.GET("/approval-chains/:chain", s.getChain)
 	org.PUT("/approval-chains/:chain", s.replaceChain)
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
+	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	slackgo "github.com/slack-go/slack"
@@ -26,25 +27,8 @@ import (
 // hands its interactions to the same HandleSlackInteraction.
 
 func (s *Server) slackInteractions(c *gin.Context) {
-	if s.Slack == nil || s.Slack.Config().SigningSecret == "" {
-		problem(c, http.StatusNotFound, "slack_not_configured",
-			"Slack interactions are not configured on this server (COUNTERSIGN_SLACK_SIGNING_SECRET)", nil)
-		return
-	}
-	body, err := io.ReadAll(c.Request.Body)
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.As(err, &maxErr):
-		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB", nil)
-		return
-	case err != nil:
-		problem(c, http.StatusBadRequest, "invalid_body", "the body could not be read", nil)
-		return
-	}
-	if err := s.Slack.VerifyRequest(c.Request.Header, body); err != nil {
-		s.Logger.Warn("slack interaction refused", "error", err)
-		problem(c, http.StatusUnauthorized, "invalid_signature",
-			"the request is not signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)", nil)
+	body, ok := s.slackBody(c)
+	if !ok {
 		return
 	}
 	cb, err := csslack.ParseInteraction(body)
@@ -60,6 +44,55 @@ func (s *Server) slackInteractions(c *gin.Context) {
 	c.Writer.WriteHeaderNow()
 }
 
+// slackBody reads a Slack request's raw body and verifies its signature
+// before anything parses it; on failure it answers and returns false.
+func (s *Server) slackBody(c *gin.Context) ([]byte, bool) {
+	if s.Slack == nil || s.Slack.Config().SigningSecret == "" {
+		problem(c, http.StatusNotFound, "slack_not_configured",
+			"Slack requests are not configured on this server (COUNTERSIGN_SLACK_SIGNING_SECRET)", nil)
+		return nil, false
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB", nil)
+		return nil, false
+	case err != nil:
+		problem(c, http.StatusBadRequest, "invalid_body", "the body could not be read", nil)
+		return nil, false
+	}
+	if err := s.Slack.VerifyRequest(c.Request.Header, body); err != nil {
+		s.Logger.Warn("slack request refused", "path", c.FullPath(), "error", err)
+		problem(c, http.StatusUnauthorized, "invalid_signature",
+			"the request is not signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)", nil)
+		return nil, false
+	}
+	return body, true
+}
+
+// POST /slack/events: the Events API (signed like interactions). It answers
+// Slack's url_verification challenge, and app_home_opened publishes the App
+// Home tab in the background; other events are acknowledged and ignored.
+func (s *Server) slackEvents(c *gin.Context) {
+	body, ok := s.slackBody(c)
+	if !ok {
+		return
+	}
+	e, err := csslack.ParseEvent(body)
+	if err != nil {
+		problem(c, http.StatusBadRequest, "invalid_payload", err.Error(), nil)
+		return
+	}
+	if e.Type == "url_verification" {
+		c.JSON(http.StatusOK, gin.H{"challenge": e.Challenge})
+		return
+	}
+	s.Slack.HandleEvent(body)
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+}
+
 // HandleSlackInteraction handles one verified interaction (from the HTTP
 // endpoint or Socket Mode) and returns what to acknowledge it with: nil for
 // an empty acknowledgement, or a view submission response. It only parses;
@@ -68,13 +101,14 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 	if s.Slack == nil {
 		return nil
 	}
+	at := time.Now() // when the decision was sent, whenever the pool gets to it
 	switch cb.Type {
 	case slackgo.InteractionTypeBlockActions:
 		act, err := csslack.ParseAction(cb)
 		if err != nil {
 			return nil // some other button (Countersign has none): nothing to do
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act) })
+		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act, at) })
 	case slackgo.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != csslack.RejectCallbackID {
 			return nil
@@ -89,14 +123,14 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 				csslack.RejectReasonBlock: "Say why, so that the author can fix the post.",
 			})
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason) })
+		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason, at) })
 	}
 	return nil
 }
 
 // slackClick handles the approve and reject buttons: approve goes to the
 // posts service at once; reject opens the modal asking why.
-func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action) {
+func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action, at time.Time) {
 	channel := cb.Channel.ID
 	if channel == "" {
 		channel = cb.Container.ChannelID
@@ -124,14 +158,14 @@ func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback,
 	// the workflow counts once too.
 	id := strings.Join([]string{"slack", cb.Team.ID, cb.User.ID, act.ActionTS}, ":")
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionApprove,
-		Revision: act.Target.Revision, Step: act.Target.Step, Source: cs.SourceSlack, RequestID: id})
+		Revision: act.Target.Revision, Step: act.Target.Step, Source: cs.SourceSlack, RequestID: id, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionApprove, out, err); msg != "" {
 		tell(msg)
 	}
 }
 
 // slackRejectSubmitted handles the reject modal's submission: the rejection.
-func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.InteractionCallback, meta csslack.ModalMeta, reason string) {
+func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.InteractionCallback, meta csslack.ModalMeta, reason string, at time.Time) {
 	tell := func(text string) {
 		if err := s.Slack.Ephemeral(ctx, meta.ChannelID, cb.User.ID, "", text); err != nil {
 			s.Logger.Warn("slack: could not answer the user", "slack_user_id", cb.User.ID, "error", err)
@@ -143,8 +177,8 @@ func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.Interactio
 		return
 	}
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionReject,
-		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack,
-		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID})
+		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack, NoteAsComment: true,
+		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionReject, out, err); msg != "" {
 		tell(msg)
 	}

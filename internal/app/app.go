@@ -20,6 +20,7 @@ import (
 	"github.com/countersign/countersign/internal/mail"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
+	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
@@ -131,7 +132,7 @@ func (a *App) Close() {
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
 	d := server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer, PublicURL: a.Config.PublicURL}
+		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), PublicURL: a.Config.PublicURL}
 	if a.Mail != nil {
 		d.MailQueued = a.Mail.Wake
 	}
@@ -240,8 +241,13 @@ func (a *App) RunWorker(ctx context.Context) error {
 	rec := &postflow.Reconciler{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Grace: time.Minute, Interval: time.Minute, RepairEvery: 10}
 	done := make(chan struct{})
 	go func() { rec.Run(ctx); close(done) }()
+	// Comments reach Slack from the worker, through the outbox the API writes.
+	relay := &csslack.CommentRelay{Queue: a.Store, Slack: a.Slack, Logger: a.Logger.With("component", "comments")}
+	relayed := make(chan struct{})
+	go func() { relay.Run(ctx); close(relayed) }()
 	<-ctx.Done()
 	<-done
+	<-relayed
 	w.Stop()
 	return nil
 }

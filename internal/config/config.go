@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/countersign/countersign/internal/egress"
@@ -23,6 +24,9 @@ type Config struct {
 	TemporalTLSKey    string // TEMPORAL_TLS_KEY
 	TemporalTLSCA     string // TEMPORAL_TLS_CA: path of a CA bundle for the server
 	TemporalAPIKey    string // TEMPORAL_API_KEY: Temporal Cloud API key (implies TLS)
+	// TemporalGzip compresses gRPC requests to Temporal (TEMPORAL_GRPC_COMPRESSION
+	// gzip, the SDK's default); none saves the CPU on a local network.
+	TemporalGzip bool
 
 	HTTPAddr    string // COUNTERSIGN_HTTP_ADDR
 	MetricsAddr string // COUNTERSIGN_METRICS_ADDR: the metrics listener of serve and worker (never the public API)
@@ -39,6 +43,9 @@ type Config struct {
 
 	SMTPURL  string // COUNTERSIGN_SMTP_URL: smtp[s]://user:pass@host:port; empty: no mail (invitation tokens go to the admin)
 	MailFrom string // COUNTERSIGN_MAIL_FROM
+	// MemberChangesPerMinute is each member's rate of decisions and edits
+	// (COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE, docs/limits.md).
+	MemberChangesPerMinute int
 
 	// Egress guards every outbound call; COUNTERSIGN_EGRESS_ALLOW lists what
 	// it lets through beyond public addresses. Never nil after Load.
@@ -59,6 +66,7 @@ var Vars = []Var{
 	{"TEMPORAL_TLS_KEY", "", "client key file for mTLS to Temporal"},
 	{"TEMPORAL_TLS_CA", "", "CA bundle that signed the Temporal server's certificate"},
 	{"TEMPORAL_API_KEY", "", "Temporal Cloud API key (turns TLS on)"},
+	{"TEMPORAL_GRPC_COMPRESSION", "gzip", "gzip or none: compress requests to Temporal (worth it over a WAN or to Temporal Cloud; none saves CPU when Temporal is on the same host or network)"},
 	{"COUNTERSIGN_HTTP_ADDR", ":8080", "address the API listens on"},
 	{"COUNTERSIGN_METRICS_ADDR", "", "address where serve and worker serve /metrics (its own listener, never the public API; e.g. :9090); empty: none"},
 	{"COUNTERSIGN_PUBLIC_URL", "http://localhost:8080", "public base URL of the API, used in links"},
@@ -71,6 +79,7 @@ var Vars = []Var{
 	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
 	{"COUNTERSIGN_SMTP_URL", "", "SMTP server for invitation mail: smtp://user:pass@host:587 (STARTTLS, required with credentials) or smtps://user:pass@host:465; empty: no mail, the invite answer carries the token"},
 	{"COUNTERSIGN_MAIL_FROM", "Countersign <countersign@localhost>", "sender address of Countersign's mail"},
+	{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE", "30", "decisions and edits each member may send a minute, in bursts of a third of it (at least 10); more is answered 429"},
 	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
 
@@ -113,8 +122,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
 	}
+	switch get("TEMPORAL_GRPC_COMPRESSION") {
+	case "gzip":
+		c.TemporalGzip = true
+	case "none":
+	default:
+		return c, fmt.Errorf("TEMPORAL_GRPC_COMPRESSION must be gzip or none")
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return c, fmt.Errorf("COUNTERSIGN_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	n, err := strconv.Atoi(get("COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE"))
+	if c.MemberChangesPerMinute = n; err != nil || n < 1 || n > 60000 {
+		return c, fmt.Errorf("COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE must be a whole number from 1 to 60000")
 	}
 	g, err := egress.Parse(get(egress.Variable))
 	if err != nil {

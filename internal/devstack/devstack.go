@@ -203,6 +203,12 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return key
 		case "COUNTERSIGN_SMTP_URL":
 			return smtpURL
+		case "TEMPORAL_GRPC_COMPRESSION":
+			// Temporal is on this machine: compressing costs CPU for nothing.
+			if v := os.Getenv(name); v != "" {
+				return v
+			}
+			return "none"
 		case "COUNTERSIGN_PUBLIC_URL":
 			if v := os.Getenv(name); v != "" {
 				return v

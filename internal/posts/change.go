@@ -25,6 +25,13 @@ type Decision struct {
 	Note      string
 	Source    string // cs.SourceAPI or cs.SourceSlack
 	RequestID string // the click or call; "" for a new one
+	// SentAt is when the decision reached Countersign (zero: now). Signed
+	// with the decision, it lets one sent before the scheduled time count
+	// while the post's workflow catches up (workflows.LateGrace).
+	SentAt time.Time
+	// NoteAsComment also records a counted rejection's note as the
+	// rejecter's comment (Slack's reject form).
+	NoteAsComment bool
 }
 
 // Decide sends a signed decision to the post's workflow and returns the
@@ -58,12 +65,21 @@ func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome
 	if step == 0 {
 		step = p.CurrentStep
 	}
+	sent := d.SentAt
+	if sent.IsZero() {
+		sent = time.Now()
+	}
+	sent = sent.UTC().Truncate(time.Millisecond)
 	sig := cs.DecisionSignal{PostID: p.ID, Revision: d.Revision, Step: step, MemberID: me.ID,
-		Decision: d.Decision, Note: d.Note, Source: d.Source, RequestID: id}
+		Decision: d.Decision, Note: d.Note, Source: d.Source, RequestID: id, SentAt: &sent}
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}
-	return s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+	out, err := s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+	if err == nil && !out.Pending && d.NoteAsComment && d.Decision == cs.DecisionReject {
+		s.rejectionComment(ctx, me, p, d.Note)
+	}
+	return out, err
 }
 
 // Change is an edit and/or a reschedule of a post.

@@ -68,8 +68,12 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 // decisionBytes is the canonical encoding of every field that decides what a
 // decision does: each length-prefixed, so no two payloads collide.
 func decisionBytes(d cs.DecisionSignal) []byte {
-	return lengthPrefixed("decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
-		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf)
+	fields := []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
+		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf}
+	if d.SentAt != nil { // appended only when set: older signatures still verify
+		fields = append(fields, d.SentAt.UTC().Format(time.RFC3339Nano))
+	}
+	return lengthPrefixed(fields...)
 }
 
 // SignEdit returns the MAC of an edit (its MAC field ignored).
