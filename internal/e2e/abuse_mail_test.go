@@ -17,21 +17,21 @@ import (
 	"github.com/countersign/countersign/internal/testenv"
 )
 
-// Abuse cases of the People issue (SPEC §2 Invitation and Org audit log):
+// Abuse cases of invitation mail and the org audit log (People issue) (SPEC §2 Invitation and Org audit log):
 // the invitee's own list, the invitation mail and its accept page, and who
 // reads the org audit log.
 
-// peopleEnv is idEnv (org A: Acme, owned by e.owner; org B: Victim Corp,
+// mailEnv is idEnv (org A: Acme, owned by e.owner; org B: Victim Corp,
 // owned by Vic) with invitation mail going to an in-process SMTP sink, and
 // the mail dispatcher running as `serve` runs it.
-type peopleEnv struct {
+type mailEnv struct {
 	*idEnv
 	sink *mailsink.Sink
 }
 
-func newPeopleEnv(t *testing.T) *peopleEnv { return newPeopleEnvLogging(t, testenv.Logger(t)) }
+func newMailEnv(t *testing.T) *mailEnv { return newMailEnvLogging(t, testenv.Logger(t)) }
 
-func newPeopleEnvLogging(t *testing.T, logger *slog.Logger) *peopleEnv {
+func newMailEnvLogging(t *testing.T, logger *slog.Logger) *mailEnv {
 	t.Helper()
 	sink, err := mailsink.Start(mailsink.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -67,12 +67,12 @@ func newPeopleEnvLogging(t *testing.T, logger *slog.Logger) *peopleEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &peopleEnv{idEnv: &idEnv{env: e, db: db, ownerID: a.Member.ID, orgB: b.Org.ID,
+	return &mailEnv{idEnv: &idEnv{env: e, db: db, ownerID: a.Member.ID, orgB: b.Org.ID,
 		victim: person{token: b.Token, memberID: b.Member.ID}}, sink: sink}
 }
 
 // mailTo waits for the n-th message (1-based) to rcpt and returns it.
-func (e *peopleEnv) mailTo(rcpt string, n int) mailsink.Message {
+func (e *mailEnv) mailTo(rcpt string, n int) mailsink.Message {
 	e.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -93,7 +93,7 @@ func (e *peopleEnv) mailTo(rcpt string, n int) mailsink.Message {
 }
 
 // page fetches an HTML page (form: a POST of these fields).
-func (e *peopleEnv) page(method, path string, form url.Values) (int, http.Header, string) {
+func (e *mailEnv) page(method, path string, form url.Values) (int, http.Header, string) {
 	e.t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -113,7 +113,7 @@ func (e *peopleEnv) page(method, path string, form url.Values) (int, http.Header
 }
 
 // pathOf is the path of the mail's accept link.
-func (e *peopleEnv) pathOf(m mailsink.Message) string {
+func (e *mailEnv) pathOf(m mailsink.Message) string {
 	e.t.Helper()
 	u, err := url.Parse(mailsink.Link(m.Data))
 	if err != nil || !strings.HasPrefix(u.Path, "/invitations/csi_") {
@@ -197,7 +197,7 @@ func init() {
 			Attack:   "puts CR LF and a header in a name to add a recipient to the invitation mail",
 			Spec:     "§2 Invitation",
 			Run: func(t *testing.T) {
-				e := newPeopleEnv(t)
+				e := newMailEnv(t)
 				e.must(200, e.owner, "PATCH", "/v1/me", map[string]any{"name": "Olivia\r\nBcc: spy@evil.test\r\nX-Injected: 1"}, nil)
 				e.must(201, e.owner, "POST", e.org("/invitations"), map[string]any{"email": "ana@acme.test", "name": "Ana\r\nCc: spy@evil.test"}, nil)
 				m := e.mailTo("ana@acme.test", 1)
@@ -221,7 +221,7 @@ func init() {
 			Attack:   "puts HTML and script in an org or inviter name, into the mail and the accept page",
 			Spec:     "§2 Invitation",
 			Run: func(t *testing.T) {
-				e := newPeopleEnv(t)
+				e := newMailEnv(t)
 				e.sql(`UPDATE orgs SET name = '<img src=x onerror=alert(1)>Acme' WHERE id = $1`, e.orgID)
 				e.must(200, e.owner, "PATCH", "/v1/me", map[string]any{"name": `<script>alert("owned")</script>`}, nil)
 				e.must(201, e.owner, "POST", e.org("/invitations"), map[string]any{"email": "ana@acme.test"}, nil)
@@ -247,7 +247,7 @@ func init() {
 			Attack:   "opens the accept page with a forged, revoked or replaced token",
 			Spec:     "§2 Invitation",
 			Run: func(t *testing.T) {
-				e := newPeopleEnv(t)
+				e := newMailEnv(t)
 				var inv struct{ ID string }
 				e.must(201, e.owner, "POST", e.org("/invitations"), map[string]any{"email": "ana@acme.test"}, &inv)
 				first := e.pathOf(e.mailTo("ana@acme.test", 1))
@@ -279,7 +279,7 @@ func init() {
 			Attack:   "reads a mailed invitation's token from the API",
 			Spec:     "§2 Invitation",
 			Run: func(t *testing.T) {
-				e := newPeopleEnv(t)
+				e := newMailEnv(t)
 				a := e.call(e.owner, "POST", e.org("/invitations"), map[string]any{"email": "ana@acme.test"})
 				imp := e.rawCSV("email\nben@acme.test\n")
 				token := strings.TrimPrefix(e.pathOf(e.mailTo("ana@acme.test", 1)), "/invitations/")
@@ -301,7 +301,7 @@ func init() {
 }
 
 // rawCSV imports invitations as the owner and returns the decoded answer.
-func (e *peopleEnv) rawCSV(csv string) map[string]any {
+func (e *mailEnv) rawCSV(csv string) map[string]any {
 	e.t.Helper()
 	req, _ := http.NewRequest("POST", e.api.URL+e.org("/invitations/import"), strings.NewReader(csv))
 	req.Header.Set("Content-Type", "text/csv")

@@ -38,7 +38,7 @@ type pendingInvitation struct {
 	Attempts                            int    `json:"delivery_attempts"`
 }
 
-func (e *peopleEnv) pending() map[string]pendingInvitation {
+func (e *mailEnv) pending() map[string]pendingInvitation {
 	e.t.Helper()
 	var list struct{ Items []pendingInvitation }
 	e.must(200, e.owner, "GET", e.org("/invitations"), nil, &list)
@@ -50,7 +50,7 @@ func (e *peopleEnv) pending() map[string]pendingInvitation {
 }
 
 // waitDelivery waits until the invitation to email shows this delivery state.
-func (e *peopleEnv) waitDelivery(email, state string) pendingInvitation {
+func (e *mailEnv) waitDelivery(email, state string) pendingInvitation {
 	e.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -73,7 +73,7 @@ var preRE = regexp.MustCompile(`<pre>([^<\s]+)</pre>`)
 // still pending), and re-inviting; no invitation token ever reaches the log.
 func TestInvitationMailFlow(t *testing.T) {
 	logs := &lockedBuffer{}
-	e := newPeopleEnvLogging(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	e := newMailEnvLogging(t, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 
 	// A new user: invite, mail, page, accept, token once.
 	a := e.call(e.owner, "POST", e.org("/invitations"), map[string]any{"email": "ana@acme.test", "name": "Ana"})
