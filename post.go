@@ -272,7 +272,13 @@ const (
 	SignalEdit       = "edit"
 	SignalReschedule = "reschedule"
 	SignalCancel     = "cancel"
-	QueryState       = "state"
+	// SignalDirectoryChanged asks the workflow to re-resolve the approvers
+	// of its open step (a member, team, grant or absence changed). Its
+	// payload (DirectoryChangedSignal) carries no list: the workflow reads
+	// the directory itself, so a payload sent straight to Temporal can at
+	// most make it read the truth again.
+	SignalDirectoryChanged = "directory_changed"
+	QueryState             = "state"
 
 	// Workflow Updates (SPEC §3 item 4, "One authority"). decide, edit,
 	// reschedule and cancel share their names with the signals, take the same
@@ -344,6 +350,12 @@ type DecisionSignal struct {
 	MAC string `json:"mac,omitempty"`
 }
 
+// DirectoryChangedSignal is the payload of the "directory_changed" signal:
+// what changed, in words, for the post's audit log only.
+type DirectoryChangedSignal struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // EditSignal is the payload of the "edit" signal. Revision is the revision
 // the editor saw (optimistic concurrency): an edit of an older revision is
 // ignored; 0 means "whatever the current revision is" (operators). A content
@@ -390,14 +402,29 @@ type CancelSignal struct {
 
 // DecisionRecord is a decision that counted.
 type DecisionRecord struct {
-	Step      int       `json:"step"`
-	MemberID  string    `json:"member_id"`
-	Decision  string    `json:"decision"`
-	Note      string    `json:"note,omitempty"`
-	Source    string    `json:"source"`
-	RequestID string    `json:"request_id,omitempty"`
-	At        time.Time `json:"at"`
+	Step      int    `json:"step"`
+	MemberID  string `json:"member_id"`
+	Decision  string `json:"decision"`
+	Note      string `json:"note,omitempty"`
+	Source    string `json:"source"`
+	RequestID string `json:"request_id,omitempty"`
+	// OnBehalfOf is the absent member whose delegate (MemberID) decided
+	// (SPEC §2): the approval counts once for the pair.
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"`
+	At         time.Time `json:"at"`
 }
+
+// Delegation is an absence of an eligible member as a step sees it: while
+// From <= now < Until, DelegateID may decide on MemberID's behalf.
+type Delegation struct {
+	MemberID   string    `json:"member_id"`
+	DelegateID string    `json:"delegate_id"`
+	From       time.Time `json:"from"`
+	Until      time.Time `json:"until"`
+}
+
+// Active reports whether the delegation applies at t.
+func (d Delegation) Active(t time.Time) bool { return !t.Before(d.From) && t.Before(d.Until) }
 
 // StepState is one step of the current revision as the workflow sees it.
 type StepState struct {
@@ -418,6 +445,12 @@ type StepState struct {
 	FallbackEligible []string         `json:"fallback_eligible,omitempty"`
 	Approvals        []DecisionRecord `json:"approvals"`
 	Rejection        *DecisionRecord  `json:"rejection,omitempty"`
+	// Delegates are the absences of the step's eligible members in force
+	// now (SPEC §2 Member): each delegate may decide for its absent member.
+	Delegates []Delegation `json:"delegates,omitempty"`
+	// Unsatisfiable, when set, says why no one left can satisfy the step
+	// (fewer eligible approvers than its quorum and no fallback to come).
+	Unsatisfiable string `json:"unsatisfiable,omitempty"`
 }
 
 // Step statuses.
@@ -495,6 +528,12 @@ const (
 	EventSignalIgnored = "signal_ignored"
 	// EventClosed records the end of a rejected post's resubmission window.
 	EventClosed = "closed"
+	// EventApproversChanged records a re-resolution of the open step's
+	// approvers after a directory change (who was added, who dropped).
+	EventApproversChanged = "approvers_changed"
+	// EventStepUnsatisfiable records that no one left can satisfy the open
+	// step (fewer eligible approvers than its quorum, no fallback to come).
+	EventStepUnsatisfiable = "step_unsatisfiable"
 )
 
 // Reason codes of ignored decisions and signals (PostEvent.Reason). Detail
@@ -518,23 +557,26 @@ const (
 	ReasonNotAwaited        = "not_awaited"        // the member is not among those the step awaits
 	ReasonCannotCompose     = "cannot_compose"     // an edit, reschedule or cancel by someone who may not change the post now
 	ReasonRateLimited       = "rate_limited"       // too many decisions or edits (the API answers 429)
+	ReasonNotDelegate       = "not_delegate"       // on behalf of someone who is not away with this delegate now
 )
 
 // PostEvent is one entry of a post's audit log. Key is unique per post and
 // deterministic (built by the workflow), so mirroring it twice (an activity
 // retry) stores it once; Seq orders the events of a post.
 type PostEvent struct {
-	Key         string    `json:"key"`
-	Seq         int       `json:"seq"`
-	Type        string    `json:"type"`
-	Actor       string    `json:"actor,omitempty"` // member id; empty for the system
-	Source      string    `json:"source"`
-	Revision    int       `json:"revision"`
-	ContentHash string    `json:"content_hash"`
-	Step        int       `json:"step,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	Detail      string    `json:"detail,omitempty"`
-	At          time.Time `json:"at"`
+	Key         string `json:"key"`
+	Seq         int    `json:"seq"`
+	Type        string `json:"type"`
+	Actor       string `json:"actor,omitempty"` // member id; empty for the system
+	Source      string `json:"source"`
+	Revision    int    `json:"revision"`
+	ContentHash string `json:"content_hash"`
+	Step        int    `json:"step,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+	// OnBehalfOf is the absent member a delegate (Actor) decided for.
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // Post is a post as the API shows it: the submission plus the workflow's

@@ -155,6 +155,7 @@ func (e *fzEnv) endpoints() []fzEndpoint {
 			{"patch member", "PATCH", e.o("/members/" + e.approverID), e.owner, false},
 			{"patch me", "PATCH", "/v1/me", e.author, false},
 			{"create token", "POST", "/v1/me/tokens", e.author, false},
+			{"put absence", "PUT", e.o("/members/" + e.authorID + "/absence"), e.author, false},
 		}
 	})
 	return e.endpointsList
@@ -162,7 +163,7 @@ func (e *fzEnv) endpoints() []fzEndpoint {
 
 // fzAllEndpoints (as the fuzz argument "which") sends the body to every
 // endpoint; the seeds do, and the fuzzer mostly picks one.
-const fzAllEndpoints = uint8(20)
+const fzAllEndpoints = uint8(21)
 
 var fzContentTypes = []string{"application/json", "", "application/json; charset=utf-8", "text/plain", "text/csv"}
 
@@ -242,6 +243,9 @@ func FuzzMutatingBodies(f *testing.F) {
 		`{"org_role": "admin", "slack_user_id": "U123"}`,
 		`{"name": "Ines", "allow_invitations": false}`,
 		`{"label": "ci"}`,
+		`{"from": "2030-01-01T00:00:00+01:00", "until": "2030-01-05T00:00:00+01:00", "delegate_member_id": "APPROVER"}`,
+		`{"from": "2030-01-05T00:00:00Z", "until": "2030-01-01T00:00:00Z", "delegate_member_id": "AUTHOR"}`,
+		`{"from": "2030-01-01", "until": null, "delegate_member_id": "00000000-0000-0000-0000-000000000000"}`,
 		"email,name,org_role,teams\nana@fuzz.test,Ana,member,PR;Design\n",
 		// invalid ones
 		``, ` `, `{}`, `[]`, `null`, `"x"`, `1e999`, `{"x":1}`, `{} {}`, `{"text": 1}`, `{"revision": "1"}`,

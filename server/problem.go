@@ -73,6 +73,7 @@ var statusOf = map[string]int{
 	cs.ReasonDistinctApprovers: http.StatusForbidden,
 	cs.ReasonNotAuthorized:     http.StatusForbidden,
 	cs.ReasonNotAwaited:        http.StatusForbidden,
+	cs.ReasonNotDelegate:       http.StatusForbidden,
 	cs.ReasonCannotCompose:     http.StatusForbidden,
 	cs.ReasonUnsigned:          http.StatusForbidden,
 	cs.ReasonNotWaiting:        http.StatusConflict,

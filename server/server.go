@@ -118,6 +118,8 @@ func New(d Deps) *Server {
 	org.GET("/members/:member", s.getMember)
 	org.PATCH("/members/:member", s.updateMember)
 	org.DELETE("/members/:member", s.removeMember)
+	org.PUT("/members/:member/absence", s.putAbsence)
+	org.DELETE("/members/:member/absence", s.deleteAbsence)
 	org.GET("/teams", s.listTeams)
 	org.POST("/teams", s.createTeam)
 	org.GET("/teams/:team", s.getTeam)

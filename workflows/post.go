@@ -19,6 +19,8 @@
 //     asked at each decision against the current database (so a member added
 //     to the team later may approve, a removed one may not). An approval
 //     already counted stays counted if its author is removed afterwards.
+//     The list is resolved again after a directory change or at the start
+//     or end of an absence (post_directory.go).
 //   - Fallback widens the step: the original approvers may still approve,
 //     the quorum is unchanged. A step without timeout waits until approved,
 //     rejected, edited, canceled or expired by the late policy.
@@ -121,6 +123,10 @@
 // scheduled time passes under the late policy expire; histories
 // late_grace_*.v3.json): the post waits LateGrace for decisions sent before
 // its time, counted from their signed DecisionSignal.SentAt.
+//
+// Absences with delegates and directory changes that reach open steps
+// ("absences-and-directory-changes", asked lazily: a plain post records no
+// marker) are described in post_directory.go.
 //
 // The clean three-step post (Update-With-Start, three decide Updates, no
 // schedule; internal/e2e TestCleanThreeStepPost, counted by internal/bench on
@@ -319,7 +325,13 @@ type post struct {
 	done               bool
 	canceledByTemporal bool
 
-	decisionCh, editCh, rescheduleCh, cancelCh workflow.ReceiveChannel
+	// Absences and directory changes (post_directory.go).
+	dirVer   int                       // versionDirectory: 0 not asked yet, 1 on, -1 off
+	dirAt    time.Time                 // the next start or end of an absence the open step knows
+	dels     []countersign.Delegation  // the absences the open step's last resolution found
+	nextDels *[]countersign.Delegation // the next step's, resolved with the approval completing this one
+
+	decisionCh, editCh, rescheduleCh, cancelCh, dirCh workflow.ReceiveChannel
 }
 
 func newPost(ctx workflow.Context, in PostInput) *post {
@@ -354,6 +366,7 @@ func newPost(ctx workflow.Context, in PostInput) *post {
 		editCh:        workflow.GetSignalChannel(ctx, countersign.SignalEdit),
 		rescheduleCh:  workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
 		cancelCh:      workflow.GetSignalChannel(ctx, countersign.SignalCancel),
+		dirCh:         workflow.GetSignalChannel(ctx, countersign.SignalDirectoryChanged),
 	}
 }
 
@@ -376,6 +389,7 @@ func (p *post) waitNext(ctx workflow.Context) {
 	onSignal(sel, p.editCh, func(s countersign.EditSignal) { p.onEdit(ctx, s) })
 	onSignal(sel, p.rescheduleCh, func(s countersign.RescheduleSignal) { p.onReschedule(ctx, s) })
 	onSignal(sel, p.cancelCh, func(s countersign.CancelSignal) { p.onCancel(ctx, s) })
+	onSignal(sel, p.dirCh, func(s countersign.DirectoryChangedSignal) { p.onDirectoryChanged(ctx, s) })
 	if p.v2 {
 		sel.AddReceive(p.reqCh, func(c workflow.ReceiveChannel, _ bool) {
 			var r *request
@@ -435,6 +449,7 @@ func (p *post) nextAlarm() (time.Time, string) {
 				consider(*p.st.ScheduledAt, label)
 			}
 		}
+		consider(p.dirAt, "an absence starts or ends")
 		return at, what
 	case countersign.PostScheduled:
 		return *p.st.ScheduledAt, "scheduled time"
@@ -453,6 +468,7 @@ func (p *post) onAlarm(ctx workflow.Context) {
 		switch {
 		case p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil && !now.Before(*p.st.ScheduledAt):
 			if p.inLateGrace(ctx, now) {
+				p.absenceChange(ctx, now) // an absence may start or end within the grace too
 				return
 			}
 			p.expire(ctx, "the scheduled time passed before the post was approved")
@@ -460,6 +476,7 @@ func (p *post) onAlarm(ctx workflow.Context) {
 			p.openFallback(ctx)
 		case s.Deadline != nil && !now.Before(*s.Deadline):
 			p.expire(ctx, fmt.Sprintf("step %d/%d timed out", s.Index, p.st.TotalSteps))
+		case p.absenceChange(ctx, now):
 		case !p.reminded:
 			p.remind(ctx)
 		}
@@ -507,20 +524,40 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 	p.st.CurrentStep = n
 	cs, s := p.chainStep(), p.step()
 	var ids []string
+	var dels []countersign.Delegation
 	if p.next != nil {
 		ids, p.next = *p.next, nil
+		if p.nextDels != nil {
+			dels = *p.nextDels
+		}
 	} else {
-		ids = p.resolve(ctx, cs.Approver)
+		res := p.resolveAll(ctx, cs.Approver)
+		ids, dels = res.MemberIDs, res.Delegations
 	}
+	p.nextDels = nil
 	now := workflow.Now(ctx)
 	s.Status, s.OpenedAt, s.Eligible = countersign.StepOpen, &now, ids
+	p.setDelegations(ctx, dels)
 	p.startPhase(now, cs.Timeout.D())
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventStepOpened, Step: n, Detail: fmt.Sprintf(
 		"step %d/%d: %s, %d approval(s) needed, %d eligible member(s)%s",
 		n, p.st.TotalSteps, cs.Approver, s.Quorum, len(ids), deadlineText(s.Deadline))})
 	p.commit(ctx)
+	p.checkSatisfiable(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ids,
 		TeamID: cs.Approver.Team, Deadline: s.Deadline})
+	p.notifyDelegates(ctx)
+}
+
+// notifyDelegates asks the delegates the open step awaits, by direct
+// message (a team's channel does not reach them).
+func (p *post) notifyDelegates(ctx workflow.Context) {
+	if len(p.step().Delegates) == 0 {
+		return
+	}
+	if ds := p.delegatesAwaited(p.principals()); len(ds) > 0 && p.step().Unsatisfiable == "" {
+		p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ds, Deadline: p.step().Deadline})
+	}
 }
 
 // startPhase starts the primary or the fallback phase of the current step.
@@ -537,15 +574,21 @@ func (p *post) startPhase(now time.Time, length time.Duration) {
 // openFallback widens the current step to its fallback team.
 func (p *post) openFallback(ctx workflow.Context) {
 	cs, s := p.chainStep(), p.step()
-	ids := p.resolve(ctx, countersign.Approver{Team: cs.FallbackTeam})
+	res := p.resolveAll(ctx, countersign.Approver{Team: cs.FallbackTeam})
+	ids := res.MemberIDs
 	s.FallbackActive, s.FallbackEligible = true, ids
+	if len(res.Delegations) > 0 || len(p.dels) > 0 {
+		p.setDelegations(ctx, append(slices.Clone(p.dels), res.Delegations...))
+	}
 	p.startPhase(workflow.Now(ctx), cs.FallbackTimeout.D())
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventFallbackOpened, Step: s.Index, Detail: fmt.Sprintf(
 		"step %d timed out: fallback team %s (%d member(s)) may approve too%s",
 		s.Index, cs.FallbackTeam, len(ids), deadlineText(s.Deadline))})
 	p.commit(ctx)
+	p.checkSatisfiable(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyFallback, TeamID: cs.FallbackTeam,
 		MemberIDs: union(s.Eligible, ids), Deadline: s.Deadline})
+	p.notifyDelegates(ctx)
 }
 
 // remind tells the step's approvers that a quarter of its time is left.
@@ -597,6 +640,8 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 	p.inputs++
 	received := workflow.Now(ctx)
 	d.Source = sourceOr(d.Source)
+	sent := d // as signed: the MAC covers what the sender wrote
+	d = p.onBehalf(d)
 	if reason, detail := p.precheck(d); reason != "" {
 		return p.ignoreDecision(ctx, d, reason, detail)
 	}
@@ -605,7 +650,7 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 		len(s.Approvals)+1 >= s.Quorum && s.Index < p.st.TotalSteps {
 		next = &p.chain.Steps[s.Index].Approver
 	}
-	res, err := p.authorize(ctx, d, next)
+	res, err := p.authorize(ctx, d, sent, next)
 	if err != nil {
 		// Not marked as seen: the same request may be sent again.
 		return p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
@@ -621,9 +666,12 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 	if res.NextResolved {
 		ids := union(res.NextEligible)
 		p.next = &ids
+		if len(res.NextDelegations) > 0 {
+			p.nextDels = &res.NextDelegations
+		}
 	}
 	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
-		Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
+		Source: d.Source, RequestID: d.RequestID, OnBehalfOf: d.OnBehalfOf, At: workflow.Now(ctx)}
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
 	}
@@ -669,12 +717,15 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 	case d.Decision == countersign.DecisionReject && strings.TrimSpace(d.Note) == "":
 		return countersign.ReasonNoteRequired, "a rejection needs a note"
 	}
+	if r := p.delegateRefusal(d); r != nil {
+		return r.reason, r.detail
+	}
 	return "", ""
 }
 
 func (p *post) ignoreDecision(ctx workflow.Context, d countersign.DecisionSignal, reason, detail string) *refusal {
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionIgnored, Actor: d.MemberID, Source: d.Source,
-		Step: d.Step, Reason: reason, Detail: d.Decision + " ignored: " + detail})
+		Step: d.Step, Reason: reason, Detail: d.Decision + " ignored: " + detail, OnBehalfOf: d.OnBehalfOf})
 	p.commit(ctx)
 	return &refusal{reason: reason, detail: detail}
 }
@@ -684,7 +735,8 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 	s := p.step()
 	s.Approvals = append(s.Approvals, rec)
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index)})
+		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d%s", len(s.Approvals), s.Quorum, s.Index, behalfText(rec.OnBehalfOf)),
+		OnBehalfOf: rec.OnBehalfOf})
 	if len(s.Approvals) < s.Quorum {
 		p.commit(ctx)
 		if p.lean { // rides on the same save: the requests show "1 of 2 approvals"
@@ -712,9 +764,9 @@ func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
 	p.st.Status = countersign.PostRejected
 	p.rejectedAt = rec.At
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index)})
+		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + behalfText(rec.OnBehalfOf), OnBehalfOf: rec.OnBehalfOf})
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventRejected, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: rec.Note})
+		Step: s.Index, Detail: rec.Note, OnBehalfOf: rec.OnBehalfOf})
 	p.commit(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyRejected, MemberIDs: []string{p.in.AuthorID},
 		Actor: rec.MemberID, Detail: rec.Note})
@@ -908,6 +960,7 @@ func (p *post) drain(ctx workflow.Context) {
 		n += drainAll(p.rescheduleCh, func(r countersign.RescheduleSignal) { p.recordLate(ctx, "reschedule", r.By, r.Source) })
 		n += drainAll(p.cancelCh, func(c countersign.CancelSignal) { p.recordLate(ctx, "cancel", c.By, c.Source) })
 		n += drainAll(p.reqCh, func(r *request) { p.process(ctx, r) }) // refused (the post ended), recorded, answered
+		drainAll(p.dirCh, func(countersign.DirectoryChangedSignal) {}) // nothing open to re-resolve
 		if n == 0 {
 			return
 		}

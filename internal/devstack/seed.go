@@ -41,6 +41,10 @@ func (d *Demo) Env() string {
 	for _, p := range demoPeople {
 		b.WriteString(" " + p.Key + "=" + d.Tokens[p.Key])
 	}
+	b.WriteString("\nexport")
+	for _, p := range demoPeople { // member ids, e.g. for an absence's delegate
+		b.WriteString(" " + p.Key + "_ID=" + d.Members[p.Key])
+	}
 	b.WriteString("\n")
 	return b.String()
 }

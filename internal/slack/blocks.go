@@ -107,7 +107,8 @@ type request struct {
 	Revision     int
 	ApproverText string
 	Deadline     *time.Time
-	Fallback     bool // sent to a fallback team
+	Fallback     bool   // sent to a fallback team
+	OnBehalfOf   string // the name of the absent member the recipient stands for, if any
 }
 
 // requestBody is the fixed part of an approval request.
@@ -117,6 +118,9 @@ func requestBody(r request) slackgo.Blocks {
 	if r.Fallback {
 		intro = fmt.Sprintf("*%s* asks for approval to post on *%s* · step %d/%d (your team is the fallback: the first approver did not answer in time)",
 			escape(r.AuthorName), escape(r.AccountLabel), r.Step, r.Total)
+	}
+	if r.OnBehalfOf != "" {
+		intro += fmt.Sprintf(" (you are asked as the delegate of *%s*, who is away: your decision counts on their behalf)", escape(r.OnBehalfOf))
 	}
 	scheduled := "as soon as approved"
 	if r.ScheduledAt != nil {

@@ -58,6 +58,7 @@ type Store interface {
 	MemberBySlackUser(ctx context.Context, orgID, slackUserID string) (cs.Member, error)
 	MemberByEmail(ctx context.Context, orgID, email string) (cs.Member, error)
 	LinkSlackUser(ctx context.Context, orgID, memberID, slackUserID string) (bool, error)
+	OrgAdminIDs(ctx context.Context, orgID string) ([]string, error)
 }
 
 var _ Store = (*store.Store)(nil)

@@ -270,13 +270,13 @@ func ListPostsQuery(orgID string, f PostFilter, p cs.Page) (string, []any) {
 // PostEvents returns a post's audit log in order.
 func (s *Store) PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT key, seq, type, coalesce(actor::text, ''), source, revision, content_hash,
-		step, reason, detail, at FROM post_events WHERE post_id = $1 ORDER BY seq, at`, postID)
+		step, reason, detail, at, coalesce(on_behalf_of::text, '') FROM post_events WHERE post_id = $1 ORDER BY seq, at`, postID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.PostEvent, error) {
 		var e cs.PostEvent
-		err := r.Scan(&e.Key, &e.Seq, &e.Type, &e.Actor, &e.Source, &e.Revision, &e.ContentHash, &e.Step, &e.Reason, &e.Detail, &e.At)
+		err := r.Scan(&e.Key, &e.Seq, &e.Type, &e.Actor, &e.Source, &e.Revision, &e.ContentHash, &e.Step, &e.Reason, &e.Detail, &e.At, &e.OnBehalfOf)
 		return e, err
 	})
 }
@@ -332,11 +332,15 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 			if validID(e.Actor) {
 				actor = e.Actor
 			}
+			var behalf any
+			if validID(e.OnBehalfOf) {
+				behalf = e.OnBehalfOf
+			}
 			tag, err := tx.Exec(ctx, `INSERT INTO post_events
-				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at, on_behalf_of)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (post_id, key) DO NOTHING`,
-				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At)
+				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At, behalf)
 			if err != nil {
 				return fmt.Errorf("append event %s: %w", e.Key, err)
 			}
@@ -380,6 +384,9 @@ const CountPostsByStatusQuery = `SELECT status, sum(n)::bigint FROM post_counts 
 // AuthorizeDecision implements activities.Directory: the database's half of
 // a decision's authorization (member active and eligible for the step now).
 func (s *Store) AuthorizeDecision(ctx context.Context, req activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+	if req.OnBehalfOf != "" {
+		return s.authorizeDelegate(ctx, req)
+	}
 	reason, err := s.CheckApprover(ctx, req.OrgID, req.AccountID, req.MemberID, req.Approver, req.FallbackTeam)
 	if err != nil {
 		return activities.AuthorizeResult{}, err

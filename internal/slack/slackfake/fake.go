@@ -97,9 +97,9 @@ type Slack struct {
 	messages  []*Message // in the order they were posted
 	byKey     map[string]*Message
 	seq       int
-	users     map[string]string // Slack user id -> e-mail
-	limited   map[string][]int  // method -> Retry-After seconds of the next 429s
-	responses []map[string]any  // what was posted to response URLs
+	users     map[string]string  // Slack user id -> e-mail
+	limited   map[string][]int   // method -> Retry-After seconds of the next 429s
+	responses []map[string]any   // what was posted to response URLs
 	homes     map[string]Message // user id -> App Home tab last published
 
 	socket     chan []byte // envelopes to send over Socket Mode
