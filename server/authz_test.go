@@ -95,6 +95,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"invite", admins, func() (string, string, string) {
 			return "POST", e.o("/invitations"), fmt.Sprintf(`{"email": "%s@acme.test"}`, fresh("inv"))
 		}},
+		{"list invitations", admins, func() (string, string, string) { return "GET", e.o("/invitations"), "" }},
+		{"revoke an invitation", admins, func() (string, string, string) {
+			inv := e.must(201, e.owner.token, "POST", e.o("/invitations"), fmt.Sprintf(`{"email": "%s@acme.test"}`, fresh("rev")))
+			return "DELETE", e.o("/invitations/" + inv.s("id")), ""
+		}},
+		{"read the audit log", admins, func() (string, string, string) { return "GET", e.o("/audit"), "" }},
 		{"list teams", all, func() (string, string, string) { return "GET", e.o("/teams"), "" }},
 		{"get team", all, func() (string, string, string) { return "GET", e.o("/teams/" + teamT), "" }},
 		{"create team", admins, func() (string, string, string) {

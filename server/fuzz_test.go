@@ -506,3 +506,37 @@ func FuzzAccountSettings(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInvitationPage posts arbitrary form bodies (and paths) to the accept
+// page: the answer is always an HTML page with its security headers, never
+// a 5xx, and never shows an API token unless it created a user.
+func FuzzInvitationPage(f *testing.F) {
+	e := newFzEnv(f)
+	for _, s := range []string{
+		"action=accept&name=Ana", "action=decline", "action=accept&name=" + strings.Repeat("a", 300), "action=x",
+		"", "name=%00", "action=accept&name=%E2%80%AE%0D%0ABcc:x", "%zz", "action=accept&action=decline",
+	} {
+		f.Add([]byte(s), "")
+		f.Add([]byte(s), e.invitation)
+	}
+	f.Add([]byte("action=accept"), "csi_forged")
+	f.Add([]byte("action=accept"), "csi_%00")
+	f.Fuzz(func(t *testing.T, body []byte, token string) {
+		if token == "" {
+			token = "csi_none"
+		}
+		for _, method := range []string{"GET", "POST"} {
+			code, h, raw, err := e.send("", method, "/invitations/"+url.PathEscape(token), "application/x-www-form-urlencoded", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code >= 500 && code != 503 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") && code != 404 && code != 405 {
+				t.Errorf("%s %q with %q: %d %s %.200s", method, token, body, code, h.Get("Content-Type"), raw)
+			}
+			if strings.HasPrefix(h.Get("Content-Type"), "text/html") && (h.Get("Referrer-Policy") != "no-referrer" ||
+				!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'")) {
+				t.Errorf("%s %q: page without its headers: %v", method, token, h)
+			}
+		}
+	})
+}

@@ -45,6 +45,12 @@ type Deps struct {
 	Media *media.Service
 	// MediaURLs checks signed media URLs (nil: only members read media).
 	MediaURLs *media.URLs
+	// MailQueued is told when invitations were queued for mail (the
+	// dispatcher polls at once); nil without SMTP.
+	MailQueued func()
+	// PublicURL is COUNTERSIGN_PUBLIC_URL, for the links the accept page
+	// shows ("" uses the request's host).
+	PublicURL string
 	// MemberRate limits each member's decisions and edits (zero:
 	// posts.PerMember).
 	MemberRate posts.Rate
@@ -98,6 +104,9 @@ func New(d Deps) *Server {
 	// existing user with their own API token too (optional here).
 	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
 	e.POST("/v1/invitations/:token/decline", s.declineInvitation)
+	// The accept link of the invitation mail: a small HTML page.
+	e.GET("/invitations/:token", s.invitationPage)
+	e.POST("/invitations/:token", s.invitationPageAnswer)
 
 	// An image is read by members of its org (API token) or by whoever
 	// holds a signed URL of it (Slack, webhook receivers): see mediaAccess.
@@ -109,12 +118,16 @@ func New(d Deps) *Server {
 	v1.GET("/me/tokens", s.listTokens)
 	v1.POST("/me/tokens", s.createToken)
 	v1.DELETE("/me/tokens/:token", s.revokeToken)
+	v1.GET("/me/invitations", s.myInvitations)
+	v1.POST("/me/invitations/:invitation/accept", s.acceptMyInvitation)
+	v1.POST("/me/invitations/:invitation/decline", s.declineMyInvitation)
 
 	org := v1.Group("/orgs/:org", s.orgMember)
 	org.POST("/invitations", s.invite)
 	org.POST("/invitations/import", s.importInvitations)
 	org.GET("/invitations", s.listInvitations)
 	org.DELETE("/invitations/:invitation", s.revokeInvitation)
+	org.GET("/audit", s.orgAudit)
 	org.GET("/members", s.listMembers)
 	org.GET("/members/:member", s.getMember)
 	org.PATCH("/members/:member", s.updateMember)

@@ -22,6 +22,7 @@ import (
 	"github.com/countersign/countersign/internal/blob/dirblob"
 	"github.com/countersign/countersign/internal/blob/s3blob"
 	"github.com/countersign/countersign/internal/config"
+	"github.com/countersign/countersign/internal/mail"
 	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
@@ -53,6 +54,8 @@ type App struct {
 	// MediaURLs signs the expiring image URLs that Slack and webhook
 	// receivers fetch (MediaURLs.URL); it signs nothing without a key.
 	MediaURLs *media.URLs
+	// Mail delivers invitation mail (COUNTERSIGN_SMTP_URL); nil without SMTP.
+	Mail *mail.Dispatcher
 }
 
 // Open connects to PostgreSQL and Temporal.
@@ -116,8 +119,33 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 		slackCfg.MediaURL = urls.URL
 	}
 	slack := csslack.New(slackCfg, st, logger)
-	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer,
-		Media: &media.Service{Store: st, Blobs: blobs, Logger: logger}, MediaURLs: urls}, nil
+	a := &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer,
+		Media: &media.Service{Store: st, Blobs: blobs, Logger: logger}, MediaURLs: urls}
+	if err := a.openMail(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openMail sets up invitation mail when COUNTERSIGN_SMTP_URL is set: the
+// store queues invitations instead of handing their tokens to the admin.
+func (a *App) openMail() error {
+	cfg := a.Config
+	if cfg.SMTPURL == "" {
+		return nil
+	}
+	if len(cfg.SecretKey) == 0 {
+		return fmt.Errorf("COUNTERSIGN_SMTP_URL needs COUNTERSIGN_SECRET_KEY (queued invitation tokens are sealed with it)")
+	}
+	sender, err := mail.NewSender(mail.Settings{URL: cfg.SMTPURL, From: cfg.MailFrom, Egress: cfg.Egress})
+	if err != nil {
+		return err
+	}
+	a.Store.SetMailInvitations(true)
+	a.Mail = mail.NewDispatcher(a.Store, sender, cfg.PublicURL, a.Logger)
+	a.Logger.Info("invitation mail on", "smtp", sender.String())
+	return nil
 }
 
 // OpenBlobStore opens where media bytes live (COUNTERSIGN_BLOB_URL): by
@@ -152,8 +180,13 @@ func (a *App) Close() {
 
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
-	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), Media: a.Media, MediaURLs: a.MediaURLs})
+	d := server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
+		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), PublicURL: a.Config.PublicURL,
+		Media: a.Media, MediaURLs: a.MediaURLs}
+	if a.Mail != nil {
+		d.MailQueued = a.Mail.Wake
+	}
+	return server.New(d)
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.
@@ -162,6 +195,13 @@ func (a *App) ServeAPI(ctx context.Context, l net.Listener) error {
 	srv := api.HTTPServer(l.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	if a.Mail != nil {
+		// Every replica delivers the shared mail queue (SKIP LOCKED claims).
+		mailCtx, stop := context.WithCancel(ctx)
+		mailDone := make(chan struct{})
+		defer func() { stop(); <-mailDone }()
+		go func() { defer close(mailDone); a.Mail.Run(mailCtx) }()
+	}
 	if a.Slack.SocketMode() {
 		// Interactions over Slack's Socket Mode go through the same handler
 		// as POST /slack/interactions.

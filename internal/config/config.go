@@ -47,6 +47,8 @@ type Config struct {
 	S3Region          string // COUNTERSIGN_S3_REGION
 	S3AccessKeyID     string // COUNTERSIGN_S3_ACCESS_KEY_ID
 	S3SecretAccessKey string // COUNTERSIGN_S3_SECRET_ACCESS_KEY (never logged)
+	SMTPURL           string // COUNTERSIGN_SMTP_URL: smtp[s]://user:pass@host:port; empty: no mail (invitation tokens go to the admin)
+	MailFrom          string // COUNTERSIGN_MAIL_FROM
 	// MemberChangesPerMinute is each member's rate of decisions and edits
 	// (COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE, docs/limits.md).
 	MemberChangesPerMinute int
@@ -87,6 +89,8 @@ var Vars = []Var{
 	{"COUNTERSIGN_S3_REGION", "", "S3 region (e.g. eu-central-1; auto for Cloudflare R2)"},
 	{"COUNTERSIGN_S3_ACCESS_KEY_ID", "", "S3 access key id"},
 	{"COUNTERSIGN_S3_SECRET_ACCESS_KEY", "", "S3 secret access key (never logged)"},
+	{"COUNTERSIGN_SMTP_URL", "", "SMTP server for invitation mail: smtp://user:pass@host:587 (STARTTLS, required with credentials) or smtps://user:pass@host:465; empty: no mail, the invite answer carries the token"},
+	{"COUNTERSIGN_MAIL_FROM", "Countersign <countersign@localhost>", "sender address of Countersign's mail"},
 	{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE", "30", "decisions and edits each member may send a minute, in bursts of a third of it (at least 10); more is answered 429"},
 	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
@@ -130,6 +134,8 @@ func Load(getenv func(string) string) (Config, error) {
 		S3Region:           get("COUNTERSIGN_S3_REGION"),
 		S3AccessKeyID:      get("COUNTERSIGN_S3_ACCESS_KEY_ID"),
 		S3SecretAccessKey:  get("COUNTERSIGN_S3_SECRET_ACCESS_KEY"),
+		SMTPURL:            get("COUNTERSIGN_SMTP_URL"),
+		MailFrom:           get("COUNTERSIGN_MAIL_FROM"),
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")

@@ -8,7 +8,10 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +30,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestDevStack(t *testing.T) {
 	testenv.RequirePostgresBinaries(t)
 	dir := testenv.DataDir(t)
+	notices := &noticeBuffer{}
 	opts := devstack.Options{
 		DataDir:      dir,
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
@@ -35,6 +39,7 @@ func TestDevStack(t *testing.T) {
 		PGPort:       testenv.FreePort(t),
 		MetricsAddr:  "127.0.0.1:0",
 		Logger:       testenv.Logger(t),
+		MailNotices:  notices,
 	}
 	ctx := context.Background()
 
@@ -50,6 +55,10 @@ func TestDevStack(t *testing.T) {
 	// The walk-through of the README on the seeded org: Ines submits, Maya,
 	// Pat (team PR) and Eddie (editor) approve, the log account publishes.
 	postID := walkThrough(t, s)
+
+	// Invitation mail goes to the dev SMTP sink: a file under <data-dir>/mail
+	// and a one-line notice whose link opens the accept page.
+	inviteThroughSink(t, s, notices, dir)
 
 	// The Web UI serves its app and can reach the namespace's workflows.
 	resp, err := http.Get(s.Temporal.UIURL)
@@ -350,4 +359,60 @@ func getMe(t *testing.T, api, token string) string {
 		t.Fatalf("GET /v1/me: %s %s", resp.Status, body.String())
 	}
 	return body.String()
+}
+
+// noticeBuffer collects the dev mail sink's notices.
+type noticeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (n *noticeBuffer) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.b.Write(p)
+}
+
+func (n *noticeBuffer) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.b.String()
+}
+
+// inviteThroughSink invites as the demo owner and follows the notice's link.
+func inviteThroughSink(t *testing.T, s *devstack.Stack, notices *noticeBuffer, dir string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.APIURL+"/v1/orgs/"+s.Demo.OrgID+"/invitations",
+		strings.NewReader(`{"email": "ana@demo.test", "org_role": "member"}`))
+	req.Header.Set("Authorization", "Bearer "+s.Demo.Tokens["OWNER"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || strings.Contains(string(body), "csi_") {
+		t.Fatalf("invite: %d %s", resp.StatusCode, body)
+	}
+	link := regexp.MustCompile(`-> (http\S+/invitations/csi_\S+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for link.FindStringSubmatch(notices.String()) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail notice with a link: %q", notices.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml")); len(files) != 1 {
+		t.Errorf("mail files: %v", files)
+	}
+	resp, err = http.Get(link.FindStringSubmatch(notices.String())[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Demo") {
+		t.Fatalf("accept page: %d %s", resp.StatusCode, page)
+	}
 }

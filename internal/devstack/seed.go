@@ -80,7 +80,7 @@ func Seed(ctx context.Context, st *store.Store, apiURL string) (*Demo, error) {
 	}
 	d := &Demo{APIURL: apiURL, OrgID: b.Org.ID, Tokens: map[string]string{"OWNER": b.Token}, Members: map[string]string{"OWNER": b.Member.ID}}
 	for _, p := range demoPeople {
-		inv, err := st.Invite(ctx, d.OrgID, b.Member.ID, cs.InvitationRequest{
+		inv, err := st.InviteWithToken(ctx, d.OrgID, b.Member.ID, cs.InvitationRequest{
 			Email: strings.ToLower(p.Key) + "@demo.countersign.test", Name: p.Name, OrgRole: cs.RoleMember})
 		if err != nil {
 			return nil, err

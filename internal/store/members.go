@@ -245,7 +245,8 @@ func (s *Store) RemoveMember(ctx context.Context, orgID, memberID string) error 
 				return fmt.Errorf("remove member: %w", err)
 			}
 		}
-		return nil
+		return audit(ctx, tx, orgID, auditRow{objectType: "member", objectID: memberID, action: "remove",
+			before: map[string]any{"email": cur.Email, "org_role": cur.OrgRole}})
 	})
 }
 
