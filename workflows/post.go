@@ -206,6 +206,7 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	// finds no marker and answers DefaultVersion without a command.
 	p.v3 = p.lean && workflow.GetVersion(ctx, versionLeaner, workflow.DefaultVersion, 1) == 1
 	p.v2 = p.v3 || workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
+	p.askExternal(ctx)
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
@@ -269,6 +270,7 @@ type post struct {
 	lean  bool // version 1: one commit per transition
 	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
 	v3    bool // version 3: one upsert per workflow task, the first publish attempt local
+	ext   bool // external reviewers (external.go); asked only of posts whose chain has one
 
 	seq     int                       // last event sequence number
 	pending []countersign.PostEvent   // events not mirrored yet
@@ -479,9 +481,12 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 	p.st.CurrentStep = n
 	cs, s := p.chainStep(), p.step()
 	var ids []string
-	if p.next != nil {
+	switch {
+	case p.ext && cs.Approver.External != nil: // nobody in the directory: the reviewer gets a link
+		ids, p.next = []string{}, nil
+	case p.next != nil:
 		ids, p.next = *p.next, nil
-	} else {
+	default:
 		ids = p.resolve(ctx, cs.Approver)
 	}
 	now := workflow.Now(ctx)
@@ -492,7 +497,7 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 		n, p.st.TotalSteps, cs.Approver, s.Quorum, len(ids), deadlineText(s.Deadline))})
 	p.commit(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ids,
-		TeamID: cs.Approver.Team, Deadline: s.Deadline})
+		TeamID: cs.Approver.Team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
 }
 
 // startPhase starts the primary or the fallback phase of the current step.
@@ -532,7 +537,7 @@ func (p *post) remind(ctx workflow.Context) {
 		team = s.FallbackTeam
 	}
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyReminder, MemberIDs: p.awaited(),
-		TeamID: team, Deadline: s.Deadline})
+		TeamID: team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
 }
 
 // expire ends the post expired and tells everyone involved.
@@ -580,8 +585,8 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 		ids := union(res.NextEligible)
 		p.next = &ids
 	}
-	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
-		Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
+	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, External: d.External, Decision: d.Decision,
+		Note: d.Note, Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
 	}
@@ -608,6 +613,10 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 		return countersign.ReasonWrongStep, fmt.Sprintf("decision on step %d, the post is at step %d", d.Step, p.st.CurrentStep)
 	case d.Decision != countersign.DecisionApprove && d.Decision != countersign.DecisionReject:
 		return countersign.ReasonInvalidDecision, fmt.Sprintf("unknown decision %q", d.Decision)
+	case d.External != "" && !p.externalAnswer(d):
+		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for %s, not the external reviewer %s", d.Step, p.step().Approver, d.External)
+	case d.External == "" && p.externalOnly():
+		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for the external reviewer %s, who answers through their review link", d.Step, p.step().Approver.External.Email)
 	case hasApproval(p.step().Approvals, d.MemberID):
 		return countersign.ReasonAlreadyDecided, fmt.Sprintf("%s already approved step %d", d.MemberID, d.Step)
 	case d.MemberID == p.in.AuthorID || (p.v2 && d.OnBehalfOf != "" && d.OnBehalfOf == p.in.AuthorID):
@@ -636,7 +645,7 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 	s := p.step()
 	s.Approvals = append(s.Approvals, rec)
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index)})
+		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index) + byExternal(rec)})
 	if len(s.Approvals) < s.Quorum {
 		p.commit(ctx)
 		return
@@ -661,7 +670,7 @@ func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
 	p.st.Status = countersign.PostRejected
 	p.rejectedAt = rec.At
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index)})
+		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + byExternal(rec)})
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventRejected, Actor: rec.MemberID, Source: rec.Source,
 		Step: s.Index, Detail: rec.Note})
 	p.commit(ctx)

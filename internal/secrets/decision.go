@@ -67,9 +67,15 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 
 // decisionBytes is the canonical encoding of every field that decides what a
 // decision does: each length-prefixed, so no two payloads collide.
+// An external reviewer's e-mail is appended only when set, so a member's
+// decision encodes as before (a list of more fields never encodes alike).
 func decisionBytes(d cs.DecisionSignal) []byte {
-	return lengthPrefixed("decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
-		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf)
+	fields := []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
+		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf}
+	if d.External != "" {
+		fields = append(fields, "external", d.External)
+	}
+	return lengthPrefixed(fields...)
 }
 
 // SignEdit returns the MAC of an edit (its MAC field ignored).
