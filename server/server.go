@@ -13,6 +13,7 @@ import (
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/posts"
+	"github.com/countersign/countersign/internal/review"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
@@ -36,6 +37,11 @@ type Deps struct {
 	// Signer signs the decisions and edits the API and Slack send (SPEC §8);
 	// without one they go unsigned and the workflow ignores the decisions.
 	Signer *secrets.DecisionSigner
+	// ReviewLinks checks external reviewers' links (GET/POST /review/{token});
+	// without it those pages say review links are not enabled.
+	ReviewLinks *secrets.ReviewLinks
+	// Comments, when set, lists a post's comments on the review page.
+	Comments review.Comments
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
@@ -47,6 +53,8 @@ type Server struct {
 	engine *gin.Engine
 	// posts holds the rules of submitting and changing posts.
 	posts *posts.Service
+	// reviews opens and renders external reviewers' links (nil without ReviewLinks).
+	reviews *review.Pages
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -55,6 +63,9 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
 	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
+	if d.ReviewLinks != nil {
+		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: d.Comments}
+	}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -74,6 +85,10 @@ func New(d Deps) *Server {
 
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
+
+	// An external reviewer's page: the token in the path is the credential.
+	e.GET("/review/:token", s.reviewPage)
+	e.POST("/review/:token", s.reviewAnswer)
 
 	// The invitee answers with the invitation token in the path, and an
 	// existing user with their own API token too (optional here).

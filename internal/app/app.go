@@ -20,6 +20,7 @@ import (
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
 	"github.com/countersign/countersign/internal/publish"
+	"github.com/countersign/countersign/internal/review"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
@@ -40,6 +41,12 @@ type App struct {
 	// Signer signs decisions and edits (key derived from
 	// COUNTERSIGN_SECRET_KEY); nil without a key.
 	Signer *secrets.DecisionSigner
+	// ReviewLinks mints and checks external reviewers' links (key derived
+	// from COUNTERSIGN_SECRET_KEY); nil without a key.
+	ReviewLinks *secrets.ReviewLinks
+	// Mailer sends mail (external reviewers' links); nil: not configured,
+	// and the links are not sent (logged).
+	Mailer cs.Mailer
 }
 
 // Open connects to PostgreSQL and Temporal.
@@ -82,14 +89,18 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	slack := csslack.New(csslack.Config{BotToken: cfg.SlackBotToken, SigningSecret: cfg.SlackSigningSecret,
 		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken, Egress: cfg.Egress}, st, logger)
 	var signer *secrets.DecisionSigner
+	var links *secrets.ReviewLinks
 	if len(cfg.SecretKey) > 0 {
-		if signer, err = secrets.NewDecisionSigner(cfg.SecretKey); err != nil {
+		if signer, err = secrets.NewDecisionSigner(cfg.SecretKey); err == nil {
+			links, err = secrets.NewReviewLinks(cfg.SecretKey)
+		}
+		if err != nil {
 			tc.Close()
 			st.Close()
 			return nil, err
 		}
 	}
-	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer}, nil
+	return &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer, ReviewLinks: links}, nil
 }
 
 // Close closes the connections.
@@ -103,7 +114,7 @@ func (a *App) Close() {
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
 	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer})
+		Signer: a.Signer, ReviewLinks: a.ReviewLinks})
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.
@@ -153,6 +164,9 @@ func (a *App) Activities() *activities.Activities {
 	}
 	if a.Signer != nil { // the API's own signer; a nil one must stay a nil interface
 		acts.Signer = a.Signer
+	}
+	if a.Mailer != nil && a.ReviewLinks != nil {
+		acts.Reviews = &review.Sender{Links: a.ReviewLinks, Mailer: a.Mailer, Accounts: a.Store, PublicURL: a.Config.PublicURL}
 	}
 	return acts
 }
