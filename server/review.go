@@ -122,13 +122,15 @@ func (s *Server) reviewAnswer(c *gin.Context) {
 }
 
 // sameOrigin reports whether the browser says the form was posted from this
-// site: Sec-Fetch-Site same-origin (or none: typed or bookmarked) and an
-// Origin, when sent, whose host is the request's.
+// site: Sec-Fetch-Site same-origin (or none: typed or bookmarked) when the
+// browser sends it; otherwise an Origin, when sent, whose host is the
+// request's. (With Referrer-Policy no-referrer, browsers send Origin "null"
+// on the page's own form: Sec-Fetch-Site is what tells.)
 func sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
-	if o := r.Header.Get("Origin"); o != "" {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
 		return err == nil && u.Host == r.Host
 	}
