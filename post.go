@@ -387,6 +387,10 @@ type DecisionSignal struct {
 	// after checking the link's signature; the workflow counts it only on an
 	// external step that names this e-mail.
 	External string `json:"external,omitempty"`
+	// SentAt is when the API or Slack received the decision (signed): one
+	// sent before the scheduled time still counts if it reaches the workflow
+	// within the late grace after it (workflows.LateGrace).
+	SentAt *time.Time `json:"sent_at,omitempty"`
 	// MAC is secrets.DecisionSigner's signature over every other field, set
 	// by the API, Slack and review links. A decision without a valid MAC (sent
 	// straight to Temporal) is ignored with reason unsigned (SPEC §8).

@@ -45,6 +45,9 @@ type Deps struct {
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
+	// MemberRate limits each member's decisions and edits (zero:
+	// posts.PerMember).
+	MemberRate posts.Rate
 }
 
 // Server holds the API's dependencies and routes.
@@ -62,7 +65,12 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait})
+	perMember := d.MemberRate
+	if perMember == (posts.Rate{}) {
+		perMember = posts.PerMember
+	}
+	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait,
+		Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
 	if d.ReviewLinks != nil {
 		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: d.Comments}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	slackgo "github.com/slack-go/slack"
@@ -68,13 +69,14 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 	if s.Slack == nil {
 		return nil
 	}
+	at := time.Now() // when the decision was sent, whenever the pool gets to it
 	switch cb.Type {
 	case slackgo.InteractionTypeBlockActions:
 		act, err := csslack.ParseAction(cb)
 		if err != nil {
 			return nil // some other button (Countersign has none): nothing to do
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act) })
+		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act, at) })
 	case slackgo.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != csslack.RejectCallbackID {
 			return nil
@@ -89,14 +91,14 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 				csslack.RejectReasonBlock: "Say why, so that the author can fix the post.",
 			})
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason) })
+		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason, at) })
 	}
 	return nil
 }
 
 // slackClick handles the approve and reject buttons: approve goes to the
 // posts service at once; reject opens the modal asking why.
-func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action) {
+func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback, act csslack.Action, at time.Time) {
 	channel := cb.Channel.ID
 	if channel == "" {
 		channel = cb.Container.ChannelID
@@ -124,14 +126,14 @@ func (s *Server) slackClick(ctx context.Context, cb slackgo.InteractionCallback,
 	// the workflow counts once too.
 	id := strings.Join([]string{"slack", cb.Team.ID, cb.User.ID, act.ActionTS}, ":")
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionApprove,
-		Revision: act.Target.Revision, Step: act.Target.Step, Source: cs.SourceSlack, RequestID: id})
+		Revision: act.Target.Revision, Step: act.Target.Step, Source: cs.SourceSlack, RequestID: id, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionApprove, out, err); msg != "" {
 		tell(msg)
 	}
 }
 
 // slackRejectSubmitted handles the reject modal's submission: the rejection.
-func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.InteractionCallback, meta csslack.ModalMeta, reason string) {
+func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.InteractionCallback, meta csslack.ModalMeta, reason string, at time.Time) {
 	tell := func(text string) {
 		if err := s.Slack.Ephemeral(ctx, meta.ChannelID, cb.User.ID, "", text); err != nil {
 			s.Logger.Warn("slack: could not answer the user", "slack_user_id", cb.User.ID, "error", err)
@@ -144,7 +146,7 @@ func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.Interactio
 	}
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionReject,
 		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack,
-		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID})
+		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionReject, out, err); msg != "" {
 		tell(msg)
 	}

@@ -117,6 +117,11 @@
 //     two history events fewer. GetVersion(versionLeaner) is asked only on
 //     version 1, and answers DefaultVersion when an older history replays.
 //
+// The late grace (change id "late-grace", asked only when a pending post's
+// scheduled time passes under the late policy expire; histories
+// late_grace_*.v3.json): the post waits LateGrace for decisions sent before
+// its time, counted from their signed DecisionSignal.SentAt.
+//
 // The clean three-step post (Update-With-Start, three decide Updates, no
 // schedule; internal/e2e TestCleanThreeStepPost, counted by internal/bench on
 // testdata/clean_three_steps.v2.json and .v3.json): version 2, 17 actions and
@@ -261,6 +266,21 @@ const versionLean = "one-commit-per-transition"
 // versionLeaner is the change id of version 3 (see the package comment).
 const versionLeaner = "leaner-histories"
 
+// versionLateGrace is the change id of the late grace (see LateGrace). It is
+// asked only when a pending post's scheduled time passes under the late
+// policy expire, so other posts record no marker.
+const versionLateGrace = "late-grace"
+
+// LateGrace is how long, once the scheduled time has passed under the late
+// policy expire, a post still pending waits for decisions sent before that
+// time (DecisionSignal.SentAt, signed) that have not reached it yet: a busy
+// worker or server delays them, and the approver who answered in time should
+// not see the post expire for it. A decision sent after the scheduled time
+// expires the post at once, as before; with none, it expires at the end of
+// the grace. Ten seconds cover a busy deployment's queues (the API's own
+// wait for a worker is 5 s) and keep "expired" prompt.
+const LateGrace = 10 * time.Second
+
 // post is the workflow's state. st is what the query returns and the mirror
 // stores; the other fields are bookkeeping that nobody outside needs.
 type post struct {
@@ -292,7 +312,8 @@ type post struct {
 	phaseLen   time.Duration // length of the current step phase (timeout or fallback_timeout)
 	reminded   bool          // the current phase's reminder is sent
 	rejectedAt time.Time
-	since      time.Time // when the current wait (st.WaitingFor) began
+	graceUntil *time.Time // set once the scheduled time passed while pending (LateGrace)
+	since      time.Time  // when the current wait (st.WaitingFor) began
 	alarm      alarm
 	sa         saValues
 	saSet      bool
@@ -410,7 +431,11 @@ func (p *post) nextAlarm() (time.Time, string) {
 			if p.lean { // the same timer then waits for the approved post
 				label = "scheduled time"
 			}
-			consider(*p.st.ScheduledAt, label)
+			if p.graceUntil != nil {
+				consider(*p.graceUntil, "decisions sent before the scheduled time (late grace)")
+			} else {
+				consider(*p.st.ScheduledAt, label)
+			}
 		}
 		return at, what
 	case countersign.PostScheduled:
@@ -429,6 +454,9 @@ func (p *post) onAlarm(ctx workflow.Context) {
 		s, cs := p.step(), p.chainStep()
 		switch {
 		case p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil && !now.Before(*p.st.ScheduledAt):
+			if p.inLateGrace(ctx, now) {
+				return
+			}
 			p.expire(ctx, "the scheduled time passed before the post was approved")
 		case s.Deadline != nil && !now.Before(*s.Deadline) && !s.FallbackActive && cs.FallbackTeam != "":
 			p.openFallback(ctx)
@@ -540,6 +568,20 @@ func (p *post) remind(ctx workflow.Context) {
 		TeamID: team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
 }
 
+// inLateGrace reports whether a pending post past its scheduled time still
+// waits for decisions sent in time (LateGrace). The first call opens the
+// grace; posts started before the grace existed expire at once.
+func (p *post) inLateGrace(ctx workflow.Context, now time.Time) bool {
+	if p.graceUntil == nil {
+		if !p.v3 || workflow.GetVersion(ctx, versionLateGrace, workflow.DefaultVersion, 1) != 1 {
+			return false
+		}
+		until := p.st.ScheduledAt.Add(LateGrace)
+		p.graceUntil = &until
+	}
+	return now.Before(*p.graceUntil)
+}
+
 // expire ends the post expired and tells everyone involved.
 func (p *post) expire(ctx workflow.Context, why string) {
 	if p.st.CurrentStep > 0 && p.step().Status == countersign.StepOpen {
@@ -589,6 +631,12 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 		Note: d.Note, Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
+	}
+	if p.graceUntil != nil && d.SentAt != nil && d.SentAt.Before(received) {
+		// In the late grace, from when it was sent: its MAC, just checked,
+		// covers SentAt. One sent in time releases the post; a later one
+		// expires it (release).
+		rec.At = *d.SentAt
 	}
 	if d.Decision == countersign.DecisionReject {
 		p.reject(ctx, rec)
@@ -744,6 +792,7 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	voided := p.involvedApprovers()
 	was := p.st.Status
 	p.st.Revision++
+	p.graceUntil = nil // a new revision, a new grace if its time passes
 	p.st.Text, p.st.MediaURLs, p.st.ContentHash = e.Text, e.MediaURLs, hash
 	p.st.Writer = e.By
 	detail := "content changed"
@@ -793,6 +842,7 @@ func (p *post) onReschedule(ctx workflow.Context, r countersign.RescheduleSignal
 // records it; approvals are kept.
 func (p *post) applySchedule(ctx workflow.Context, at *time.Time, by, src string) {
 	old := p.st.ScheduledAt
+	p.graceUntil = nil // a new time, a new grace if it passes too
 	if at != nil {
 		t := *at
 		p.st.ScheduledAt = &t

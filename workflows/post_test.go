@@ -864,6 +864,8 @@ func TestCancelFromTemporalEndsCanceled(t *testing.T) {
 
 // --- late policies --------------------------------------------------------------
 
+// Nobody answered: the post expires once the scheduled time and the late
+// grace for decisions sent in time have passed.
 func TestLatePolicyExpireEndsThePostAtTheScheduledTime(t *testing.T) {
 	f := newFixture(t)
 	in := input(chain(countersign.LateExpire, member("ana")))
@@ -877,7 +879,7 @@ func TestLatePolicyExpireEndsThePostAtTheScheduledTime(t *testing.T) {
 	require.Equal(t, countersign.PostExpired, st.Status)
 	expired := f.eventsOf(countersign.EventExpired)
 	require.Len(t, expired, 1)
-	require.Equal(t, start.Add(2*time.Hour), expired[0].At)
+	require.Equal(t, start.Add(2*time.Hour+workflows.LateGrace), expired[0].At)
 	require.Empty(t, f.publishes)
 	require.Len(t, f.notesOf(activities.NotifyExpired), 1)
 }
@@ -1475,4 +1477,77 @@ func types(events []countersign.PostEvent) []string {
 		out = append(out, e.Type)
 	}
 	return out
+}
+
+// A decision sent before the scheduled time but reaching the workflow after
+// it (a busy worker) still counts under the late policy expire: the post
+// waits LateGrace for it, then publishes at once.
+func TestLatePolicyExpireCountsADecisionSentInTime(t *testing.T) {
+	f := newFixture(t)
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.ScheduledAt = at(2 * time.Hour)
+	sent := start.Add(2*time.Hour - time.Second)
+	f.signalAt(2*time.Hour+5*time.Second, countersign.SignalDecision, countersign.DecisionSignal{PostID: "p1", Revision: 1, Step: 1,
+		MemberID: "ana", Decision: countersign.DecisionApprove, Source: countersign.SourceSlack, RequestID: "late-1", SentAt: &sent})
+
+	st := f.run(in)
+
+	require.Equal(t, countersign.PostPublished, st.Status)
+	require.Equal(t, start.Add(2*time.Hour+5*time.Second), *st.PublishedAt, "published as soon as the decision arrived")
+	require.Equal(t, sent, st.Steps[0].Approvals[0].At, "counted from when it was sent")
+	require.Empty(t, f.eventsOf(countersign.EventExpired))
+}
+
+// One sent after the scheduled time expires the post at once, grace or not;
+// and with nothing sent the post expires when the grace ends.
+func TestLatePolicyExpireRefusesADecisionSentLate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		decide  bool
+		expired time.Duration
+	}{
+		{"sent late", true, 2*time.Hour + 3*time.Second},
+		{"nothing sent", false, 2*time.Hour + workflows.LateGrace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			in := input(chain(countersign.LateExpire, member("ana")))
+			in.ScheduledAt = at(2 * time.Hour)
+			if tc.decide {
+				sent := start.Add(2*time.Hour + time.Second)
+				f.signalAt(2*time.Hour+3*time.Second, countersign.SignalDecision, countersign.DecisionSignal{PostID: "p1", Revision: 1, Step: 1,
+					MemberID: "ana", Decision: countersign.DecisionApprove, Source: countersign.SourceSlack, RequestID: "late-1", SentAt: &sent})
+			}
+			f.queryAt(2*time.Hour+2*time.Second, func(st countersign.PostState) {
+				require.Equal(t, countersign.PostPendingApproval, st.Status, "in the grace")
+			})
+
+			st := f.run(in)
+
+			require.Equal(t, countersign.PostExpired, st.Status)
+			require.Empty(t, f.publishes)
+			expired := f.eventsOf(countersign.EventExpired)
+			require.Len(t, expired, 1)
+			require.Equal(t, start.Add(tc.expired), expired[0].At)
+		})
+	}
+}
+
+// A decision claiming an earlier SentAt than its MAC covers is not counted:
+// the time is signed with the rest.
+func TestLatePolicyExpireSentAtIsSigned(t *testing.T) {
+	f := newFixture(t)
+	in := input(chain(countersign.LateExpire, member("ana")))
+	in.ScheduledAt = at(2 * time.Hour)
+	late, forged := start.Add(2*time.Hour+time.Second), start.Add(time.Hour)
+	d := countersign.DecisionSignal{PostID: "p1", Revision: 1, Step: 1, MemberID: "ana",
+		Decision: countersign.DecisionApprove, Source: countersign.SourceSlack, RequestID: "late-1", SentAt: &late}
+	d.MAC = f.signer.Sign(d)
+	d.SentAt = &forged
+	f.signalAt(2*time.Hour+3*time.Second, countersign.SignalDecision, d)
+
+	st := f.run(in)
+
+	require.Equal(t, countersign.PostExpired, st.Status)
+	require.Equal(t, []string{"ana:" + countersign.ReasonUnsigned}, f.ignored())
 }

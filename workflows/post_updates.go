@@ -268,6 +268,7 @@ type Continued struct {
 	Reminded      bool                    `json:"reminded"`
 	RejectedAt    time.Time               `json:"rejected_at"`
 	Since         time.Time               `json:"since"`
+	GraceUntil    *time.Time              `json:"grace_until,omitempty"`
 	Pending       []countersign.PostEvent `json:"pending,omitempty"`
 	// SA are the search attribute values last upserted: the next run
 	// inherits the attributes and upserts only what changes.
@@ -318,7 +319,7 @@ func (p *post) carry() PostInput {
 		seen = seen[len(seen)-maxSeenCarried:]
 	}
 	c := &Continued{State: cloneState(p.st), Seq: p.seq, Seen: slices.Clone(seen), NeedsApproval: p.needsApproval,
-		PhaseLen: p.phaseLen, Reminded: p.reminded, RejectedAt: p.rejectedAt, Since: p.since, Pending: p.pending}
+		PhaseLen: p.phaseLen, Reminded: p.reminded, RejectedAt: p.rejectedAt, Since: p.since, Pending: p.pending, GraceUntil: p.graceUntil}
 	c.SA.Status, c.SA.Step, c.SA.Approvers, c.SA.Deadline, c.SA.Scheduled =
 		p.sa.status, p.sa.step, p.sa.approvers, p.sa.deadline, p.sa.scheduled
 	in.Continued = c
@@ -329,6 +330,7 @@ func (p *post) carry() PostInput {
 func (p *post) resume(ctx workflow.Context, c Continued) {
 	p.st, p.seq, p.needsApproval = c.State, c.Seq, c.NeedsApproval
 	p.phaseLen, p.reminded, p.rejectedAt, p.since, p.pending = c.PhaseLen, c.Reminded, c.RejectedAt, c.Since, c.Pending
+	p.graceUntil = c.GraceUntil
 	for _, id := range c.Seen {
 		p.markSeen(id)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/postflow"
+	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/review"
 	"github.com/countersign/countersign/internal/secrets"
@@ -114,7 +115,7 @@ func (a *App) Close() {
 // Server builds the HTTP API.
 func (a *App) Server() *server.Server {
 	return server.New(server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
-		Signer: a.Signer, ReviewLinks: a.ReviewLinks})
+		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), ReviewLinks: a.ReviewLinks})
 }
 
 // ServeAPI serves the HTTP API on l until ctx is done, then drains requests.

@@ -56,7 +56,7 @@ func (r *run) slackPost(ctx context.Context, i int, workflowID *string) {
 		} else { // the author's PATCH came between
 			r.add("notification → reschedule → click", lastClick.Sub(ev.At))
 		}
-		if err := r.slack.click(ctx, r.a.hc, r.a.base, slackPeople[who[n-1]], ev); err != nil {
+		if err := r.slack.click(ctx, r.a.hc, r.a.base(), slackPeople[who[n-1]], ev); err != nil {
 			r.fail(i, post.ID, fmt.Sprintf("click step %d", n), err, lastClick, at)
 			return
 		}

@@ -11,8 +11,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-
-	"github.com/countersign/countersign/internal/devstack"
 )
 
 const (
@@ -66,8 +64,8 @@ func (k *sink) deliver(_ context.Context, id string, scheduled time.Time) error 
 	return nil
 }
 
-func runBaseline(ctx context.Context, s *devstack.Stack, o Options, conc, n, serverPID int) (*Pipeline, error) {
-	tc := s.App.Temporal
+func runBaseline(ctx context.Context, e *env, o Options, conc, n int) (*Pipeline, error) {
+	tc := e.tc
 	k := &sink{seen: map[string]int{}, at: map[string]time.Duration{}}
 	w := worker.New(tc, baselineQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(BaselineWorkflow, workflow.RegisterOptions{Name: baselineWorkflow})
@@ -87,7 +85,8 @@ func runBaseline(ctx context.Context, s *devstack.Stack, o Options, conc, n, ser
 		mu.Unlock()
 	}
 	p := &Pipeline{}
-	mem := sampleMemory(serverPID)
+	mem := sampleMemory(e.serverPID)
+	cpu := newCPUMeter(e.serverPID, e.services)
 	start := time.Now()
 	pool(ctx, len(ids), conc, o.Progress, "baseline", func(ctx context.Context, i int) {
 		id := fmt.Sprintf("bench-baseline-%s-%d", run, i)
@@ -133,6 +132,7 @@ func runBaseline(ctx context.Context, s *devstack.Stack, o Options, conc, n, ser
 	})
 	p.WallSeconds = time.Since(start).Seconds()
 	p.Memory = mem.finish()
+	p.CPU = cpu.per(p.Completed)
 	p.PostsPerSecond = float64(p.Completed) / p.WallSeconds
 	k.mu.Lock()
 	for _, n := range k.seen {

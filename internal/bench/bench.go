@@ -33,8 +33,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/countersign/countersign/internal/devstack"
-	"github.com/countersign/countersign/internal/posts"
 )
 
 // Options configures a run.
@@ -60,6 +61,11 @@ type Options struct {
 	// "default") or PostgreSQL instead of starting them.
 	TemporalAddress string
 	DatabaseURL     string
+	// Topology runs the production topology (internal/topology) instead of
+	// the dev stack: PostgreSQL, Temporal on PostgreSQL in its own process,
+	// and two serve and two worker processes (this executable's commands);
+	// the drivers spread their requests over both APIs.
+	Topology bool
 }
 
 // Approver modes.
@@ -91,12 +97,16 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// env is a started bench environment: the dev stack, the fake Slack, the
-// Temporal server process.
+// env is a started bench environment: the APIs (of the dev stack or of the
+// production topology), the demo org, a Temporal client, the fake Slack,
+// the Temporal server process.
 type env struct {
-	s          *devstack.Stack
+	apiURLs    []string
+	demo       *devstack.Demo
+	tc         client.Client
 	slack      *slackTap
 	serverPID  int
+	services   []int // the topology's serve and worker processes
 	memoryNote string
 }
 
@@ -151,12 +161,34 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 		undo = append(undo, func() { f.Close() })
 		o.Logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	e := &env{}
+	vars := map[string]string{"COUNTERSIGN_SLACK_BOT_TOKEN": "", "COUNTERSIGN_SLACK_SIGNING_SECRET": "", "COUNTERSIGN_SLACK_APP_TOKEN": ""}
+	if o.Approvers == ApproversSlack {
+		if e.slack, err = newSlackTap(); err != nil {
+			return nil, stop, err
+		}
+		undo = append(undo, e.slack.close)
+		vars = e.slack.env()
+	}
+	vars[memberRateVar] = memberRate
+	if o.Topology {
+		stage(o.Progress, "starting the production topology in %s …\n", dir)
+		d, err := startTopology(ctx, e, dir, vars)
+		if d != nil {
+			undo = append(undo, d.Stop)
+		}
+		if err != nil {
+			return nil, stop, err
+		}
+		undo = append(undo, e.tc.Close)
+		return e, stop, nil
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, stop, err
 	}
 	stage(o.Progress, "starting the dev stack in %s …\n", dir)
-	e := &env{memoryNote: "API, worker, embedded Temporal server, webhook receiver and drivers share one process"}
+	e.memoryNote = "API, worker, embedded Temporal server, webhook receiver and drivers share one process"
 	switch {
 	case o.TemporalAddress != "":
 		e.memoryNote = "API, worker, webhook receiver and drivers share one process; the given Temporal server is not measured"
@@ -172,24 +204,9 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 	if o.DatabaseURL == "" {
 		e.memoryNote += "; PostgreSQL is a child process, not counted"
 	}
-	vars := map[string]string{"COUNTERSIGN_SLACK_BOT_TOKEN": "", "COUNTERSIGN_SLACK_SIGNING_SECRET": "", "COUNTERSIGN_SLACK_APP_TOKEN": ""}
-	if o.Approvers == ApproversSlack {
-		if e.slack, err = newSlackTap(); err != nil {
-			return nil, stop, err
-		}
-		undo = append(undo, e.slack.close)
-		vars = e.slack.env()
-	}
-	// The bench's five people make every decision and edit of hundreds of
-	// posts: the per-member rate limit (30 a minute, docs/limits.md) would
-	// cap the whole run at half a post a second, which an org with that many
-	// posts spreads over many more people. The per-post limit stays.
-	perMember := posts.PerMember
-	posts.PerMember = posts.Rate{Every: time.Millisecond, Burst: 1000}
-	undo = append(undo, func() { posts.PerMember = perMember })
 	// The dev stack reads the Slack settings from the environment.
 	restore := setEnv(vars)
-	e.s, err = devstack.Start(ctx, devstack.Options{
+	s, err := devstack.Start(ctx, devstack.Options{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", TemporalPort: ports[0], UIPort: -1, PGPort: ports[1], Logger: o.Logger,
 		TemporalAddress: o.TemporalAddress, DatabaseURL: o.DatabaseURL,
 	})
@@ -197,9 +214,20 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 	if err != nil {
 		return nil, stop, err
 	}
-	undo = append(undo, func() { _ = e.s.Stop() })
+	undo = append(undo, func() { _ = s.Stop() })
+	e.apiURLs, e.demo, e.tc = []string{s.APIURL}, s.Demo, s.App.Temporal
 	return e, stop, nil
 }
+
+// The bench's five people make every decision and edit of hundreds of
+// posts: the per-member rate limit (30 a minute, docs/limits.md) would cap
+// the whole run at half a post a second, which an org with that many posts
+// spreads over many more people. The bench raises it through its setting;
+// the per-post limit stays.
+const (
+	memberRateVar = "COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE"
+	memberRate    = "60000"
+)
 
 // point runs n posts through the baseline then Countersign at concurrency c.
 func (e *env) point(ctx context.Context, o Options, c, n int) (*Result, error) {
@@ -213,7 +241,7 @@ func (e *env) point(ctx context.Context, o Options, c, n int) (*Result, error) {
 
 	if !o.SkipBaseline {
 		stage(o.Progress, "baseline: %d bare workflows, concurrency %d …\n", n, c)
-		b, err := runBaseline(ctx, e.s, o, c, n, e.serverPID)
+		b, err := runBaseline(ctx, e, o, c, n)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
@@ -221,7 +249,7 @@ func (e *env) point(ctx context.Context, o Options, c, n int) (*Result, error) {
 	}
 
 	stage(o.Progress, "countersign: %d posts, concurrency %d, approvers %s …\n", n, c, o.Approvers)
-	cp, err := runCountersign(ctx, e.s, e.slack, o, c, n, e.serverPID)
+	cp, err := runCountersign(ctx, e, o, c, n)
 	if err != nil {
 		return nil, fmt.Errorf("countersign: %w", err)
 	}

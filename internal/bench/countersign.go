@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cs "github.com/countersign/countersign"
@@ -95,11 +96,17 @@ func (r *receiver) deliveredAt(postID string) time.Time {
 	return r.at[postID]
 }
 
-// api is a small HTTP client for the Countersign API.
+// api is a small HTTP client for the Countersign API: it spreads its
+// requests over the APIs, round-robin.
 type api struct {
-	base, org string
-	hc        *http.Client
+	bases []string
+	next  atomic.Uint64
+	org   string
+	hc    *http.Client
 }
+
+// base is the API the next request goes to.
+func (a *api) base() string { return a.bases[int(a.next.Add(1)%uint64(len(a.bases)))] }
 
 type apiError struct {
 	status int
@@ -114,7 +121,7 @@ func (a *api) do(ctx context.Context, want int, token, method, path string, body
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+"/v1/orgs/"+a.org+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, a.base()+"/v1/orgs/"+a.org+path, rd)
 	if err != nil {
 		return err
 	}
@@ -215,27 +222,28 @@ func (r *run) completed() {
 // Pat or Paul in turn; Eddie, an editor).
 func approvers(i int) []string { return []string{"MAYA", []string{"PAT", "PAUL"}[i%2], "EDDIE"} }
 
-func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Options, conc, n, serverPID int) (*Pipeline, error) {
+func runCountersign(ctx context.Context, e *env, o Options, conc, n int) (*Pipeline, error) {
+	tap := e.slack
 	hook, err := newReceiver()
 	if err != nil {
 		return nil, err
 	}
 	defer hook.srv.Close()
-	a := &api{base: s.APIURL, org: s.Demo.OrgID, hc: &http.Client{
+	a := &api{bases: e.apiURLs, org: e.demo.OrgID, hc: &http.Client{
 		Timeout:   time.Minute,
 		Transport: &http.Transport{MaxIdleConns: 4 * conc, MaxIdleConnsPerHost: 4 * conc},
 	}}
 	if err := waitReady(ctx, a); err != nil {
 		return nil, err
 	}
-	acct, err := setup(ctx, a, s.Demo, hook)
+	acct, err := setup(ctx, a, e.demo, hook)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{o: o, conc: conc, a: a, tok: s.Demo.Tokens, acct: acct, hook: hook, slack: tap, lat: samples{}, p: &Pipeline{}}
+	r := &run{o: o, conc: conc, a: a, tok: e.demo.Tokens, acct: acct, hook: hook, slack: tap, lat: samples{}, p: &Pipeline{}}
 	if tap != nil {
 		// Step 2's request goes to the PR team's channel.
-		if err := a.do(ctx, 200, r.tok["OWNER"], "PATCH", "/teams/"+s.Demo.TeamID,
+		if err := a.do(ctx, 200, r.tok["OWNER"], "PATCH", "/teams/"+e.demo.TeamID,
 			map[string]any{"slack_channel_id": slackTeamChannel}, nil); err != nil {
 			return nil, fmt.Errorf("set the team's Slack channel: %w", err)
 		}
@@ -250,7 +258,8 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 	if tap != nil {
 		refusedBefore, _ = tap.refusals()
 	}
-	mem := sampleMemory(serverPID)
+	mem := sampleMemory(e.serverPID)
+	cpu := newCPUMeter(e.serverPID, e.services)
 	start := time.Now()
 	pool(ctx, len(ids), conc, o.Progress, "countersign", func(ctx context.Context, i int) {
 		ctx, cancel := context.WithTimeout(ctx, o.Lead+3*time.Minute)
@@ -264,6 +273,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 	p := r.p
 	p.WallSeconds = time.Since(start).Seconds()
 	p.Memory = mem.finish()
+	p.CPU = cpu.per(p.Completed)
 	p.PostsPerSecond = float64(p.Completed) / p.WallSeconds
 	// A moment for late duplicates to show up before counting.
 	time.Sleep(500 * time.Millisecond)
@@ -290,7 +300,7 @@ func runCountersign(ctx context.Context, s *devstack.Stack, tap *slackTap, o Opt
 			started = append(started, id)
 		}
 	}
-	p.History, err = countHistories(ctx, s.App.Temporal, started)
+	p.History, err = countHistories(ctx, e.tc, started)
 	return p, err
 }
 
@@ -336,13 +346,23 @@ func (r *run) delivered(ctx context.Context, i int, postID string, t0, lastDecis
 	r.completed()
 }
 
-// waitReady waits for /readyz (the worker has polled its task queue).
+// waitReady waits for every API's /readyz (a worker has polled its task
+// queue).
 func waitReady(ctx context.Context, a *api) error {
+	for _, base := range a.bases {
+		if err := waitReadyAt(ctx, a.hc, base); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitReadyAt(ctx context.Context, hc *http.Client, base string) error {
 	deadline := time.Now().Add(time.Minute)
 	var last error
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", a.base+"/readyz", nil)
-		resp, err := a.hc.Do(req)
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/readyz", nil)
+		resp, err := hc.Do(req)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

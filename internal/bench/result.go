@@ -51,6 +51,8 @@ type Pipeline struct {
 
 	History History `json:"history"`
 	Memory  Memory  `json:"memory"`
+	// CPU is the processor time per delivered post, by process.
+	CPU CPU `json:"cpu_seconds_per_post"`
 }
 
 // Percentiles of one latency, in milliseconds.
@@ -144,6 +146,14 @@ func (r *Result) Print(w io.Writer) {
 	if c != nil && c.Memory.ServerPeakRSSMB > 0 {
 		row("Temporal server peak RSS (MB, own process)", func(p *Pipeline) string { return fmt.Sprintf("%.0f", p.Memory.ServerPeakRSSMB) })
 	}
+	row("CPU ms per post: bench process", func(p *Pipeline) string { return fmt.Sprintf("%.1f", 1000*p.CPU.Bench) })
+	if c != nil && c.CPU.Services > 0 {
+		row("CPU ms per post: serve and worker processes", func(p *Pipeline) string { return fmt.Sprintf("%.1f", 1000*p.CPU.Services) })
+	}
+	if c != nil && c.Memory.ServerPeakRSSMB > 0 {
+		row("CPU ms per post: Temporal server", func(p *Pipeline) string { return fmt.Sprintf("%.1f", 1000*p.CPU.Temporal) })
+	}
+	row("CPU ms per post: PostgreSQL (at least)", func(p *Pipeline) string { return fmt.Sprintf("%.1f", 1000*p.CPU.Postgres) })
 	if b != nil {
 		fmt.Fprintf(w, "  throughput ratio countersign/baseline: %.2f; actions ratio: %.2f\n", r.ThroughputRatio, r.ActionsRatio)
 	}

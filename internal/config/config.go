@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/countersign/countersign/internal/egress"
@@ -36,6 +37,10 @@ type Config struct {
 	SlackSigningSecret string // COUNTERSIGN_SLACK_SIGNING_SECRET
 	SlackAPIURL        string // COUNTERSIGN_SLACK_API_URL
 	SlackAppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (Socket Mode)
+
+	// MemberChangesPerMinute is each member's rate of decisions and edits
+	// (COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE, docs/limits.md).
+	MemberChangesPerMinute int
 
 	// Egress guards every outbound call; COUNTERSIGN_EGRESS_ALLOW lists what
 	// it lets through beyond public addresses. Never nil after Load.
@@ -66,6 +71,7 @@ var Vars = []Var{
 	{"COUNTERSIGN_SLACK_SIGNING_SECRET", "", "Slack signing secret that verifies interaction requests"},
 	{"COUNTERSIGN_SLACK_API_URL", "https://slack.com/api/", "Slack API base URL (tests, proxies)"},
 	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
+	{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE", "30", "decisions and edits each member may send a minute, in bursts of a third of it (at least 10); more is answered 429"},
 	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
 
@@ -108,6 +114,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return c, fmt.Errorf("COUNTERSIGN_LOG_FORMAT must be json or text, not %q", c.LogFormat)
+	}
+	n, err := strconv.Atoi(get("COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE"))
+	if c.MemberChangesPerMinute = n; err != nil || n < 1 || n > 60000 {
+		return c, fmt.Errorf("COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE must be a whole number from 1 to 60000")
 	}
 	g, err := egress.Parse(get(egress.Variable))
 	if err != nil {

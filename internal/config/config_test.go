@@ -50,13 +50,29 @@ func TestSecretKey(t *testing.T) {
 
 func TestInvalidSettingsAreNamed(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
-		"COUNTERSIGN_LOG_FORMAT":   {"COUNTERSIGN_LOG_FORMAT": "xml"},
-		"TEMPORAL_TLS_KEY":         {"TEMPORAL_TLS_CERT": "/c.pem"},
-		"COUNTERSIGN_EGRESS_ALLOW": {"COUNTERSIGN_EGRESS_ALLOW": "10.0.0.0/8,not a cidr"},
+		"COUNTERSIGN_LOG_FORMAT":                {"COUNTERSIGN_LOG_FORMAT": "xml"},
+		"TEMPORAL_TLS_KEY":                      {"TEMPORAL_TLS_CERT": "/c.pem"},
+		"COUNTERSIGN_EGRESS_ALLOW":              {"COUNTERSIGN_EGRESS_ALLOW": "10.0.0.0/8,not a cidr"},
+		"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": {"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": "0"},
 	} {
 		if _, err := config.Load(env(vars)); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%v: want an error naming %s, got %v", vars, name, err)
 		}
+	}
+}
+
+func TestMemberChangesPerMinute(t *testing.T) {
+	c, err := config.Load(env(nil))
+	if err != nil || c.MemberChangesPerMinute != 30 {
+		t.Fatalf("default: %d, %v; want 30", c.MemberChangesPerMinute, err)
+	}
+	for _, bad := range []string{"-1", "lots", "60001", "2.5"} {
+		if _, err := config.Load(env(map[string]string{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": bad})); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if c, err := config.Load(env(map[string]string{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": "600"})); err != nil || c.MemberChangesPerMinute != 600 {
+		t.Errorf("600: %d, %v", c.MemberChangesPerMinute, err)
 	}
 }
 

@@ -56,7 +56,7 @@ func loadOrSeed(ctx context.Context, st *store.Store, dir, apiURL string) (*Demo
 		d.APIURL = apiURL
 		return &d, false, os.WriteFile(filepath.Join(dir, "demo.env"), []byte(d.Env()), 0o600)
 	}
-	d, err := seed(ctx, st, apiURL)
+	d, err := Seed(ctx, st, apiURL)
 	if err != nil {
 		return nil, false, fmt.Errorf("seed the demo org: %w", err)
 	}
@@ -67,7 +67,9 @@ func loadOrSeed(ctx context.Context, st *store.Store, dir, apiURL string) (*Demo
 	return d, true, os.WriteFile(filepath.Join(dir, "demo.env"), []byte(d.Env()), 0o600)
 }
 
-func seed(ctx context.Context, st *store.Store, apiURL string) (*Demo, error) {
+// Seed creates the demo org in st (the bench seeds a production topology's
+// database with it too).
+func Seed(ctx context.Context, st *store.Store, apiURL string) (*Demo, error) {
 	b, err := st.Bootstrap(ctx, "Demo", "owner@demo.countersign.test", "Olivia Owner")
 	if err != nil {
 		return nil, err

@@ -25,6 +25,10 @@ type Decision struct {
 	Note      string
 	Source    string // cs.SourceAPI or cs.SourceSlack
 	RequestID string // the click or call; "" for a new one
+	// SentAt is when the decision reached Countersign (zero: now). Signed
+	// with the decision, it lets one sent before the scheduled time count
+	// while the post's workflow catches up (workflows.LateGrace).
+	SentAt time.Time
 }
 
 // Decide sends a signed decision to the post's workflow and returns the
@@ -58,8 +62,13 @@ func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome
 	if step == 0 {
 		step = p.CurrentStep
 	}
+	sent := d.SentAt
+	if sent.IsZero() {
+		sent = time.Now()
+	}
+	sent = sent.UTC().Truncate(time.Millisecond)
 	sig := cs.DecisionSignal{PostID: p.ID, Revision: d.Revision, Step: step, MemberID: me.ID,
-		Decision: d.Decision, Note: d.Note, Source: d.Source, RequestID: id}
+		Decision: d.Decision, Note: d.Note, Source: d.Source, RequestID: id, SentAt: &sent}
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}

@@ -3,6 +3,7 @@ package posts
 import (
 	"context"
 	"strings"
+	"time"
 
 	cs "github.com/countersign/countersign"
 )
@@ -46,8 +47,9 @@ func (s *Service) DecideExternal(ctx context.Context, d ExternalDecision) (Outco
 	if err := s.limit("external:"+strings.ToLower(d.Email), p.ID); err != nil {
 		return Outcome{}, err
 	}
+	sent := time.Now().UTC().Truncate(time.Millisecond) // counts for the late grace, like the API's
 	sig := cs.DecisionSignal{PostID: p.ID, Revision: d.Revision, Step: d.Step, External: d.Email,
-		Decision: d.Decision, Note: d.Note, Source: cs.SourceLink, RequestID: d.RequestID}
+		Decision: d.Decision, Note: d.Note, Source: cs.SourceLink, RequestID: d.RequestID, SentAt: &sent}
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}

@@ -18,6 +18,11 @@ var (
 	PerPost = Rate{Every: time.Second, Burst: 20}
 )
 
+// PerMinute is n changes a minute, in bursts of a third of it (at least 10).
+func PerMinute(n int) Rate {
+	return Rate{Every: time.Minute / time.Duration(max(n, 1)), Burst: max(10, n/3)}
+}
+
 // Rate is one token every Every, at most Burst at once.
 type Rate struct {
 	Every time.Duration

@@ -72,7 +72,10 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 func decisionBytes(d cs.DecisionSignal) []byte {
 	fields := []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
 		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf}
-	if d.External != "" {
+	if d.SentAt != nil { // appended only when set: older signatures still verify
+		fields = append(fields, d.SentAt.UTC().Format(time.RFC3339Nano))
+	}
+	if d.External != "" { // 12 or 13 fields: never a list without it
 		fields = append(fields, "external", d.External)
 	}
 	return lengthPrefixed(fields...)

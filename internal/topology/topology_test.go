@@ -1,12 +1,6 @@
-// Package topology runs Countersign in its production shape, each part its
-// own process: PostgreSQL, the embedded Temporal server persisting to it
-// (`countersign dev-temporal --postgres-url`, SQL visibility, as compose's
-// Temporal), two `serve` and two `worker` processes of the production binary,
-// and an API client that spreads its requests across both APIs.
 package topology
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -23,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,23 +55,12 @@ func TestProductionTopology(t *testing.T) {
 
 // topology is the running deployment and the test's view of it.
 type topology struct {
-	t            *testing.T
-	dir          string
-	bin          string // production build
-	devBin       string // dev build, for `dev-temporal`
-	pgDir        string
-	pgPort       int
-	pg           *pgserver.Server
-	env          []string // serve's and worker's configuration
-	temporal     string   // frontend address
-	temporalProc *proc
-	tc           client.Client
-	apiAddrs     []string
-	apis         []*proc
-	workers      []*proc
-	api          *apiClient
-	hook         *receiver
-	xapi         *httptest.Server // an X API that takes posts and answers nonsense
+	*Deployment
+	t    *testing.T
+	tc   client.Client
+	api  *apiClient
+	hook *receiver
+	xapi *httptest.Server // an X API that takes posts and answers nonsense
 
 	orgID, owner string
 	members      map[string]person
@@ -87,8 +69,16 @@ type topology struct {
 type person struct{ token, memberID string }
 
 func startTopology(t *testing.T) *topology {
-	tp := &topology{t: t, dir: testenv.DataDir(t), members: map[string]person{}}
-	tp.buildBinaries()
+	tp := &topology{t: t, members: map[string]person{}}
+	dir := testenv.DataDir(t)
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	bin, devBin, err := Build(filepath.Dir(strings.TrimSpace(string(out))), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tp.hook = newReceiver(t)
 	tp.xapi = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/2/tweets" {
@@ -99,223 +89,21 @@ func startTopology(t *testing.T) *topology {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(tp.xapi.Close)
-
-	// Ports found free can be taken by a parallel test package before the
-	// process binds them: each start tries a few.
-	tp.pgDir = filepath.Join(tp.dir, "postgres")
-	retryPorts(t, "PostgreSQL", func() error {
-		tp.pgPort = testenv.FreePort(t)
-		return tp.startPostgres()
-	})
-	t.Cleanup(func() { tp.pg.Stop() })
-	dbURL := tp.pg.URL
-
-	// Temporal, on PostgreSQL, in its own process.
-	retryPorts(t, "Temporal", func() error { return tp.startTemporal(testenv.FreePort(t), dbURL) })
-
-	for range 2 {
-		tp.apiAddrs = append(tp.apiAddrs, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
+	tp.Deployment, err = Start(context.Background(), Options{Dir: dir, Bin: bin, TemporalBin: devBin})
+	if tp.Deployment != nil {
+		t.Cleanup(tp.Stop)
 	}
-	tp.env = []string{
-		"DATABASE_URL=" + dbURL,
-		"TEMPORAL_ADDRESS=" + tp.temporal,
-		"TEMPORAL_NAMESPACE=default",
-		"COUNTERSIGN_SECRET_KEY=" + fmt.Sprintf("%x", secrets.RandomBytes(32)),
-		"COUNTERSIGN_PUBLIC_URL=http://" + tp.apiAddrs[0],
-		"COUNTERSIGN_LOG_FORMAT=json",
-		"COUNTERSIGN_METRICS_ADDR=",
-		"COUNTERSIGN_EGRESS_ALLOW=127.0.0.0/8", // the webhook receiver and the X API are local
+	if err != nil {
+		t.Fatal(err)
 	}
-	if out, err := tp.command("migrate").CombinedOutput(); err != nil {
-		t.Fatalf("migrate: %v\n%s", err, out)
-	}
-	for i := range 2 {
-		tp.workers = append(tp.workers, tp.start(fmt.Sprintf("worker-%d", i+1), tp.bin, nil, "worker"))
-	}
-	tp.apis = make([]*proc, len(tp.apiAddrs))
-	for i := range tp.apiAddrs {
-		retryPorts(t, "serve", func() error {
-			if tp.apis[i] != nil { // the port was taken: another one
-				tp.apiAddrs[i] = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-			}
-			tp.apis[i] = tp.start(fmt.Sprintf("serve-%d", i+1), tp.bin, []string{"COUNTERSIGN_HTTP_ADDR=" + tp.apiAddrs[i]}, "serve")
-			return tp.waitReady("http://"+tp.apiAddrs[i], tp.apis[i])
-		})
-	}
-	tp.api = &apiClient{hc: &http.Client{Timeout: 30 * time.Second}, served: make([]atomic.Int64, len(tp.apiAddrs))}
-	for _, a := range tp.apiAddrs {
-		tp.api.urls = append(tp.api.urls, "http://"+a)
-	}
-
-	c, err := client.Dial(client.Options{HostPort: tp.temporal, Namespace: "default", Logger: quietLogger{}})
+	tp.api = &apiClient{urls: tp.APIURLs, hc: &http.Client{Timeout: 30 * time.Second}, served: make([]atomic.Int64, len(tp.APIURLs))}
+	c, err := client.Dial(client.Options{HostPort: tp.Temporal, Namespace: "default", Logger: quietLogger{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	tp.tc = c
 	return tp
-}
-
-// retryPorts runs start until it succeeds, up to three times while it fails
-// because a port is in use.
-func retryPorts(t *testing.T, what string, start func() error) {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		err := start()
-		if err == nil {
-			return
-		}
-		if attempt == 3 || !strings.Contains(err.Error(), "in use") {
-			t.Fatalf("%s: %v", what, err)
-		}
-		t.Logf("%s: retrying with another port: %v", what, err)
-	}
-}
-
-// startTemporal runs `countersign dev-temporal` on PostgreSQL and waits for
-// the address it prints once ready.
-func (tp *topology) startTemporal(port int, dbURL string) error {
-	p := tp.start("temporal", tp.devBin, nil, "dev-temporal", "--port", strconv.Itoa(port),
-		"--postgres-url", dbURL, "--log-file", filepath.Join(tp.dir, "temporal-server.log"))
-	select {
-	case tp.temporal = <-p.firstLine:
-	case <-p.done:
-		return fmt.Errorf("the Temporal process ended: %s", p.logTail())
-	case <-time.After(3 * time.Minute):
-		return fmt.Errorf("the Temporal process did not get ready: %s", p.logTail())
-	}
-	if tp.temporal == "" {
-		return fmt.Errorf("the Temporal process printed no address: %s", p.logTail())
-	}
-	tp.temporalProc = p
-	return nil
-}
-
-// buildBinaries builds the production binary and the dev one (which has
-// `dev-temporal`); the build cache makes this quick after the first time.
-func (tp *topology) buildBinaries() {
-	tp.t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		tp.t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	tp.bin, tp.devBin = filepath.Join(tp.dir, "countersign"), filepath.Join(tp.dir, "countersign-dev")
-	for _, args := range [][]string{{"-o", tp.bin}, {"-tags", "dev", "-o", tp.devBin}} {
-		cmd := exec.Command("go", append(append([]string{"build"}, args...), "./cmd/countersign")...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tp.t.Fatalf("go build %v: %v\n%s", args, err, out)
-		}
-	}
-}
-
-// startPostgres starts the deployment's PostgreSQL (again, on the same data
-// and port after a stop).
-func (tp *topology) startPostgres() error {
-	log, err := os.OpenFile(filepath.Join(tp.dir, "postgres.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close() // the server keeps its own descriptor
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: tp.pgDir, Port: tp.pgPort, Ephemeral: true, Log: log})
-	if err != nil {
-		return fmt.Errorf("PostgreSQL: %w", err)
-	}
-	tp.pg = pg
-	return nil
-}
-
-// command is the production binary with the deployment's configuration.
-func (tp *topology) command(args ...string) *exec.Cmd {
-	cmd := exec.Command(tp.bin, args...)
-	cmd.Env = append(os.Environ(), tp.env...)
-	return cmd
-}
-
-// proc is a child process in its own process group, killed (the whole
-// group) when the test ends.
-type proc struct {
-	name      string
-	cmd       *exec.Cmd
-	log       string
-	done      chan struct{}
-	firstLine chan string // its first line of standard output
-}
-
-func (tp *topology) start(name, bin string, env []string, args ...string) *proc {
-	tp.t.Helper()
-	p := &proc{name: name, log: filepath.Join(tp.dir, name+".log"), done: make(chan struct{}), firstLine: make(chan string, 1)}
-	logf, err := os.Create(p.log)
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(append(os.Environ(), tp.env...), env...)
-	p.cmd.Stderr = logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		logf.Close()
-		tp.t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		first := true
-		for sc.Scan() {
-			if first {
-				p.firstLine <- strings.TrimSpace(sc.Text())
-				first = false
-			}
-			fmt.Fprintln(logf, sc.Text())
-		}
-		_ = p.cmd.Wait()
-		logf.Close()
-		close(p.done)
-	}()
-	tp.t.Cleanup(p.kill)
-	return p
-}
-
-// kill kills the process group at once (a crash, not a shutdown) and waits.
-func (p *proc) kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) logTail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return p.name + " log:\n" + string(b)
-}
-
-// waitReady waits until the API at url is ready (its /readyz answers 200).
-func (tp *topology) waitReady(url string, p *proc) error {
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s ended: %s", p.name, p.logTail())
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after 2 minutes: %v\n%s", url, err, p.logTail())
-		}
-	}
 }
 
 // apiClient spreads requests over the APIs, round-robin: a request to an
@@ -384,7 +172,7 @@ func (tp *topology) org(path string) string { return "/v1/orgs/" + tp.orgID + pa
 // webhook account.
 func (tp *topology) setupOrg() (accountID string) {
 	t := tp.t
-	out, err := tp.command("bootstrap", "--org", "Acme", "--email", "owner@acme.test", "--name", "Olivia Owner", "--json").Output()
+	out, err := tp.Command("bootstrap", "--org", "Acme", "--email", "owner@acme.test", "--name", "Olivia Owner", "--json").Output()
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
 	}
@@ -561,8 +349,8 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 	}
 
 	// Both workers die: the quick post's 2s deadline passes with nobody to act.
-	for _, w := range tp.workers {
-		w.kill()
+	for _, w := range tp.Workers {
+		w.Kill()
 	}
 	time.Sleep(3 * time.Second)
 	now := time.Now().UTC().Format(time.RFC3339)
@@ -588,7 +376,7 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 	}
 
 	// Those answers came from Temporal's SQL visibility in PostgreSQL.
-	visURL, err := pgserver.DatabaseURL(tp.pg.AdminURL, devtemporal.PostgresVisibilityDatabase)
+	visURL, err := pgserver.DatabaseURL(tp.PG.AdminURL, devtemporal.PostgresVisibilityDatabase)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,8 +396,12 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 	}
 
 	// Two workers again for what follows.
-	for i := range tp.workers {
-		tp.workers[i] = tp.start(fmt.Sprintf("worker-%d-again", i+1), tp.bin, nil, "worker")
+	for i := range tp.Workers {
+		w, err := tp.StartProc(fmt.Sprintf("worker-%d-again", i+1), tp.Bin, nil, "worker")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.Workers[i] = w
 	}
 }
 
@@ -670,25 +462,22 @@ func (tp *topology) faults(t *testing.T, acct string) {
 		pause := func(d time.Duration) { time.Sleep(d) }
 		pause(2 * time.Second)
 		t.Log("killing worker-1")
-		tp.workers[0].kill()
+		tp.Workers[0].Kill()
 		pause(3 * time.Second)
 		t.Log("killing serve-1")
-		tp.apis[0].kill()
+		tp.APIs[0].Kill()
 		pause(3 * time.Second)
 		t.Log("stopping PostgreSQL")
-		tp.pg.Stop()
+		tp.PG.Stop()
 		pause(3 * time.Second)
 		t.Log("starting PostgreSQL again")
-		if err := tp.startPostgres(); err != nil {
+		if err := tp.StartPostgres(context.Background()); err != nil {
 			t.Error(err)
 			return
 		}
 		pause(3 * time.Second)
 		t.Log("killing Temporal, starting it again on the same port")
-		_, port, _ := strings.Cut(tp.temporal, ":")
-		p, _ := strconv.Atoi(port)
-		tp.temporalProc.kill()
-		if err := tp.startTemporal(p, tp.pg.URL); err != nil {
+		if err := tp.RestartTemporal(context.Background()); err != nil {
 			t.Error(err)
 		}
 	}()

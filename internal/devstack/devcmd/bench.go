@@ -106,6 +106,7 @@ func BenchCommand() *cobra.Command {
 	f.BoolVar(&o.SeparateServer, "separate-server", true, "run the embedded Temporal server in its own process, to measure its memory apart")
 	f.StringVar(&o.TemporalAddress, "temporal-address", "", "use this Temporal (namespace default) instead of the embedded one")
 	f.StringVar(&o.DatabaseURL, "database-url", "", "use this PostgreSQL instead of starting one")
+	f.BoolVar(&o.Topology, "topology", false, "run the production topology instead of the dev stack: PostgreSQL, Temporal on PostgreSQL in its own process, 2 serve and 2 worker processes; requests spread over both APIs")
 	c.AddCommand(seedCommand(), queriesCommand()) // seed.go
 	return c
 }
