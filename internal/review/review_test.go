@@ -105,6 +105,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"another e-mail", mint(t, links, 2, 2, "eve@client.test", time.Time{}), nil, 404, "not valid"},
 		{"a member step", mint(t, links, 2, 1, cleo.Email, time.Time{}), nil, 404, "not valid"},
 		{"garbage", "abc", nil, 404, "not valid"},
+		{"step 0", zeroStep(good), nil, 404, "not valid"},
 		{"expired", mint(t, links, 2, 2, cleo.Email, time.Date(2029, 11, 30, 0, 0, 0, 0, time.UTC)), nil, 410, "expired"},
 		{"edited", mint(t, links, 1, 2, cleo.Email, time.Time{}), nil, 410, "edited"},
 		{"used", good, &used, 410, "already answered"},
@@ -155,4 +156,12 @@ func flip(tok string, i int) string {
 		c = 'B'
 	}
 	return tok[:i] + string(c) + tok[i+1:]
+}
+
+// zeroStep is tok with its step byte set to 0 (its MAC no longer matches).
+func zeroStep(tok string) string {
+	payload, mac, _ := strings.Cut(tok, ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	raw[37] = 0
+	return base64.RawURLEncoding.EncodeToString(raw) + "." + mac
 }

@@ -104,6 +104,9 @@ func (r *ReviewLinks) Parse(token string) (ReviewLink, error) {
 	if exp := int64(binary.BigEndian.Uint64(p[38:46])); exp != 0 {
 		l.Expires = time.Unix(exp, 0).UTC()
 	}
+	if l.Revision < 1 || l.Step < 1 { // never minted: not worth a look-up
+		return ReviewLink{}, ErrBadLink
+	}
 	return l, nil
 }
 
