@@ -621,4 +621,7 @@ type Post struct {
 	CreatedAt   time.Time   `json:"created_at"`
 	UpdatedAt   time.Time   `json:"updated_at"`
 	Events      []PostEvent `json:"events,omitempty"`
+	// Comments are the post's discussion, oldest first (GET …/posts/{post}
+	// only, and only for those who may read it).
+	Comments []Comment `json:"comments,omitempty"`
 }

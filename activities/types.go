@@ -175,6 +175,7 @@ const (
 	NotifyFailed         NotificationKind = "failed"          // to the author and approvers
 	NotifyNeedsAttention NotificationKind = "needs_attention" // to the author and approvers
 	NotifySuperseded     NotificationKind = "superseded"      // an edit voided this revision's approvals
+	NotifyProgress       NotificationKind = "progress"        // a step counted an approval and needs more ("1 of 2 approvals")
 )
 
 // Notification is one message to send. MemberIDs are the people concerned

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/store"
 )
 
 // TestAuthorizationMatrix runs every directory endpoint as each kind of
@@ -44,9 +46,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 		actors["manager"].id, actors["custom"].id, actors["editor"].id, teamT)
 	e.must(200, e.owner.token, "PUT", e.o("/accounts/"+acctA+"/permissions"), grantsA)
 
+	// A post of account A by Tia (limited through team T), written straight
+	// to the database: comments need no workflow.
+	postA, _, err := e.st.CreatePost(context.Background(), store.NewPost{OrgID: e.org, AccountID: acctA,
+		AuthorID: actors["teamadmin"].id, Text: "hello", Chain: cs.DefaultChain(), NeedsApproval: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	var (
-		all      = names
-		admins   = []string{"owner", "admin"}
+		all    = names
+		admins = []string{"owner", "admin"}
+		// The post's author, editors and above on the account (custom manage
+		// included) discuss it; nobody is eligible for a step of it here.
+		discuss  = []string{"owner", "admin", "teamadmin", "manager", "custom", "editor"}
 		teamMgrs = []string{"owner", "admin", "teamadmin"}
 		acctMgrs = []string{"owner", "admin", "manager", "custom"}
 	)
@@ -120,6 +133,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"delete chain", admins, func() (string, string, string) {
 			return "DELETE", e.o("/approval-chains/" + e.chain(fresh("chain"))), ""
 		}},
+		{"comment on a post", discuss, func() (string, string, string) {
+			return "POST", e.o("/posts/" + postA.ID + "/comments"), `{"text": "a thought"}`
+		}},
+		{"read a post's comments", discuss, func() (string, string, string) { return "GET", e.o("/posts/" + postA.ID + "/comments"), "" }},
+		{"read the approvals report", admins, func() (string, string, string) { return "GET", e.o("/reports/approvals"), "" }},
 	}
 	for _, tc := range cases {
 		for _, who := range names {

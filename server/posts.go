@@ -31,6 +31,8 @@ func (s *Server) postRoutes(org *gin.RouterGroup) {
 	org.POST("/posts/:post/reject", s.decide(cs.DecisionReject))
 	org.POST("/posts/:post/cancel", s.cancelPost)
 	org.GET("/approvals", s.listApprovals)
+	org.GET("/posts/:post/comments", s.listComments)
+	org.POST("/posts/:post/comments", s.addComment)
 }
 
 // failPost answers an error of the posts service.
@@ -159,7 +161,7 @@ func (s *Server) getPost(c *gin.Context) {
 	if !ok {
 		return
 	}
-	p, err := s.posts.PostWithEvents(c, currentMember(c).OrgID, id)
+	p, err := s.posts.PostWithDiscussion(c, currentMember(c), id)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -40,8 +40,6 @@ type Deps struct {
 	// ReviewLinks checks external reviewers' links (GET/POST /review/{token});
 	// without it those pages say review links are not enabled.
 	ReviewLinks *secrets.ReviewLinks
-	// Comments, when set, lists a post's comments on the review page.
-	Comments review.Comments
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
@@ -69,10 +67,10 @@ func New(d Deps) *Server {
 	if perMember == (posts.Rate{}) {
 		perMember = posts.PerMember
 	}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger, Signer: d.Signer, Wait: d.UpdateWait,
-		Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
+	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
+		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
 	if d.ReviewLinks != nil {
-		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: d.Comments}
+		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: review.StoreComments(d.Store)}
 	}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
@@ -93,6 +91,7 @@ func New(d Deps) *Server {
 
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
+	e.POST("/slack/events", s.slackEvents)
 
 	// An external reviewer's page: the token in the path is the credential.
 	e.GET("/review/:token", s.reviewPage)
@@ -138,6 +137,7 @@ func New(d Deps) *Server {
 	org.GET("/approval-chains/:chain", s.getChain)
 	org.PUT("/approval-chains/:chain", s.replaceChain)
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
+	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
 	return s
 }

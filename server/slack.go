@@ -27,25 +27,8 @@ import (
 // hands its interactions to the same HandleSlackInteraction.
 
 func (s *Server) slackInteractions(c *gin.Context) {
-	if s.Slack == nil || s.Slack.Config().SigningSecret == "" {
-		problem(c, http.StatusNotFound, "slack_not_configured",
-			"Slack interactions are not configured on this server (COUNTERSIGN_SLACK_SIGNING_SECRET)", nil)
-		return
-	}
-	body, err := io.ReadAll(c.Request.Body)
-	var maxErr *http.MaxBytesError
-	switch {
-	case errors.As(err, &maxErr):
-		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB", nil)
-		return
-	case err != nil:
-		problem(c, http.StatusBadRequest, "invalid_body", "the body could not be read", nil)
-		return
-	}
-	if err := s.Slack.VerifyRequest(c.Request.Header, body); err != nil {
-		s.Logger.Warn("slack interaction refused", "error", err)
-		problem(c, http.StatusUnauthorized, "invalid_signature",
-			"the request is not signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)", nil)
+	body, ok := s.slackBody(c)
+	if !ok {
 		return
 	}
 	cb, err := csslack.ParseInteraction(body)
@@ -57,6 +40,55 @@ func (s *Server) slackInteractions(c *gin.Context) {
 		c.JSON(http.StatusOK, ack)
 		return
 	}
+	c.Status(http.StatusOK)
+	c.Writer.WriteHeaderNow()
+}
+
+// slackBody reads a Slack request's raw body and verifies its signature
+// before anything parses it; on failure it answers and returns false.
+func (s *Server) slackBody(c *gin.Context) ([]byte, bool) {
+	if s.Slack == nil || s.Slack.Config().SigningSecret == "" {
+		problem(c, http.StatusNotFound, "slack_not_configured",
+			"Slack requests are not configured on this server (COUNTERSIGN_SLACK_SIGNING_SECRET)", nil)
+		return nil, false
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		problem(c, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB", nil)
+		return nil, false
+	case err != nil:
+		problem(c, http.StatusBadRequest, "invalid_body", "the body could not be read", nil)
+		return nil, false
+	}
+	if err := s.Slack.VerifyRequest(c.Request.Header, body); err != nil {
+		s.Logger.Warn("slack request refused", "path", c.FullPath(), "error", err)
+		problem(c, http.StatusUnauthorized, "invalid_signature",
+			"the request is not signed by Slack (X-Slack-Signature, X-Slack-Request-Timestamp within 5 minutes)", nil)
+		return nil, false
+	}
+	return body, true
+}
+
+// POST /slack/events: the Events API (signed like interactions). It answers
+// Slack's url_verification challenge, and app_home_opened publishes the App
+// Home tab in the background; other events are acknowledged and ignored.
+func (s *Server) slackEvents(c *gin.Context) {
+	body, ok := s.slackBody(c)
+	if !ok {
+		return
+	}
+	e, err := csslack.ParseEvent(body)
+	if err != nil {
+		problem(c, http.StatusBadRequest, "invalid_payload", err.Error(), nil)
+		return
+	}
+	if e.Type == "url_verification" {
+		c.JSON(http.StatusOK, gin.H{"challenge": e.Challenge})
+		return
+	}
+	s.Slack.HandleEvent(body)
 	c.Status(http.StatusOK)
 	c.Writer.WriteHeaderNow()
 }
@@ -145,7 +177,7 @@ func (s *Server) slackRejectSubmitted(ctx context.Context, cb slackgo.Interactio
 		return
 	}
 	out, err := s.posts.Decide(ctx, me, posts.Decision{PostID: sp.Post.ID, Decision: cs.DecisionReject,
-		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack,
+		Revision: meta.Revision, Step: meta.Step, Note: reason, Source: cs.SourceSlack, NoteAsComment: true,
 		RequestID: "slack:" + cb.Team.ID + ":view:" + cb.View.ID, SentAt: at})
 	if msg := s.slackAnswer(sp.Post, cs.DecisionReject, out, err); msg != "" {
 		tell(msg)

@@ -696,6 +696,9 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index) + byExternal(rec)})
 	if len(s.Approvals) < s.Quorum {
 		p.commit(ctx)
+		if p.lean { // rides on the same save: the requests show "1 of 2 approvals"
+			p.notify(ctx, activities.Notification{Kind: activities.NotifyProgress, Actor: rec.MemberID})
+		}
 		return
 	}
 	s.Status = countersign.StepApproved

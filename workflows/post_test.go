@@ -560,6 +560,11 @@ func TestQuorumTwoNeedsTwoDistinctApprovals(t *testing.T) {
 	counted := f.eventsOf(countersign.EventDecisionCounted)
 	require.Equal(t, "approval 1/2 on step 1", counted[0].Detail)
 	require.Equal(t, "approval 2/2 on step 1", counted[1].Detail)
+	// The first approval is told as progress (the requests show "1 of 2"),
+	// in the save that stores it.
+	progress := f.notesOf(activities.NotifyProgress)
+	require.Len(t, progress, 1)
+	require.Equal(t, "bob", progress[0].Actor)
 }
 
 func fallbackChain() countersign.Chain {

@@ -216,8 +216,13 @@ func (a *App) RunWorker(ctx context.Context) error {
 	rec := &postflow.Reconciler{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Grace: time.Minute, Interval: time.Minute, RepairEvery: 10}
 	done := make(chan struct{})
 	go func() { rec.Run(ctx); close(done) }()
+	// Comments reach Slack from the worker, through the outbox the API writes.
+	relay := &csslack.CommentRelay{Queue: a.Store, Slack: a.Slack, Logger: a.Logger.With("component", "comments")}
+	relayed := make(chan struct{})
+	go func() { relay.Run(ctx); close(relayed) }()
 	<-ctx.Done()
 	<-done
+	<-relayed
 	w.Stop()
 	return nil
 }

@@ -39,7 +39,8 @@ func startTopology(ctx context.Context, e *env, dir string, vars map[string]stri
 	if e.demo, err = devstack.Seed(ctx, st, d.APIURLs[0]); err != nil {
 		return d, fmt.Errorf("seed the demo org: %w", err)
 	}
-	if e.tc, err = client.Dial(client.Options{HostPort: d.Temporal, Namespace: "default", Logger: quietLogger{}}); err != nil {
+	if e.tc, err = client.Dial(client.Options{HostPort: d.Temporal, Namespace: "default", Logger: quietLogger{},
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}}); err != nil {
 		return d, err
 	}
 	e.apiURLs, e.serverPID = d.APIURLs, d.TemporalProc.PID()

@@ -67,3 +67,74 @@ func loopbackOnly(t *testing.T, n *yaml.Node) bool {
 	t.Fatalf("unreadable ports entry at line %d", n.Line)
 	return false
 }
+
+// The compose stack's Prometheus scrapes the metrics listener of serve and
+// worker (where COUNTERSIGN_METRICS_ADDR puts it), and Grafana is
+// provisioned with it and the dashboard; both images are pinned.
+func TestComposeMonitoring(t *testing.T) {
+	raw, err := os.ReadFile("../../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"prometheus", "grafana"} {
+		img := compose.Services[name].Image
+		if _, tag, ok := strings.Cut(img, ":"); !ok || tag == "latest" || !strings.ContainsAny(tag, "0123456789") {
+			t.Errorf("%s's image %q is not pinned to a version", name, img)
+		}
+	}
+	mounts := func(svc, from string) bool {
+		for _, v := range compose.Services[svc].Volumes {
+			if strings.HasPrefix(v, from+":") {
+				return true
+			}
+		}
+		return false
+	}
+	for svc, dir := range map[string]string{"prometheus": "./docker/prometheus/prometheus.yml",
+		"grafana": "./docker/grafana/provisioning"} {
+		if !mounts(svc, dir) {
+			t.Errorf("%s does not mount %s", svc, dir)
+		}
+	}
+	if !mounts("grafana", "./docker/grafana/dashboards") {
+		t.Error("grafana does not mount the dashboards")
+	}
+	prom, err := os.ReadFile("../../docker/prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal(prom, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	targets := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, st := range sc.StaticConfigs {
+			for _, tg := range st.Targets {
+				targets[tg] = true
+			}
+		}
+	}
+	for _, svc := range []string{"serve", "worker"} {
+		addr := compose.Services[svc].Environment["COUNTERSIGN_METRICS_ADDR"]
+		if addr == "" || !targets[svc+addr] {
+			t.Errorf("prometheus does not scrape %s's metrics listener (%q); targets: %v", svc, addr, targets)
+		}
+	}
+}

@@ -54,6 +54,7 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		"TEMPORAL_TLS_KEY":                      {"TEMPORAL_TLS_CERT": "/c.pem"},
 		"COUNTERSIGN_EGRESS_ALLOW":              {"COUNTERSIGN_EGRESS_ALLOW": "10.0.0.0/8,not a cidr"},
 		"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": {"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE": "0"},
+		"TEMPORAL_GRPC_COMPRESSION":             {"TEMPORAL_GRPC_COMPRESSION": "zstd"},
 	} {
 		if _, err := config.Load(env(vars)); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%v: want an error naming %s, got %v", vars, name, err)

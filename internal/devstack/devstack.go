@@ -179,6 +179,12 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return o.MetricsAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
+		case "TEMPORAL_GRPC_COMPRESSION":
+			// Temporal is on this machine: compressing costs CPU for nothing.
+			if v := os.Getenv(name); v != "" {
+				return v
+			}
+			return "none"
 		case "COUNTERSIGN_PUBLIC_URL":
 			if v := os.Getenv(name); v != "" {
 				return v

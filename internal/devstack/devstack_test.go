@@ -147,6 +147,12 @@ func walkThrough(t *testing.T, s *devstack.Stack) string {
 	if post["current_step"] != float64(1) || !stepOpen(post, 0) {
 		t.Fatalf("the 201 does not show step 1 open: %v", post)
 	}
+	// Maya asks before deciding.
+	var comment map[string]any
+	if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/comments", d.Tokens["MAYA"],
+		`{"text":"Can we drop the second hashtag?"}`, &comment); code != http.StatusCreated || comment["revision"] != float64(1) {
+		t.Fatalf("Maya's comment: %d %v", code, comment)
+	}
 	for i, who := range []string{"MAYA", "PAT", "EDDIE"} {
 		var answer map[string]any
 		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1,"note":"ok"}`, &answer); code != http.StatusOK {
@@ -159,6 +165,21 @@ func walkThrough(t *testing.T, s *devstack.Stack) string {
 	p := waitFor(t, s, id, "published", func(p map[string]any) bool { return p["status"] == "published" })
 	if url, _ := p["external_url"].(string); !strings.Contains(url, id) {
 		t.Fatalf("published post has no local URL: %v", p["external_url"])
+	}
+	if cs, _ := p["comments"].([]any); len(cs) != 1 {
+		t.Fatalf("the post does not list Maya's comment: %v", p["comments"])
+	}
+	// The report: one decision at each of the three steps.
+	req, _ := http.NewRequest(http.MethodGet, s.APIURL+"/v1/orgs/"+d.OrgID+"/reports/approvals", nil)
+	req.Header.Set("Authorization", "Bearer "+d.Tokens["OWNER"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var report struct{ Steps []struct{ Decisions int } }
+	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil || resp.StatusCode != http.StatusOK || len(report.Steps) != 3 {
+		t.Fatalf("report: %d %+v %v", resp.StatusCode, report, err)
 	}
 	return id
 }

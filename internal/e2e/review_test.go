@@ -184,6 +184,7 @@ func TestExternalReviewerOverHTTP(t *testing.T) {
 	p := e.submit(acct, "Our client's launch <b>today</b>", nil)
 	e.approve("Maya", p.ID, 1)
 
+	e.must(201, e.members["Maya"].token, "POST", e.org("/posts/"+p.ID+"/comments"), map[string]any{"text": "Checked the date <ok>"}, nil)
 	mail := box.wait(t, cleo, 1)
 	if !strings.Contains(mail.Subject, "acme") || !strings.Contains(mail.Subject, "step 2/2") ||
 		!strings.Contains(mail.Text, "Hello Cleo Client") || !strings.Contains(mail.Text, "Our client's launch <b>today</b>") ||
@@ -193,6 +194,7 @@ func TestExternalReviewerOverHTTP(t *testing.T) {
 	u := e.reviewURL(mail)
 	code, h, body := page(t, "GET", u, nil, nil)
 	if code != 200 || !strings.Contains(body, "Our client&#39;s launch &lt;b&gt;today&lt;/b&gt;") || !strings.Contains(body, `id="step">2/2<`) ||
+		!strings.Contains(body, "Maya, revision 1") || !strings.Contains(body, "Checked the date &lt;ok&gt;") ||
 		!strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 		t.Fatalf("page: %d %s", code, body)
 	}

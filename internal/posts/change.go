@@ -29,6 +29,9 @@ type Decision struct {
 	// with the decision, it lets one sent before the scheduled time count
 	// while the post's workflow catches up (workflows.LateGrace).
 	SentAt time.Time
+	// NoteAsComment also records a counted rejection's note as the
+	// rejecter's comment (Slack's reject form).
+	NoteAsComment bool
 }
 
 // Decide sends a signed decision to the post's workflow and returns the
@@ -72,7 +75,11 @@ func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}
-	return s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+	out, err := s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+	if err == nil && !out.Pending && d.NoteAsComment && d.Decision == cs.DecisionReject {
+		s.rejectionComment(ctx, me, p, d.Note)
+	}
+	return out, err
 }
 
 // Change is an edit and/or a reschedule of a post.

@@ -67,6 +67,11 @@ type Deps struct {
 	Signer *secrets.DecisionSigner
 	// Limits rate-limits decisions and edits (default: PerMember, PerPost).
 	Limits *Limits
+	// Comments stores comments (nil: the service has none to offer).
+	Comments CommentStore
+	// CommentLimits rate-limits comments, apart from decisions (default:
+	// PerMember, PerPost).
+	CommentLimits *Limits
 	// Wait is how long a change waits for a worker to answer before it is
 	// sent as a signal instead (default 5 s).
 	Wait time.Duration
@@ -81,6 +86,9 @@ type Service struct {
 func New(d Deps) *Service {
 	if d.Limits == nil {
 		d.Limits = NewLimits(PerMember, PerPost, nil)
+	}
+	if d.CommentLimits == nil {
+		d.CommentLimits = NewLimits(PerMember, PerPost, nil)
 	}
 	if d.Wait <= 0 {
 		d.Wait = 5 * time.Second
@@ -106,10 +114,15 @@ const (
 // RateLimited is the error of a change refused by the rate limits.
 type RateLimited struct {
 	RetryAfter time.Duration
+	What       string // what was limited: "" for decisions and edits, or "comments"
 }
 
 func (e *RateLimited) Error() string {
-	return fmt.Sprintf("too many decisions or edits; retry in %s", e.RetryAfter.Round(time.Second))
+	what := e.What
+	if what == "" {
+		what = "decisions or edits"
+	}
+	return fmt.Sprintf("too many %s; retry in %s", what, e.RetryAfter.Round(time.Second))
 }
 
 // Outcome is the answer to a change.

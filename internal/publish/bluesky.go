@@ -23,8 +23,10 @@ import (
 // kept in the publication row. A repository holds one record per key, so
 // the key makes creation idempotent: on any doubt, getRecord on that key
 // says whether the post exists, and creating it again cannot make a second
-// one. Links and #hashtags in the text become facets; media URLs are
-// published as links in the text (no blob upload).
+// one. Links and #hashtags in the text become facets; images are uploaded
+// with com.atproto.repo.uploadBlob (each blob recorded before the record is
+// created) and embedded as app.bsky.embed.images with their alt text and
+// aspect ratio; media URLs are published as links in the text.
 type Bluesky struct {
 	Client *http.Client
 	Now    func() time.Time // for tests; time.Now when nil
@@ -100,9 +102,26 @@ func (b Bluesky) Publish(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 
+	refs, err := r.uploadImages(ctx, "bluesky", func(ctx context.Context, img Image, mb mediaBlob) (string, error) {
+		return b.uploadBlob(ctx, r, svc, sess, img, mb)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	rec := b.record(r)
+	if len(refs) > 0 {
+		embed, err := bskyImages(r.Images)
+		if err != nil {
+			return Result{}, err
+		}
+		rec["embed"] = embed
+	}
+	if err := r.startPosting(ctx); err != nil {
+		return Result{}, err
+	}
 	record := map[string]any{
 		"repo": sess.DID, "collection": bskyPost, "rkey": rkey,
-		"record": b.record(r),
+		"record": rec,
 	}
 	body, _ := json.Marshal(record)
 	h := http.Header{}
@@ -342,3 +361,74 @@ var tidPattern = regexp.MustCompile(`^[234567abcdefghij][234567abcdefghijklmnopq
 
 // ValidTID reports whether s is a syntactically valid TID.
 func ValidTID(s string) bool { return tidPattern.MatchString(s) }
+
+// bskyBlobRef is what is recorded for an uploaded image: the blob as the PDS
+// described it, and the image's size for the embed's aspect ratio.
+type bskyBlobRef struct {
+	Blob   json.RawMessage `json:"blob"`
+	Width  int             `json:"w,omitempty"`
+	Height int             `json:"h,omitempty"`
+}
+
+// maxBlobRef bounds the blob description kept from a PDS's answer.
+const maxBlobRef = 1024
+
+// uploadBlob sends one image's bytes to com.atproto.repo.uploadBlob. A blob
+// is named by its content (a CID), so uploading the same bytes again names
+// the same blob.
+func (b Bluesky) uploadBlob(ctx context.Context, r Request, svc string, sess bskySession, img Image, mb mediaBlob) (string, error) {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+sess.AccessJwt)
+	h.Set("Content-Type", mb.ContentType)
+	ex := call(ctx, b.Client, http.MethodPost, svc+"/xrpc/com.atproto.repo.uploadBlob", h, mb.Data)
+	n := img.Position + 1
+	if ex.Status == 0 {
+		r.Note("uploadBlob (image %d): no answer, request sent=%v: %v", n, ex.Sent, ex.Err)
+		return "", NotPosted("could not upload image %d to bluesky: %v", n, ex.Err)
+	}
+	r.Note("uploadBlob (image %d): %s", n, ex.describe())
+	switch xerr := xrpcError(ex.Body); {
+	case ex.Status == http.StatusOK:
+		var out struct {
+			Blob json.RawMessage `json:"blob"`
+		}
+		var blob struct {
+			Type string `json:"$type"`
+			Ref  struct {
+				Link string `json:"$link"`
+			} `json:"ref"`
+			MimeType string `json:"mimeType"`
+		}
+		if ex.Err != nil || json.Unmarshal(ex.Body, &out) != nil || len(out.Blob) > maxBlobRef ||
+			json.Unmarshal(out.Blob, &blob) != nil || blob.Type != "blob" || blob.Ref.Link == "" || !strings.HasPrefix(blob.MimeType, "image/") {
+			return "", NotPosted("bluesky accepted image %d but its answer is not a blob", n)
+		}
+		ref, _ := json.Marshal(bskyBlobRef{Blob: out.Blob, Width: mb.Width, Height: mb.Height})
+		return string(ref), nil
+	case ex.Status == http.StatusTooManyRequests:
+		return "", RetryAfter(retryDelay(ex.Header, b.now()), NotPosted("bluesky rate limit on blob uploads: %s", ex.describe()))
+	case xerr == "ExpiredToken" || xerr == "InvalidToken" || ex.Status == http.StatusUnauthorized:
+		return "", NotPosted("bluesky refused the fresh session for the upload: %s", ex.describe())
+	case ex.Status >= 500 || ex.Status == http.StatusRequestTimeout:
+		return "", NotPosted("bluesky answered the upload of image %d with %s", n, ex.describe())
+	default:
+		return "", Rejected("bluesky refused image %d: %s", n, ex.describe())
+	}
+}
+
+// bskyImages is the app.bsky.embed.images embed of the recorded blobs.
+func bskyImages(imgs []Image) (map[string]any, error) {
+	var list []map[string]any
+	for _, img := range imgs {
+		var ref bskyBlobRef
+		if json.Unmarshal([]byte(img.Ref), &ref) != nil || len(ref.Blob) == 0 {
+			return nil, Unknown("the blob recorded for image %d cannot be read; check the account before publishing by hand", img.Position+1)
+		}
+		one := map[string]any{"alt": img.Alt, "image": ref.Blob}
+		if ref.Width > 0 && ref.Height > 0 {
+			one["aspectRatio"] = map[string]int{"width": ref.Width, "height": ref.Height}
+		}
+		list = append(list, one)
+	}
+	return map[string]any{"$type": "app.bsky.embed.images", "images": list}, nil
+}

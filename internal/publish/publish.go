@@ -13,6 +13,10 @@
 //     deduplicates, look the post up where it can be looked up, and
 //     otherwise give up as ErrUnknown (needs_attention). Never post blindly
 //     again.
+//     A post with images first uploads them (media.go): each network
+//     reference is recorded before the post is created and reused by every
+//     later attempt; until the post is about to be sent the publication is
+//     "uploading", and an attempt that ends there left no doubt.
 //  3. The outcome is recorded: published, failed (the network refused for
 //     good, with its message), unknown (a person must look; the evidence is
 //     kept), or retried: only what surely did not post, or what the network
@@ -64,6 +68,10 @@ type Request struct {
 	// refresher at a time per account (see store.RefreshAccountCredentials).
 	// Nil when the credentials cannot be refreshed.
 	RefreshCredentials func(ctx context.Context, refresh func(current map[string]string) (map[string]string, error)) (map[string]string, error)
+	// Images are the revision's images (PublishRequest.Media) with the
+	// network references earlier attempts recorded.
+	Images []Image
+	media  *mediaAccess
 }
 
 // Note adds a line to the attempt's evidence. Never pass credentials.
@@ -148,10 +156,13 @@ type Store interface {
 	Account(ctx context.Context, orgID, accountID string) (cs.Account, error)
 	AccountCredentials(ctx context.Context, orgID, accountID string) (map[string]string, error)
 	RefreshAccountCredentials(ctx context.Context, orgID, accountID string, refresh func(map[string]string) (map[string]string, error)) (map[string]string, error)
-	BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string) (store.Publication, error)
+	BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string, withMedia bool) (store.Publication, error)
 	Publication(ctx context.Context, postID string, revision int) (store.Publication, error)
 	FinishPublication(ctx context.Context, p store.Publication) error
 	NotePublicationError(ctx context.Context, postID string, revision int, msg, evidence string, inDoubt bool) error
+	PublicationMedia(ctx context.Context, postID string, revision int) ([]store.PublishedMedia, error)
+	RecordPublicationMedia(ctx context.Context, postID string, revision int, m store.PublishedMedia) (store.PublishedMedia, error)
+	StartPosting(ctx context.Context, postID string, revision int) error
 }
 
 // Publisher implements activities.Publisher over the adapters.
@@ -163,6 +174,10 @@ type Publisher struct {
 	// Guard is the operator's egress allow-list; plain http for networks
 	// with credentials is sent only to hosts it allows.
 	Guard *egress.Guard
+	// Media reads the images' bytes (never carried by the workflow).
+	Media cs.MediaSource
+	// SignMediaURL makes the webhook's download URLs.
+	SignMediaURL MediaURLSigner
 }
 
 // DefaultTimeout bounds each HTTP call to a network.
@@ -236,7 +251,11 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	if !ok {
 		return Result{}, activities.PublishRejected(fmt.Sprintf("publishing to %s is not available in this build", acct.Network))
 	}
-	pub, err := p.Store.BeginPublication(ctx, req.PostID, req.Revision, string(acct.Network), p.firstKey(acct.Network, req.PostID, req.Revision))
+	if len(req.Media) > MaxMedia {
+		return Result{}, activities.PublishRejected(fmt.Sprintf("a post carries at most %d images, this one %d", MaxMedia, len(req.Media)))
+	}
+	pub, err := p.Store.BeginPublication(ctx, req.PostID, req.Revision, string(acct.Network),
+		p.firstKey(acct.Network, req.PostID, req.Revision), len(req.Media) > 0 && uploadsMedia(acct.Network))
 	if err != nil {
 		return Result{}, err
 	}
@@ -282,8 +301,16 @@ func (p *Publisher) Publish(ctx context.Context, req activities.PublishRequest) 
 	if pub.InDoubt {
 		r.Note("an earlier attempt may have reached %s; settling that first", acct.Network)
 	}
+	r.media = &mediaAccess{source: p.Media, sign: p.SignMediaURL, store: p.Store}
 	actx, refused := watchRefusals(ctx)
-	res, err := adapter.Publish(actx, r)
+	r.Images, err = p.images(ctx, r)
+	if err != nil && !errors.Is(err, ErrUnknown) { // nothing was sent
+		err = notPostedOrDoubt(r, "could not read the media recorded for this revision: %v", err)
+	}
+	var res Result
+	if err == nil {
+		res, err = adapter.Publish(actx, r)
+	}
 	if re := refused.get(); err != nil && re != nil && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrUnknown) {
 		// The guard refused the destination: final, whatever the adapter
 		// made of the failed connection.

@@ -18,7 +18,10 @@ import (
 
 // Webhook is the `webhook` network: a POST signed in the Standard Webhooks
 // format. webhook-id is fixed per post revision, so a receiver deduplicates
-// a retried delivery: resending after a doubt is safe.
+// a retried delivery: resending after a doubt is safe. Images travel as
+// signed, expiring download URLs (with alt text, type, size and SHA-256):
+// the receiver fetches the bytes it wants, and each delivery signs them
+// afresh.
 type Webhook struct {
 	Client *http.Client
 	Now    func() time.Time // for tests; time.Now when nil
@@ -40,13 +43,27 @@ type WebhookPayloadData struct {
 
 // WebhookPost is the published revision.
 type WebhookPost struct {
-	ID          string     `json:"id"`
-	Revision    int        `json:"revision"`
-	ContentHash string     `json:"content_hash"`
-	Text        string     `json:"text"`
-	MediaURLs   []string   `json:"media_urls"`
-	ScheduledAt *time.Time `json:"scheduled_at"`
-	AuthorID    string     `json:"author_id"`
+	ID          string         `json:"id"`
+	Revision    int            `json:"revision"`
+	ContentHash string         `json:"content_hash"`
+	Text        string         `json:"text"`
+	MediaURLs   []string       `json:"media_urls"`
+	Media       []WebhookMedia `json:"media"`
+	ScheduledAt *time.Time     `json:"scheduled_at"`
+	AuthorID    string         `json:"author_id"`
+}
+
+// WebhookMedia is an image of the post: where to download it (a signed URL
+// that expires) and what the receiver gets there.
+type WebhookMedia struct {
+	ID          string `json:"id"`
+	Alt         string `json:"alt"`
+	ContentType string `json:"content_type"`
+	Bytes       int64  `json:"bytes"`
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	SHA256      string `json:"sha256"`
+	URL         string `json:"url"`
 }
 
 // WebhookAccount is the account it was published as.
@@ -78,12 +95,16 @@ func (w Webhook) Publish(ctx context.Context, r Request) (Result, error) {
 	if approvals == nil {
 		approvals = []cs.DecisionRecord{}
 	}
+	images, err := w.media(ctx, r)
+	if err != nil {
+		return Result{}, err
+	}
 	body, err := json.Marshal(WebhookPayload{
 		Type:      "post.published",
 		Timestamp: ts,
 		Data: WebhookPayloadData{
 			Post: WebhookPost{ID: r.PostID, Revision: r.Revision, ContentHash: r.ContentHash, Text: r.Text,
-				MediaURLs: media, ScheduledAt: r.ScheduledAt, AuthorID: r.AuthorID},
+				MediaURLs: media, Media: images, ScheduledAt: r.ScheduledAt, AuthorID: r.AuthorID},
 			Account: WebhookAccount{ID: r.Account.ID, Handle: r.Account.Handle, DisplayName: r.Account.DisplayName},
 		},
 		Approvals: approvals,
@@ -179,4 +200,36 @@ func webhookKey(secret string) ([]byte, error) {
 		return nil, errors.New("the webhook secret is not whsec_ followed by base64")
 	}
 	return key, nil
+}
+
+// media describes the post's images with signed download URLs. Nothing is
+// uploaded: the receiver downloads what it needs while the URLs last.
+func (w Webhook) media(ctx context.Context, r Request) ([]WebhookMedia, error) {
+	out := []WebhookMedia{}
+	if len(r.Images) > 0 && (r.media == nil || r.media.sign == nil) {
+		return nil, notPostedOrDoubt(r, "the post's images cannot be delivered: this worker has no media URL signer configured")
+	}
+	for _, img := range r.Images {
+		m, err := r.describeImage(ctx, img)
+		if err != nil {
+			switch {
+			case r.Retry && errors.Is(err, ErrRejected):
+				// An earlier delivery may have gone out: not a clean refusal.
+				return nil, Unknown("an earlier delivery may have reached the receiver, and image %d can no longer be sent (%v); check with the receiver", img.Position+1, err)
+			case r.Retry && errors.Is(err, ErrNotPosted):
+				return nil, Doubtful("%v", err) // the doubt stays
+			}
+			return nil, err
+		}
+		u := r.media.sign(r.OrgID, img.ID)
+		if u == "" {
+			return nil, notPostedOrDoubt(r, "the post's images cannot be delivered: media URLs cannot be signed (COUNTERSIGN_SECRET_KEY and COUNTERSIGN_PUBLIC_URL)")
+		}
+		out = append(out, WebhookMedia{ID: img.ID, Alt: img.Alt, ContentType: m.ContentType, Bytes: m.Bytes,
+			Width: m.Width, Height: m.Height, SHA256: approvedHash(img, m), URL: u})
+	}
+	if len(out) > 0 {
+		r.Note("%d image(s) sent as signed download URLs", len(out))
+	}
+	return out, nil
 }

@@ -27,7 +27,10 @@ import (
 // sent again: after a timeout, a 5xx, or an earlier attempt left in doubt,
 // the account's recent posts are looked up for the text; found is
 // published, anything else is ErrUnknown with the evidence (the post needs
-// a person). Media URLs are published as links in the text.
+// a person). Images are uploaded first (POST /2/media/upload, scope
+// media.write; alt text with POST /2/media/metadata), each media id
+// recorded before the post is created, and attached with media.media_ids;
+// media URLs are published as links in the text.
 type X struct {
 	Client *http.Client
 	Now    func() time.Time // for tests; time.Now when nil
@@ -69,7 +72,27 @@ func (x X) Publish(ctx context.Context, r Request) (Result, error) {
 		return Result{}, Unknown("an earlier attempt may have reached X, and X cannot deduplicate a resend; it was not found among the account's recent posts; check the account before publishing it by hand")
 	}
 
-	body, _ := json.Marshal(map[string]string{"text": text})
+	deadline := pollDeadline()
+	ids, err := r.uploadImages(ctx, "X", func(ctx context.Context, img Image, b mediaBlob) (string, error) {
+		return x.upload(ctx, s, img, b, deadline)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	for i, id := range ids {
+		// Setting the alt text again (after a crash) is harmless.
+		if err := x.describe(ctx, s, i, id, r.Images[i].Alt); err != nil {
+			return Result{}, err
+		}
+	}
+	if err := r.startPosting(ctx); err != nil {
+		return Result{}, err
+	}
+	tweet := map[string]any{"text": text}
+	if len(ids) > 0 {
+		tweet["media"] = map[string]any{"media_ids": ids}
+	}
+	body, _ := json.Marshal(tweet)
 	ex, err := x.send(ctx, s, http.MethodPost, "/2/tweets", body)
 	if err != nil {
 		return Result{}, err
@@ -124,12 +147,21 @@ func (x X) Publish(ctx context.Context, r Request) (Result, error) {
 // send makes one API call with the session's token; on 401 it renews the
 // token once and sends again (a 401 surely did not post).
 func (x X) send(ctx context.Context, s *xSession, method, path string, body []byte) (exchange, error) {
+	ctype := ""
+	if body != nil {
+		ctype = "application/json"
+	}
+	return x.sendAs(ctx, s, method, path, ctype, body)
+}
+
+// sendAs is send with a body of another content type.
+func (x X) sendAs(ctx context.Context, s *xSession, method, path, ctype string, body []byte) (exchange, error) {
 	for {
 		h := http.Header{}
 		h.Set("Authorization", "Bearer "+s.token)
 		h.Set("Accept", "application/json")
-		if body != nil {
-			h.Set("Content-Type", "application/json")
+		if ctype != "" {
+			h.Set("Content-Type", ctype)
 		}
 		ex := call(ctx, x.Client, method, s.base+path, h, body)
 		shown, _, _ := strings.Cut(path, "?")
@@ -272,7 +304,12 @@ func (x X) lookup(ctx context.Context, s *xSession, text string) (Result, bool) 
 	}
 	want := comparableText(text)
 	for _, t := range tl.Data {
-		if comparableText(t.Text) == want {
+		got := comparableText(t.Text)
+		if len(s.r.Images) > 0 {
+			// X shows a post's images as one link at the end of its text.
+			got = strings.TrimSpace(strings.TrimSuffix(got, "<link>"))
+		}
+		if got == want {
 			s.r.Note("found the post among the account's %d posts since %s: %s", len(tl.Data), since.UTC().Format(time.RFC3339), t.ID)
 			return x.result(s.r, me.Data.Username, t.ID), true
 		}
@@ -315,4 +352,114 @@ func comparableText(s string) string {
 	}
 	b.WriteString(s[prev:])
 	return strings.Join(strings.Fields(b.String()), " ")
+}
+
+// xMedia is X's answer to an upload or a status check.
+type xMedia struct {
+	Data struct {
+		ID             string            `json:"id"`
+		ProcessingInfo *xProcessingState `json:"processing_info"`
+	} `json:"data"`
+}
+
+type xProcessingState struct {
+	State          string `json:"state"` // pending, in_progress, succeeded, failed
+	CheckAfterSecs int    `json:"check_after_secs"`
+}
+
+// upload sends one image to POST /2/media/upload (one request: images are
+// at most 5 MB on X) and waits for X to process it when X says it must.
+func (x X) upload(ctx context.Context, s *xSession, img Image, b mediaBlob, deadline time.Time) (string, error) {
+	category := "tweet_image"
+	if b.ContentType == "image/gif" {
+		category = "tweet_gif"
+	}
+	body, ctype := multipartBody("media", b, [2]string{"media_category", category}, [2]string{"media_type", b.ContentType})
+	ex, err := x.sendAs(ctx, s, http.MethodPost, "/2/media/upload", ctype, body)
+	if err != nil {
+		return "", err
+	}
+	n := img.Position + 1
+	if ex.Status == 0 {
+		return "", NotPosted("could not upload image %d to X: %v", n, ex.Err)
+	}
+	switch {
+	case ex.Status/100 == 2:
+		var out xMedia
+		if ex.Err != nil || json.Unmarshal(ex.Body, &out) != nil || out.Data.ID == "" {
+			return "", NotPosted("X accepted image %d but its answer could not be read", n)
+		}
+		if !xID.MatchString(out.Data.ID) {
+			return "", Rejected("X answered image %d with an unusable media id", n)
+		}
+		if pi := out.Data.ProcessingInfo; pi != nil && pi.State != "succeeded" {
+			if err := x.waitProcessed(ctx, s, n, out.Data.ID, *pi, deadline); err != nil {
+				return "", err
+			}
+		}
+		return out.Data.ID, nil
+	case ex.Status == http.StatusTooManyRequests:
+		return "", RetryAfter(retryDelay(ex.Header, x.now()), NotPosted("X rate limit on media uploads: %s", ex.describe()))
+	case ex.Status == http.StatusUnauthorized || ex.Status == http.StatusForbidden:
+		return "", Rejected("X refused to take image %d: %s (does the token have the media.write scope?)", n, ex.describe())
+	case ex.Status >= 500 || ex.Status == http.StatusRequestTimeout:
+		return "", NotPosted("X answered the upload of image %d with %s", n, ex.describe())
+	default:
+		return "", Rejected("X refused image %d: %s", n, ex.describe())
+	}
+}
+
+// waitProcessed polls the upload's status until X has processed it (GIFs
+// may need it), until the attempt's deadline.
+func (x X) waitProcessed(ctx context.Context, s *xSession, n int, id string, pi xProcessingState, deadline time.Time) error {
+	checks := 0
+	err := poll(ctx, deadline, func() (bool, time.Duration, error) {
+		if checks > 0 {
+			q := url.Values{"command": {"STATUS"}, "media_id": {id}}
+			ex, err := x.send(ctx, s, http.MethodGet, "/2/media/upload?"+q.Encode(), nil)
+			var out xMedia
+			if err == nil && ex.Status == http.StatusOK && json.Unmarshal(ex.Body, &out) == nil && out.Data.ProcessingInfo != nil {
+				pi = *out.Data.ProcessingInfo
+			}
+		}
+		checks++
+		switch pi.State {
+		case "succeeded":
+			return true, 0, nil
+		case "failed":
+			return false, 0, Rejected("X could not process image %d", n)
+		}
+		return false, time.Duration(pi.CheckAfterSecs) * time.Second, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrRejected):
+		return err
+	default:
+		return NotPosted("X did not finish processing image %d: %v", n, err)
+	}
+}
+
+// describe sets an image's alt text (POST /2/media/metadata).
+func (x X) describe(ctx context.Context, s *xSession, i int, id, alt string) error {
+	if alt == "" {
+		return nil
+	}
+	body, _ := json.Marshal(map[string]any{"id": id, "metadata": map[string]any{"alt_text": map[string]string{"text": alt}}})
+	ex, err := x.send(ctx, s, http.MethodPost, "/2/media/metadata", body)
+	switch {
+	case err != nil:
+		return err
+	case ex.Status/100 == 2:
+		return nil
+	case ex.Status == 0:
+		return NotPosted("could not set the alt text of image %d on X: %v", i+1, ex.Err)
+	case ex.Status >= 500:
+		return NotPosted("could not set the alt text of image %d on X: %s", i+1, ex.describe())
+	case ex.Status == http.StatusTooManyRequests:
+		return RetryAfter(retryDelay(ex.Header, x.now()), NotPosted("X rate limit on media metadata: %s", ex.describe()))
+	default:
+		return Rejected("X refused the alt text of image %d: %s", i+1, ex.describe())
+	}
 }

@@ -165,3 +165,36 @@ func zeroStep(tok string) string {
 	raw[37] = 0
 	return base64.RawURLEncoding.EncodeToString(raw) + "." + mac
 }
+
+type commentStore struct{}
+
+func (commentStore) Comments(_ context.Context, _, _ string, p cs.Page) ([]cs.Comment, error) {
+	if p.Limit != MaxComments {
+		return nil, cs.Errorf(cs.EINVALID, "limit %d", p.Limit)
+	}
+	at := time.Date(2029, 11, 2, 10, 0, 0, 0, time.UTC)
+	return []cs.Comment{{AuthorID: "m1", Text: "Drop the <b> tag?", Revision: 1, CreatedAt: at},
+		{AuthorID: "gone", Text: "ok", Revision: 2, CreatedAt: at}}, nil
+}
+
+func (commentStore) Member(_ context.Context, _, id string) (cs.Member, error) {
+	if id == "m1" {
+		return cs.Member{Name: "Maya"}, nil
+	}
+	return cs.Member{}, cs.Errorf(cs.ENOTFOUND, "no such member")
+}
+
+func TestPageShowsComments(t *testing.T) {
+	p, _, links := fixture(t)
+	p.Comments = StoreComments(commentStore{})
+	r, err := p.Open(context.Background(), mint(t, links, 2, 2, cleo.Email, time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(p.Page(context.Background(), r, "", ""))
+	for _, want := range []string{"Maya, revision 1, 2 Nov 10:00 UTC", "Drop the &lt;b&gt; tag?", "A former member, revision 2"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}

@@ -73,6 +73,12 @@ func (s *Service) Ephemeral(ctx context.Context, channelID, userID, responseURL,
 		}
 		s.logger.Warn("chat.postEphemeral failed; answering through response_url", "error", err)
 	}
+	if s.HasBot() && channelID == "" && userID != "" && responseURL == "" {
+		// A click in the App Home tab has no channel: answer in a direct
+		// message.
+		_, _, err := s.api.PostMessageContext(ctx, userID, slackgo.MsgOptionText(text, false))
+		return err
+	}
 	if responseURL == "" {
 		return errors.New("nowhere to answer: no bot token or channel, and no response_url")
 	}

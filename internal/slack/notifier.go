@@ -97,6 +97,9 @@ func (r *run) do() error {
 	if err := r.refresh(); err != nil {
 		return err
 	}
+	if err := r.refreshHomes(); err != nil {
+		return err
+	}
 	account := r.accountLabel()
 	url := note.ExternalURL
 	switch note.Kind {
@@ -502,6 +505,23 @@ func (r *run) refresh() error {
 		}
 	}
 	return nil
+}
+
+// refreshHomes republishes the App Home tab of everyone a step of the post
+// awaits or awaited (who has opened it once): what waits for them changed.
+func (r *run) refreshHomes() error {
+	var ids []string
+	for _, s := range r.sp.Post.Steps {
+		ids = append(append(ids, s.Eligible...), s.FallbackEligible...)
+	}
+	if err := r.load(ids...); err != nil {
+		return err
+	}
+	concerned := map[string]store.SlackMember{}
+	for _, id := range ids {
+		concerned[id] = r.members[id]
+	}
+	return r.svc.refreshHomes(r.ctx, concerned)
 }
 
 // adjust brings the post read from the database up to the notification: the

@@ -89,6 +89,9 @@ func (s *Service) dispatch(ctx context.Context, client *socketmode.Client, handl
 			if evt.Request != nil {
 				_ = client.AckCtx(ctx, evt.Request.EnvelopeID, nil)
 			}
+			if evt.Type == socketmode.EventTypeEventsAPI && evt.Request != nil {
+				s.HandleEvent(evt.Request.Payload)
+			}
 		}
 	}
 }

@@ -30,6 +30,9 @@ type Publication struct {
 	Evidence string
 	// StartedAt is when the first attempt began.
 	StartedAt time.Time
+	// Uploading is true while the revision's media are being uploaded and
+	// the post was not sent yet (see StartPosting).
+	Uploading bool
 }
 
 // Publication statuses.
@@ -44,12 +47,14 @@ const (
 const maxEvidence = 16000
 
 const publicationColumns = `post_id, revision, network, idem_key, status, attempts, coalesce(external_id, ''),
-	coalesce(external_url, ''), coalesce(last_error, ''), in_flight, coalesce(evidence, ''), created_at`
+	coalesce(external_url, ''), coalesce(last_error, ''), in_flight, coalesce(evidence, ''), created_at, uploading`
 
 func scanPublication(r pgx.Row) (Publication, error) {
 	var p Publication
 	err := r.Scan(&p.PostID, &p.Revision, &p.Network, &p.IdemKey, &p.Status, &p.Attempts, &p.ExternalID,
-		&p.ExternalURL, &p.LastError, &p.InDoubt, &p.Evidence, &p.StartedAt)
+		&p.ExternalURL, &p.LastError, &p.InDoubt, &p.Evidence, &p.StartedAt, &p.Uploading)
+	// An attempt still uploading never sent the post.
+	p.InDoubt = p.InDoubt && !p.Uploading
 	return p, err
 }
 
@@ -60,15 +65,19 @@ func scanPublication(r pgx.Row) (Publication, error) {
 // left unsettled (crashed, timed out, or failed after it may have reached
 // the network). A publication that is already settled (published, failed,
 // unknown) is returned unchanged: the caller reports its outcome again.
-func (s *Store) BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string) (Publication, error) {
+//
+// withMedia starts the first attempt in the uploading stage: until
+// StartPosting, an attempt that ends (or crashes) leaves no doubt about the
+// post, since uploaded media alone are not published.
+func (s *Store) BeginPublication(ctx context.Context, postID string, revision int, network, idemKey string, withMedia bool) (Publication, error) {
 	var p Publication
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		p, err = scanPublication(tx.QueryRow(ctx, `
-			INSERT INTO publications (post_id, revision, network, idem_key, status, attempts, in_flight)
-			VALUES ($1, $2, $3, $4, 'attempting', 1, true)
+			INSERT INTO publications (post_id, revision, network, idem_key, status, attempts, in_flight, uploading)
+			VALUES ($1, $2, $3, $4, 'attempting', 1, true, $5)
 			ON CONFLICT (post_id, revision) DO NOTHING
-			RETURNING `+publicationColumns, postID, revision, network, idemKey))
+			RETURNING `+publicationColumns, postID, revision, network, idemKey, withMedia))
 		if !errors.Is(err, pgx.ErrNoRows) {
 			p.InDoubt = false // the first attempt: nothing earlier to doubt
 			return err

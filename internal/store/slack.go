@@ -173,6 +173,7 @@ type SlackMember struct {
 	Email       string
 	SlackUserID string
 	Active      bool // false once removed from the org
+	HomeOpened  bool // has opened the App Home tab (it is republished on changes)
 }
 
 // SlackMembers returns the members of the org among ids, removed ones
@@ -188,14 +189,15 @@ func (s *Store) SlackMembers(ctx context.Context, orgID string, ids []string) (m
 	if len(valid) == 0 || !validID(orgID) {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT m.id, u.name, u.email, coalesce(m.slack_user_id, ''), m.removed_at IS NULL
+	rows, err := s.pool.Query(ctx, `SELECT m.id, u.name, u.email, coalesce(m.slack_user_id, ''), m.removed_at IS NULL,
+		m.slack_home_at IS NOT NULL
 		FROM members m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.id = ANY ($2::uuid[])`, orgID, valid)
 	if err != nil {
 		return nil, err
 	}
 	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlackMember, error) {
 		var m SlackMember
-		err := r.Scan(&m.ID, &m.Name, &m.Email, &m.SlackUserID, &m.Active)
+		err := r.Scan(&m.ID, &m.Name, &m.Email, &m.SlackUserID, &m.Active, &m.HomeOpened)
 		return m, err
 	})
 	for _, m := range ms {
@@ -216,6 +218,39 @@ func (s *Store) MemberBySlackUser(ctx context.Context, orgID, slackUserID string
 		return m, notFound("member")
 	}
 	return m, err
+}
+
+// SlackHomeMember is one of a Slack user's memberships, for the App Home tab.
+type SlackHomeMember struct {
+	Member  cs.Member
+	OrgName string
+}
+
+// SlackUserMembers returns the active members linked to a Slack user, in
+// every org, oldest membership first; opened also records that the user
+// opened the App Home tab, so later changes republish it.
+func (s *Store) SlackUserMembers(ctx context.Context, slackUserID string, opened bool) ([]SlackHomeMember, error) {
+	if slackUserID == "" {
+		return nil, nil
+	}
+	if opened {
+		if _, err := s.pool.Exec(ctx, `UPDATE members SET slack_home_at = now()
+			WHERE slack_user_id = $1 AND removed_at IS NULL`, slackUserID); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.id, m.org_id, m.user_id, u.email, u.name, m.org_role, m.slack_user_id, m.created_at, o.name
+		FROM members m JOIN users u ON u.id = m.user_id JOIN orgs o ON o.id = m.org_id
+		WHERE m.slack_user_id = $1 AND m.removed_at IS NULL ORDER BY m.created_at, m.id`, slackUserID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlackHomeMember, error) {
+		var h SlackHomeMember
+		m := &h.Member
+		err := r.Scan(&m.ID, &m.OrgID, &m.UserID, &m.Email, &m.Name, &m.OrgRole, &m.SlackUserID, &m.CreatedAt, &h.OrgName)
+		return h, err
+	})
 }
 
 // MemberByEmail returns the org's active member with this e-mail (compared

@@ -66,6 +66,9 @@ func Options(c config.Config, logger *slog.Logger, metrics client.MetricsHandler
 		tlsConf.RootCAs = pool
 	}
 	opts.ConnectionOptions.TLS = tlsConf
+	if !c.TemporalGzip {
+		opts.ConnectionOptions.GrpcCompression = &client.GrpcCompressionNone{}
+	}
 	if c.TemporalAPIKey != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(c.TemporalAPIKey)
 	}

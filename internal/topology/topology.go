@@ -94,6 +94,7 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 		"DATABASE_URL=" + d.PG.URL,
 		"TEMPORAL_ADDRESS=" + d.Temporal,
 		"TEMPORAL_NAMESPACE=default",
+		"TEMPORAL_GRPC_COMPRESSION=none", // as compose: Temporal on the same network
 		"COUNTERSIGN_SECRET_KEY=" + fmt.Sprintf("%x", secrets.RandomBytes(32)),
 		"COUNTERSIGN_PUBLIC_URL=http://" + addrs[0],
 		"COUNTERSIGN_LOG_FORMAT=json",

@@ -2,14 +2,21 @@
 // they answer like the real networks (status codes, error bodies,
 // Mastodon's Idempotency-Key, a PDS's one record per key and getRecord, X's
 // duplicate-content 403 and rotating refresh tokens) and can be scripted to
-// fail, to fail after accepting a post, or to stall after accepting it.
+// fail, to fail after accepting a post, or to stall after accepting it. Each
+// takes image uploads as its network does (Mastodon's media API with
+// asynchronous processing, a PDS's uploadBlob, X's media upload and alt-text
+// metadata), counts them, and checks that a post attaches only media it
+// holds.
 package fakenet
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -47,6 +54,49 @@ type base struct {
 	OnAccept func()
 	// Calls counts requests by "METHOD /path".
 	Calls map[string]int
+	// OnUpload runs after an image was stored, before it is answered (the
+	// worker "dies" during an upload).
+	OnUpload func()
+}
+
+// uploaded runs OnUpload.
+func (b *base) uploaded() {
+	if b.OnUpload != nil {
+		b.OnUpload()
+	}
+}
+
+// Upload is an image a fake holds.
+type Upload struct {
+	ID          string
+	ContentType string
+	SHA256      string
+	Bytes       int
+	Alt         string
+}
+
+// readUpload reads the multipart file field of an upload request.
+func readUpload(r *http.Request, field string) (Upload, map[string]string, error) {
+	if err := r.ParseMultipartForm(32 << 20); err != nil {
+		return Upload{}, nil, err
+	}
+	f, hdr, err := r.FormFile(field)
+	if err != nil {
+		return Upload{}, nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return Upload{}, nil, err
+	}
+	sum := sha256.Sum256(data)
+	fields := map[string]string{}
+	for k, v := range r.MultipartForm.Value {
+		if len(v) > 0 {
+			fields[k] = v[0]
+		}
+	}
+	return Upload{ContentType: hdr.Header.Get("Content-Type"), SHA256: hex.EncodeToString(sum[:]), Bytes: len(data)}, fields, nil
 }
 
 // Script queues replies for the next post requests.
@@ -126,10 +176,11 @@ func preScripted(w http.ResponseWriter, rep *Reply) bool {
 
 // MastodonStatus is a status the fake created.
 type MastodonStatus struct {
-	ID   string `json:"id"`
-	URL  string `json:"url"`
-	Text string `json:"content"`
-	Key  string `json:"-"`
+	ID       string   `json:"id"`
+	URL      string   `json:"url"`
+	Text     string   `json:"content"`
+	Key      string   `json:"-"`
+	MediaIDs []string `json:"-"`
 }
 
 // Mastodon is a fake Mastodon instance with one account.
@@ -138,11 +189,25 @@ type Mastodon struct {
 	Token    string // the valid access token; anything else is 401
 	Statuses []MastodonStatus
 	byKey    map[string]int
+	// Media are the uploaded attachments (Alt is their description).
+	Media []Upload
+	// ProcessingChecks: an upload answers 202 and its GET answers 206 this
+	// many times before it is processed (0: 200 at once).
+	ProcessingChecks int
+	pending          map[string]int
+	attached         map[string]bool
+}
+
+// Uploads is the number of images uploaded.
+func (m *Mastodon) Uploads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.Media)
 }
 
 // NewMastodon starts a fake instance accepting token.
 func NewMastodon(token string) *Mastodon {
-	m := &Mastodon{Token: token, byKey: map[string]int{}}
+	m := &Mastodon{Token: token, byKey: map[string]int{}, pending: map[string]int{}, attached: map[string]bool{}}
 	m.Calls = map[string]int{}
 	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
 	return m
@@ -158,6 +223,19 @@ func (m *Mastodon) Count() int {
 func (m *Mastodon) serve(w http.ResponseWriter, r *http.Request) {
 	isPost := r.Method == http.MethodPost && r.URL.Path == "/api/v1/statuses"
 	rep := m.next(r, isPost)
+	isMedia := r.URL.Path == "/api/v2/media" || strings.HasPrefix(r.URL.Path, "/api/v1/media/")
+	if isMedia && r.Header.Get("Authorization") != "Bearer "+m.Token {
+		writeJSON(w, 401, map[string]string{"error": "The access token is invalid"})
+		return
+	}
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/api/v2/media":
+		m.upload(w, r)
+		return
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/media/"):
+		m.media(w, strings.TrimPrefix(r.URL.Path, "/api/v1/media/"))
+		return
+	}
 	if !isPost {
 		writeJSON(w, 404, map[string]string{"error": "Record not found"})
 		return
@@ -170,7 +248,8 @@ func (m *Mastodon) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Status string `json:"status"`
+		Status   string   `json:"status"`
+		MediaIDs []string `json:"media_ids"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		writeJSON(w, 400, map[string]string{"error": "bad JSON"})
@@ -185,10 +264,22 @@ func (m *Mastodon) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, st)
 		return
 	}
-	if in.Status == "" {
+	if in.Status == "" && len(in.MediaIDs) == 0 {
 		m.mu.Unlock()
 		writeJSON(w, 422, map[string]string{"error": "Validation failed: Text can't be blank"})
 		return
+	}
+	for _, id := range in.MediaIDs {
+		if !m.hasMedia(id) || m.attached[id] {
+			m.mu.Unlock()
+			writeJSON(w, 422, map[string]string{"error": "Validation failed: Media attachments are invalid"})
+			return
+		}
+		if m.pending[id] > 0 {
+			m.mu.Unlock()
+			writeJSON(w, 422, map[string]string{"error": "Cannot attach files that have not finished processing. Try again in a moment!"})
+			return
+		}
 	}
 	if n := uniseg.GraphemeClusterCount(in.Status); n > 500 {
 		m.mu.Unlock()
@@ -196,13 +287,70 @@ func (m *Mastodon) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := fmt.Sprintf("1090%04d", len(m.Statuses)+1)
-	st := MastodonStatus{ID: id, URL: m.URL + "/@acme/" + id, Text: in.Status, Key: key}
+	st := MastodonStatus{ID: id, URL: m.URL + "/@acme/" + id, Text: in.Status, Key: key, MediaIDs: in.MediaIDs}
 	m.Statuses = append(m.Statuses, st)
+	for _, id := range in.MediaIDs {
+		m.attached[id] = true
+	}
 	if key != "" {
 		m.byKey[key] = len(m.Statuses) - 1
 	}
 	m.mu.Unlock()
 	m.finish(w, r, rep, true, 200, st)
+}
+
+func (m *Mastodon) hasMedia(id string) bool {
+	for _, u := range m.Media {
+		if u.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// upload is POST /api/v2/media: 200 when processed at once, 202 while
+// processing (url null).
+func (m *Mastodon) upload(w http.ResponseWriter, r *http.Request) {
+	u, fields, err := readUpload(r, "file")
+	if err != nil {
+		writeJSON(w, 422, map[string]string{"error": "Validation failed: File can't be blank"})
+		return
+	}
+	if !strings.HasPrefix(u.ContentType, "image/") {
+		writeJSON(w, 422, map[string]string{"error": "Validation failed: File content type is invalid"})
+		return
+	}
+	m.mu.Lock()
+	u.ID = fmt.Sprintf("2090%04d", len(m.Media)+1)
+	u.Alt = fields["description"]
+	m.Media = append(m.Media, u)
+	m.pending[u.ID] = m.ProcessingChecks
+	m.mu.Unlock()
+	m.uploaded()
+	m.media(w, u.ID)
+}
+
+// media answers an attachment: 206 (or 202 for the upload) while it is
+// processing, each check bringing it closer.
+func (m *Mastodon) media(w http.ResponseWriter, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.hasMedia(id) {
+		writeJSON(w, 404, map[string]string{"error": "Record not found"})
+		return
+	}
+	att := map[string]any{"id": id, "type": "image", "url": nil}
+	if n := m.pending[id]; n > 0 {
+		m.pending[id] = n - 1
+		status := http.StatusPartialContent
+		if n == m.ProcessingChecks {
+			status = http.StatusAccepted // the upload's own answer
+		}
+		writeJSON(w, status, att)
+		return
+	}
+	att["url"] = m.URL + "/system/media/" + id + ".png"
+	writeJSON(w, 200, att)
 }
 
 // --- Bluesky ------------------------------------------------------------------
@@ -222,12 +370,22 @@ type Bluesky struct {
 	ExplicitDuplicate bool
 	Records           map[string]BlueskyRecord
 	order             []string
+	// Blobs are the uploaded images by CID; BlobUploads counts uploads.
+	Blobs       map[string]Upload
+	BlobUploads int
+}
+
+// Uploads is the number of uploadBlob calls that stored an image.
+func (b *Bluesky) Uploads() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.BlobUploads
 }
 
 // NewBluesky starts a fake PDS for the account identifier/password.
 func NewBluesky(identifier, password string) *Bluesky {
 	b := &Bluesky{Identifier: identifier, Password: password, DID: "did:plc:fakeacme", Handle: "acme.bsky.social",
-		Records: map[string]BlueskyRecord{}}
+		Records: map[string]BlueskyRecord{}, Blobs: map[string]Upload{}}
 	b.Calls = map[string]int{}
 	b.Server = httptest.NewServer(http.HandlerFunc(b.serve))
 	return b
@@ -289,6 +447,9 @@ func (b *Bluesky) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, 200, map[string]any{"uri": uri, "cid": "bafyfake", "value": rec.Record})
 		return
+	case "/xrpc/com.atproto.repo.uploadBlob":
+		b.uploadBlob(w, r)
+		return
 	case "/xrpc/com.atproto.repo.createRecord":
 	default:
 		xrpcErr(w, 404, "MethodNotImplemented", "Method Not Implemented")
@@ -318,6 +479,10 @@ func (b *Bluesky) serve(w http.ResponseWriter, r *http.Request) {
 		xrpcErr(w, 400, "InvalidRequest", "Invalid app.bsky.feed.post record: Record/text must not be longer than 300 graphemes")
 		return
 	}
+	if msg := b.checkEmbed(in.Record); msg != "" {
+		xrpcErr(w, 400, "InvalidRequest", msg)
+		return
+	}
 	b.mu.Lock()
 	if _, taken := b.Records[in.RKey]; taken {
 		b.mu.Unlock()
@@ -334,12 +499,66 @@ func (b *Bluesky) serve(w http.ResponseWriter, r *http.Request) {
 	b.finish(w, r, rep, true, 200, map[string]string{"uri": "at://" + b.DID + "/app.bsky.feed.post/" + in.RKey, "cid": "bafyfake"})
 }
 
+// uploadBlob stores the body as a blob named by its content.
+func (b *Bluesky) uploadBlob(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Authorization") != "Bearer "+b.token() {
+		xrpcErr(w, 401, "InvalidToken", "Token could not be verified")
+		return
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil || len(data) == 0 {
+		xrpcErr(w, 400, "InvalidRequest", "Request body is required")
+		return
+	}
+	sum := sha256.Sum256(data)
+	cid := "bafkrei" + hex.EncodeToString(sum[:])[:40]
+	ct := r.Header.Get("Content-Type")
+	b.mu.Lock()
+	b.Blobs[cid] = Upload{ID: cid, ContentType: ct, SHA256: hex.EncodeToString(sum[:]), Bytes: len(data)}
+	b.BlobUploads++
+	b.mu.Unlock()
+	b.uploaded()
+	writeJSON(w, 200, map[string]any{"blob": map[string]any{"$type": "blob", "ref": map[string]string{"$link": cid}, "mimeType": ct, "size": len(data)}})
+}
+
+// checkEmbed checks an app.bsky.embed.images embed: known blobs, alt text
+// present (the lexicon requires it), at most 4.
+func (b *Bluesky) checkEmbed(rec map[string]any) string {
+	embed, ok := rec["embed"].(map[string]any)
+	if !ok {
+		return ""
+	}
+	if embed["$type"] != "app.bsky.embed.images" {
+		return "Invalid app.bsky.feed.post record: unsupported embed"
+	}
+	images, _ := embed["images"].([]any)
+	if len(images) == 0 || len(images) > 4 {
+		return "Invalid app.bsky.feed.post record: Record/embed/images must have 1 to 4 elements"
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, it := range images {
+		img, _ := it.(map[string]any)
+		if _, ok := img["alt"].(string); !ok {
+			return "Invalid app.bsky.feed.post record: Record/embed/images/0 must have the property \"alt\""
+		}
+		blob, _ := img["image"].(map[string]any)
+		ref, _ := blob["ref"].(map[string]any)
+		cid, _ := ref["$link"].(string)
+		if _, ok := b.Blobs[cid]; !ok {
+			return "Could not find blob: " + cid
+		}
+	}
+	return ""
+}
+
 // --- X ----------------------------------------------------------------------
 
 // Tweet is a post the fake X holds.
 type Tweet struct {
 	ID, Text string
 	At       time.Time
+	MediaIDs []string
 }
 
 // X is a fake X API with one user and one OAuth 2.0 app.
@@ -353,6 +572,28 @@ type X struct {
 	Tweets  []Tweet
 	// Refreshes counts token renewals that succeeded.
 	Refreshes int
+	// Media are the uploaded images (Alt set by POST /2/media/metadata).
+	Media []Upload
+	// GIFChecks: a tweet_gif upload is processed asynchronously, and its
+	// STATUS answers in_progress this many times before it succeeds.
+	GIFChecks  int
+	processing map[string]int
+}
+
+// Uploads is the number of images uploaded.
+func (x *X) Uploads() int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return len(x.Media)
+}
+
+func (x *X) mediaIndex(id string) int {
+	for i, m := range x.Media {
+		if m.ID == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // NewX starts a fake X API.
@@ -360,6 +601,7 @@ func NewX(access, refresh, clientID, clientSecret string) *X {
 	x := &X{AccessToken: access, RefreshToken: refresh, ClientID: clientID, ClientSecret: clientSecret,
 		UserID: "4242", Username: "acme"}
 	x.Calls = map[string]int{}
+	x.processing = map[string]int{}
 	x.Server = httptest.NewServer(http.HandlerFunc(x.serve))
 	return x
 }
@@ -423,12 +665,25 @@ func (x *X) serve(w http.ResponseWriter, r *http.Request) {
 			if t.At.Before(since) {
 				continue
 			}
-			// As X shows it: entities escaped, links shortened.
+			// As X shows it: entities escaped, links shortened, images as
+			// one link at the end.
 			shown := tcoURL.ReplaceAllString(html.EscapeString(t.Text), "https://t.co/abc123")
+			if len(t.MediaIDs) > 0 {
+				shown += " https://t.co/media1"
+			}
 			data = append(data, map[string]string{"id": t.ID, "text": shown, "created_at": t.At.UTC().Format(time.RFC3339)})
 		}
 		x.mu.Unlock()
 		writeJSON(w, 200, map[string]any{"data": data, "meta": map[string]int{"result_count": len(data)}})
+		return
+	case r.Method == http.MethodPost && r.URL.Path == "/2/media/upload":
+		x.upload(w, r)
+		return
+	case r.Method == http.MethodGet && r.URL.Path == "/2/media/upload" && r.URL.Query().Get("command") == "STATUS":
+		x.status(w, r)
+		return
+	case r.Method == http.MethodPost && r.URL.Path == "/2/media/metadata":
+		x.metadata(w, r)
 		return
 	case isPost:
 	default:
@@ -443,13 +698,27 @@ func (x *X) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Text string `json:"text"`
+		Text  string `json:"text"`
+		Media *struct {
+			MediaIDs []string `json:"media_ids"`
+		} `json:"media"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Text == "" {
 		xProblem(w, 400, "Invalid Request", "One or more parameters to your request was invalid.")
 		return
 	}
+	var mediaIDs []string
+	if in.Media != nil {
+		mediaIDs = in.Media.MediaIDs
+	}
 	x.mu.Lock()
+	for _, id := range mediaIDs {
+		if x.mediaIndex(id) < 0 || x.processing[id] > 0 {
+			x.mu.Unlock()
+			xProblem(w, 400, "Invalid Request", "Your media IDs are invalid.")
+			return
+		}
+	}
 	for _, t := range x.Tweets {
 		if t.Text == in.Text {
 			x.mu.Unlock()
@@ -457,10 +726,83 @@ func (x *X) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	t := Tweet{ID: fmt.Sprintf("18000000000000%05d", len(x.Tweets)+1), Text: in.Text, At: time.Now()}
+	t := Tweet{ID: fmt.Sprintf("18000000000000%05d", len(x.Tweets)+1), Text: in.Text, At: time.Now(), MediaIDs: mediaIDs}
 	x.Tweets = append(x.Tweets, t)
 	x.mu.Unlock()
 	x.finish(w, r, rep, true, 201, map[string]any{"data": map[string]string{"id": t.ID, "text": t.Text}})
+}
+
+// upload is POST /2/media/upload (a one-shot image upload).
+func (x *X) upload(w http.ResponseWriter, r *http.Request) {
+	if !x.authorized(r) {
+		xProblem(w, 401, "Unauthorized", "Unauthorized")
+		return
+	}
+	u, fields, err := readUpload(r, "media")
+	if err != nil || !strings.HasPrefix(fields["media_category"], "tweet_") {
+		xProblem(w, 400, "Invalid Request", "One or more parameters to your request was invalid.")
+		return
+	}
+	x.mu.Lock()
+	u.ID = fmt.Sprintf("19000000000000%05d", len(x.Media)+1)
+	x.Media = append(x.Media, u)
+	data := map[string]any{"id": u.ID, "media_key": "3_" + u.ID, "size": u.Bytes, "expires_after_secs": 86400}
+	if fields["media_category"] == "tweet_gif" && x.GIFChecks > 0 {
+		x.processing[u.ID] = x.GIFChecks
+		data["processing_info"] = map[string]any{"state": "pending", "check_after_secs": 1}
+	}
+	x.mu.Unlock()
+	x.uploaded()
+	writeJSON(w, 200, map[string]any{"data": data})
+}
+
+// status is GET /2/media/upload?command=STATUS&media_id=...
+func (x *X) status(w http.ResponseWriter, r *http.Request) {
+	if !x.authorized(r) {
+		xProblem(w, 401, "Unauthorized", "Unauthorized")
+		return
+	}
+	id := r.URL.Query().Get("media_id")
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.mediaIndex(id) < 0 {
+		xProblem(w, 400, "Invalid Request", "The media id is invalid.")
+		return
+	}
+	state := "succeeded"
+	if n := x.processing[id]; n > 0 {
+		x.processing[id] = n - 1
+		if n > 1 {
+			state = "in_progress"
+		}
+	}
+	writeJSON(w, 200, map[string]any{"data": map[string]any{"id": id, "processing_info": map[string]any{"state": state, "check_after_secs": 1}}})
+}
+
+// metadata is POST /2/media/metadata (alt text).
+func (x *X) metadata(w http.ResponseWriter, r *http.Request) {
+	if !x.authorized(r) {
+		xProblem(w, 401, "Unauthorized", "Unauthorized")
+		return
+	}
+	var in struct {
+		ID       string `json:"id"`
+		Metadata struct {
+			AltText struct {
+				Text string `json:"text"`
+			} `json:"alt_text"`
+		} `json:"metadata"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&in)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	i := x.mediaIndex(in.ID)
+	if i < 0 {
+		xProblem(w, 400, "Invalid Request", "The media id is invalid.")
+		return
+	}
+	x.Media[i].Alt = in.Metadata.AltText.Text
+	writeJSON(w, 200, map[string]any{"data": map[string]any{"id": in.ID, "associated_metadata": true}})
 }
 
 // token is the OAuth 2.0 token endpoint: refresh tokens rotate (each works

@@ -100,6 +100,7 @@ type Slack struct {
 	users     map[string]string // Slack user id -> e-mail
 	limited   map[string][]int  // method -> Retry-After seconds of the next 429s
 	responses []map[string]any  // what was posted to response URLs
+	homes     map[string]Message // user id -> App Home tab last published
 
 	socket     chan []byte // envelopes to send over Socket Mode
 	socketAcks chan map[string]any
@@ -107,13 +108,14 @@ type Slack struct {
 
 // New starts a fake Slack; it stops when the test ends.
 func New(t testing.TB) *Slack {
-	f := &Slack{t: t, byKey: map[string]*Message{}, users: map[string]string{}, limited: map[string][]int{},
+	f := &Slack{t: t, byKey: map[string]*Message{}, users: map[string]string{}, limited: map[string][]int{}, homes: map[string]Message{},
 		socket: make(chan []byte, 16), socketAcks: make(chan map[string]any, 16)}
 	f.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", f.api("chat.postMessage", f.postMessage))
 		c.Handle("/chat.update", f.api("chat.update", f.update))
 		c.Handle("/chat.postEphemeral", f.api("chat.postEphemeral", f.postEphemeral))
 		c.Handle("/views.open", f.api("views.open", f.viewsOpen))
+		c.Handle("/views.publish", f.api("views.publish", f.viewsPublish))
 		c.Handle("/users.lookupByEmail", f.api("users.lookupByEmail", f.lookupByEmail))
 		c.Handle("/users.info", f.api("users.info", f.usersInfo))
 		c.Handle("/apps.connections.open", f.api("apps.connections.open", f.connectionsOpen))
@@ -290,6 +292,33 @@ func (f *Slack) viewsOpen(c *Call) any {
 	return map[string]any{"ok": true, "view": out}
 }
 
+// viewsPublish keeps the App Home tab published for a user (home views only).
+func (f *Slack) viewsPublish(c *Call) any {
+	user, _ := c.JSON["user_id"].(string)
+	view, _ := c.JSON["view"].(map[string]any)
+	if user == "" || view == nil || view["type"] != "home" {
+		return map[string]any{"ok": false, "error": "invalid_arguments"}
+	}
+	raw, _ := json.Marshal(view["blocks"])
+	m := Message{Channel: "home:" + user, Blocks: decodeBlocks(string(raw))}
+	m.Request = m.HasButtons()
+	f.homes[user] = m
+	return map[string]any{"ok": true, "view": map[string]any{"id": "VHOME" + user, "type": "home"}}
+}
+
+// Home is the App Home tab last published for a Slack user, and whether one was.
+func (f *Slack) Home(user string) (Message, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.homes[user]
+	return m, ok
+}
+
+// Event is an Events API callback as Slack sends it to POST /slack/events.
+func Event(team string, event map[string]any) map[string]any {
+	return map[string]any{"type": "event_callback", "team_id": team, "event": event, "event_id": "Ev" + fmt.Sprint(time.Now().UnixNano())}
+}
+
 func (f *Slack) lookupByEmail(c *Call) any {
 	email := strings.ToLower(c.Form.Get("email"))
 	for id, e := range f.users {
@@ -464,5 +493,31 @@ func Submit(team, user string, view map[string]any, viewID, blockID, actionID, t
 		"user":       map[string]any{"id": user},
 		"view":       v,
 		"api_app_id": "A1",
+	}
+}
+
+// EventRequest is an Events API request to endpoint carrying payload as JSON,
+// signed with secret at time at (a zero secret sends it unsigned).
+func EventRequest(endpoint, secret string, payload any, at time.Time) *http.Request {
+	body, _ := json.Marshal(payload)
+	req, _ := http.NewRequest(http.MethodPost, endpoint, bytes.NewReader(body))
+	if secret != "" {
+		req.Header = Sign(secret, body, at)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// HomeClick is a block_actions payload from a button in user's App Home
+// tab: no channel, no message, no response_url.
+func HomeClick(team, user, actionID, value, actionTS string) map[string]any {
+	return map[string]any{
+		"type": "block_actions", "team": map[string]any{"id": team}, "user": map[string]any{"id": user},
+		"trigger_id": "trigger-" + actionTS,
+		"container":  map[string]any{"type": "view", "view_id": "VHOME" + user},
+		"view":       map[string]any{"id": "VHOME" + user, "type": "home"},
+		"actions": []map[string]any{{"action_id": actionID, "block_id": "countersign_decide", "value": value,
+			"type": "button", "action_ts": actionTS}},
+		"action_ts": actionTS,
 	}
 }
