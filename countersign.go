@@ -43,14 +43,25 @@ type Org struct {
 
 // Member is a user inside one organization.
 type Member struct {
-	ID          string    `json:"id"`
-	OrgID       string    `json:"org_id"`
-	UserID      string    `json:"user_id"`
-	Email       string    `json:"email"`
-	Name        string    `json:"name"`
-	OrgRole     OrgRole   `json:"org_role"`
-	SlackUserID string    `json:"slack_user_id,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	ID          string  `json:"id"`
+	OrgID       string  `json:"org_id"`
+	UserID      string  `json:"user_id"`
+	Email       string  `json:"email"`
+	Name        string  `json:"name"`
+	OrgRole     OrgRole `json:"org_role"`
+	SlackUserID string  `json:"slack_user_id,omitempty"`
+	// Absence is the member's current or next absence, if any (SPEC §2).
+	Absence   *Absence  `json:"absence,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Absence is a member's time away (SPEC §2 Member): from From until Until,
+// every open or opening step that awaits them also accepts
+// DelegateMemberID, an active member of the same org.
+type Absence struct {
+	From             time.Time `json:"from"`
+	Until            time.Time `json:"until"`
+	DelegateMemberID string    `json:"delegate_member_id"`
 }
 
 // Membership is a member seen from its user: the member and its org's name.

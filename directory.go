@@ -81,7 +81,26 @@ type Invitation struct {
 	Token     string    `json:"token,omitempty"`
 	ExpiresAt time.Time `json:"expires_at"`
 	CreatedAt time.Time `json:"created_at"`
+	// OrgName names the org (in the invitee's list and the mail).
+	OrgName string `json:"org_name,omitempty"`
+	// Inviter is who invited: their name, or e-mail without one ("" when
+	// the inviter is gone or was the system).
+	Inviter string `json:"inviter,omitempty"`
+	// Delivery is the invitation mail's state (DeliveryNone, ...), and
+	// DeliveryError the sanitized reason of its last failed attempt. Shown
+	// to the org's admins only.
+	Delivery         string `json:"delivery,omitempty"`
+	DeliveryError    string `json:"delivery_error,omitempty"`
+	DeliveryAttempts int    `json:"delivery_attempts,omitempty"`
 }
+
+// Delivery states of an invitation mail.
+const (
+	DeliveryNone   = "none"   // no SMTP configured: the admin got the token to pass on
+	DeliveryQueued = "queued" // waiting for its first or next attempt
+	DeliverySent   = "sent"   // handed to the SMTP server
+	DeliveryFailed = "failed" // every attempt failed; the invitation stays pending
+)
 
 // InvitationRequest is what an admin asks for: one invitee.
 type InvitationRequest struct {

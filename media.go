@@ -28,6 +28,15 @@ type PostMedia struct {
 	SHA256 string `json:"sha256,omitempty"`
 }
 
+// PostImage is an image of a post as the API lists it: the attachment and
+// where a member reads the image (URL, also its thumbnail: the API serves
+// the uploaded image, which clients scale).
+type PostImage struct {
+	PostMedia
+	URL          string `json:"url"`
+	ThumbnailURL string `json:"thumbnail_url"`
+}
+
 // BlobStore keeps media bytes under opaque keys (a directory, or an
 // S3-compatible bucket).
 type BlobStore interface {
@@ -40,4 +49,14 @@ type BlobStore interface {
 // its bytes (the caller closes them).
 type MediaSource interface {
 	OpenMedia(ctx context.Context, orgID, mediaID string) (Media, io.ReadCloser, error)
+}
+
+// PostImages lists a post's images with the API paths members read them at.
+func PostImages(orgID string, media []PostMedia) []PostImage {
+	out := make([]PostImage, 0, len(media))
+	for _, m := range media {
+		u := "/v1/orgs/" + orgID + "/media/" + m.ID
+		out = append(out, PostImage{PostMedia: m, URL: u, ThumbnailURL: u})
+	}
+	return out
 }

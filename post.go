@@ -292,10 +292,14 @@ func (c Chain) Validate() error {
 	return nil
 }
 
-// ContentHash is the hash of a post's content: hex SHA-256 over the text and
-// the media URLs, each length-prefixed so that no two contents collide by
-// concatenation. Pure and deterministic: the workflow and the API use it alike.
-func ContentHash(text string, mediaURLs []string) string {
+// ContentHash is the hash of a post's content: hex SHA-256 over the text,
+// the media URLs and the attached images (ids and alt texts), each
+// length-prefixed so that no two contents collide by concatenation. A post
+// without images hashes exactly as before images existed (released
+// histories replay with their recorded hashes); images add a tagged
+// section, so changing an image or its alt text changes the hash. Pure and
+// deterministic: the workflow and the API use it alike.
+func ContentHash(text string, mediaURLs []string, media ...PostMedia) string {
 	h := sha256.New()
 	var n [8]byte
 	write := func(s string) {
@@ -309,6 +313,15 @@ func ContentHash(text string, mediaURLs []string) string {
 	for _, u := range mediaURLs {
 		write(u)
 	}
+	if len(media) > 0 {
+		write("media")
+		binary.BigEndian.PutUint64(n[:], uint64(len(media)))
+		h.Write(n[:])
+		for _, m := range media {
+			write(m.ID)
+			write(m.Alt)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -319,7 +332,13 @@ const (
 	SignalEdit       = "edit"
 	SignalReschedule = "reschedule"
 	SignalCancel     = "cancel"
-	QueryState       = "state"
+	// SignalDirectoryChanged asks the workflow to re-resolve the approvers
+	// of its open step (a member, team, grant or absence changed). Its
+	// payload (DirectoryChangedSignal) carries no list: the workflow reads
+	// the directory itself, so a payload sent straight to Temporal can at
+	// most make it read the truth again.
+	SignalDirectoryChanged = "directory_changed"
+	QueryState             = "state"
 
 	// Workflow Updates (SPEC §3 item 4, "One authority"). decide, edit,
 	// reschedule and cancel share their names with the signals, take the same
@@ -397,6 +416,12 @@ type DecisionSignal struct {
 	MAC string `json:"mac,omitempty"`
 }
 
+// DirectoryChangedSignal is the payload of the "directory_changed" signal:
+// what changed, in words, for the post's audit log only.
+type DirectoryChangedSignal struct {
+	Reason string `json:"reason,omitempty"`
+}
+
 // EditSignal is the payload of the "edit" signal. Revision is the revision
 // the editor saw (optimistic concurrency): an edit of an older revision is
 // ignored; 0 means "whatever the current revision is" (operators). A content
@@ -405,8 +430,11 @@ type EditSignal struct {
 	Revision  int      `json:"revision"`
 	Text      string   `json:"text"`
 	MediaURLs []string `json:"media_urls"`
-	By        string   `json:"by"`
-	Source    string   `json:"source,omitempty"` // api or temporal (default)
+	// Media are the revision's images (ids, alt texts, hashes of their
+	// bytes), part of its content hash.
+	Media  []PostMedia `json:"media,omitempty"`
+	By     string      `json:"by"`
+	Source string      `json:"source,omitempty"` // api or temporal (default)
 	// RequestID identifies the API call; a repeated one (the Update, then
 	// its signal fallback) applies once.
 	RequestID string `json:"request_id,omitempty"`
@@ -446,13 +474,28 @@ type DecisionRecord struct {
 	Step     int    `json:"step"`
 	MemberID string `json:"member_id"`
 	// External is the external reviewer's e-mail (MemberID is then empty).
-	External  string    `json:"external,omitempty"`
-	Decision  string    `json:"decision"`
-	Note      string    `json:"note,omitempty"`
-	Source    string    `json:"source"`
-	RequestID string    `json:"request_id,omitempty"`
-	At        time.Time `json:"at"`
+	External  string `json:"external,omitempty"`
+	Decision  string `json:"decision"`
+	Note      string `json:"note,omitempty"`
+	Source    string `json:"source"`
+	RequestID string `json:"request_id,omitempty"`
+	// OnBehalfOf is the absent member whose delegate (MemberID) decided
+	// (SPEC §2): the approval counts once for the pair.
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"`
+	At         time.Time `json:"at"`
 }
+
+// Delegation is an absence of an eligible member as a step sees it: while
+// From <= now < Until, DelegateID may decide on MemberID's behalf.
+type Delegation struct {
+	MemberID   string    `json:"member_id"`
+	DelegateID string    `json:"delegate_id"`
+	From       time.Time `json:"from"`
+	Until      time.Time `json:"until"`
+}
+
+// Active reports whether the delegation applies at t.
+func (d Delegation) Active(t time.Time) bool { return !t.Before(d.From) && t.Before(d.Until) }
 
 // StepState is one step of the current revision as the workflow sees it.
 type StepState struct {
@@ -473,6 +516,12 @@ type StepState struct {
 	FallbackEligible []string         `json:"fallback_eligible,omitempty"`
 	Approvals        []DecisionRecord `json:"approvals"`
 	Rejection        *DecisionRecord  `json:"rejection,omitempty"`
+	// Delegates are the absences of the step's eligible members in force
+	// now (SPEC §2 Member): each delegate may decide for its absent member.
+	Delegates []Delegation `json:"delegates,omitempty"`
+	// Unsatisfiable, when set, says why no one left can satisfy the step
+	// (fewer eligible approvers than its quorum and no fallback to come).
+	Unsatisfiable string `json:"unsatisfiable,omitempty"`
 }
 
 // Step statuses.
@@ -493,8 +542,11 @@ type PostState struct {
 	ContentHash string     `json:"content_hash"`
 	// Text and MediaURLs are the current revision's content (an edit sent from
 	// the Temporal UI reaches the database through the mirror).
-	Text        string      `json:"text"`
-	MediaURLs   []string    `json:"media_urls"`
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls"`
+	// Media are the current revision's images (omitted when none, so the
+	// state of a post without images is as it was).
+	Media       []PostMedia `json:"media,omitempty"`
 	CurrentStep int         `json:"current_step"` // 1-based; 0 when no step is open
 	TotalSteps  int         `json:"total_steps"`
 	Steps       []StepState `json:"steps"`
@@ -550,6 +602,12 @@ const (
 	EventSignalIgnored = "signal_ignored"
 	// EventClosed records the end of a rejected post's resubmission window.
 	EventClosed = "closed"
+	// EventApproversChanged records a re-resolution of the open step's
+	// approvers after a directory change (who was added, who dropped).
+	EventApproversChanged = "approvers_changed"
+	// EventStepUnsatisfiable records that no one left can satisfy the open
+	// step (fewer eligible approvers than its quorum, no fallback to come).
+	EventStepUnsatisfiable = "step_unsatisfiable"
 )
 
 // Reason codes of ignored decisions and signals (PostEvent.Reason). Detail
@@ -573,34 +631,40 @@ const (
 	ReasonNotAwaited        = "not_awaited"        // the member is not among those the step awaits
 	ReasonCannotCompose     = "cannot_compose"     // an edit, reschedule or cancel by someone who may not change the post now
 	ReasonRateLimited       = "rate_limited"       // too many decisions or edits (the API answers 429)
+	ReasonNotDelegate       = "not_delegate"       // on behalf of someone who is not away with this delegate now
 )
 
 // PostEvent is one entry of a post's audit log. Key is unique per post and
 // deterministic (built by the workflow), so mirroring it twice (an activity
 // retry) stores it once; Seq orders the events of a post.
 type PostEvent struct {
-	Key         string    `json:"key"`
-	Seq         int       `json:"seq"`
-	Type        string    `json:"type"`
-	Actor       string    `json:"actor,omitempty"` // member id; empty for the system
-	Source      string    `json:"source"`
-	Revision    int       `json:"revision"`
-	ContentHash string    `json:"content_hash"`
-	Step        int       `json:"step,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	Detail      string    `json:"detail,omitempty"`
-	At          time.Time `json:"at"`
+	Key         string `json:"key"`
+	Seq         int    `json:"seq"`
+	Type        string `json:"type"`
+	Actor       string `json:"actor,omitempty"` // member id; empty for the system
+	Source      string `json:"source"`
+	Revision    int    `json:"revision"`
+	ContentHash string `json:"content_hash"`
+	Step        int    `json:"step,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+	// OnBehalfOf is the absent member a delegate (Actor) decided for.
+	OnBehalfOf string    `json:"on_behalf_of,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 // Post is a post as the API shows it: the submission plus the workflow's
 // state as last mirrored to the database.
 type Post struct {
-	ID          string      `json:"id"`
-	OrgID       string      `json:"org_id"`
-	AccountID   string      `json:"account_id"`
-	AuthorID    string      `json:"author_id"`
-	Text        string      `json:"text"`
-	MediaURLs   []string    `json:"media_urls"`
+	ID        string   `json:"id"`
+	OrgID     string   `json:"org_id"`
+	AccountID string   `json:"account_id"`
+	AuthorID  string   `json:"author_id"`
+	Text      string   `json:"text"`
+	MediaURLs []string `json:"media_urls"`
+	// Media are the current revision's images, each with the URL members
+	// read it at (GET /v1/orgs/{org}/media/{id}).
+	Media       []PostImage `json:"media"`
 	ScheduledAt *time.Time  `json:"scheduled_at"`
 	Revision    int         `json:"revision"`
 	ContentHash string      `json:"content_hash"`

@@ -59,7 +59,13 @@ func (a *Activities) ResolveApprovers(ctx context.Context, in ResolveApproversIn
 	if ids == nil {
 		ids = []string{}
 	}
-	return ResolveApproversResult{MemberIDs: ids}, nil
+	var dels []countersign.Delegation
+	if len(ids) > 0 {
+		if dels, err = a.Directory.Delegations(ctx, in.OrgID, ids); err != nil {
+			return ResolveApproversResult{}, fmt.Errorf("absences of %s: %w", in.Approver, err)
+		}
+	}
+	return ResolveApproversResult{MemberIDs: ids, Delegations: dels}, nil
 }
 
 // AuthorizeDecision re-checks a decision against the current database and,
@@ -88,7 +94,7 @@ func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest)
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
-	res.NextResolved, res.NextEligible = true, next.MemberIDs
+	res.NextResolved, res.NextEligible, res.NextDelegations = true, next.MemberIDs, next.Delegations
 	return res, nil
 }
 

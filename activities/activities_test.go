@@ -54,6 +54,10 @@ func signer(t *testing.T) *secrets.DecisionSigner {
 	return s
 }
 
+func (d fakeDirectory) Delegations(context.Context, string, []string) ([]countersign.Delegation, error) {
+	return nil, nil
+}
+
 func (d fakeDirectory) EligibleApprovers(_ context.Context, _, _ string, a countersign.Approver) ([]string, error) {
 	if a.Team == "empty" {
 		return nil, nil

@@ -23,6 +23,10 @@ type Directory interface {
 	EligibleApprovers(ctx context.Context, orgID, accountID string, a countersign.Approver) ([]string, error)
 	// AuthorizeDecision checks a decision against the database as it is now.
 	AuthorizeDecision(ctx context.Context, req AuthorizeRequest) (AuthorizeResult, error)
+	// Delegations lists the absences (in force now or to come) of the given
+	// members whose delegate is an active member of the org: who may decide
+	// on whose behalf, and when (SPEC §2 Member).
+	Delegations(ctx context.Context, orgID string, memberIDs []string) ([]countersign.Delegation, error)
 	// EffectiveRight is the member's right on the account now; a member not
 	// active in the org is an error with code countersign.ENOTFOUND.
 	EffectiveRight(ctx context.Context, orgID, accountID, memberID string) (countersign.Right, error)
@@ -71,9 +75,11 @@ type ResolveApproversInput struct {
 	Approver  countersign.Approver `json:"approver"`
 }
 
-// ResolveApproversResult lists member ids, sorted.
+// ResolveApproversResult lists member ids, sorted, and the absences of those
+// members (in force now or to come) with their delegates.
 type ResolveApproversResult struct {
-	MemberIDs []string `json:"member_ids"`
+	MemberIDs   []string                 `json:"member_ids"`
+	Delegations []countersign.Delegation `json:"delegations,omitempty"`
 }
 
 // AuthorizeRequest asks whether MemberID may decide on step Step of revision
@@ -103,6 +109,10 @@ type AuthorizeRequest struct {
 	// Decision is the decision as sent, MAC included: AuthorizeDecision
 	// checks the MAC before anything else. A request without it is unsigned.
 	Decision *countersign.DecisionSignal `json:"decision,omitempty"`
+	// OnBehalfOf, when set, is the absent member MemberID decides for as
+	// their delegate: the directory checks that the absence, naming
+	// MemberID, is in force now and that OnBehalfOf is eligible for the step.
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 }
 
 // AuthorizeResult says yes, or no with a reason a person can read
@@ -117,6 +127,8 @@ type AuthorizeResult struct {
 	Reason       string   `json:"reason,omitempty"`
 	NextResolved bool     `json:"next_resolved,omitempty"`
 	NextEligible []string `json:"next_eligible,omitempty"`
+	// NextDelegations are the absences of NextEligible's members.
+	NextDelegations []countersign.Delegation `json:"next_delegations,omitempty"`
 }
 
 // AuthorizeChangeRequest asks whether MemberID may change the post now
@@ -176,6 +188,12 @@ const (
 	NotifyNeedsAttention NotificationKind = "needs_attention" // to the author and approvers
 	NotifySuperseded     NotificationKind = "superseded"      // an edit voided this revision's approvals
 	NotifyProgress       NotificationKind = "progress"        // a step counted an approval and needs more ("1 of 2 approvals")
+	// NotifyApproversChanged: a directory change re-resolved the open step;
+	// MemberIDs are who dropped out (their requests lose their buttons).
+	NotifyApproversChanged NotificationKind = "approvers_changed"
+	// NotifyUnsatisfiable: no one left can satisfy the open step; the
+	// notifier tells the org's admins (Detail says why).
+	NotifyUnsatisfiable NotificationKind = "unsatisfiable"
 )
 
 // Notification is one message to send. MemberIDs are the people concerned

@@ -150,5 +150,6 @@ func (s *Server) putPermissions(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.posts.DirectoryChanged(c, org, store.RefreshScope{AccountID: id}, "the account's grants changed")
 	s.writeGrants(c, grants)
 }

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media/mediatest"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -79,12 +81,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"set another's Slack id", admins, func() (string, string, string) {
 			return "PATCH", e.o("/members/" + e.join(fresh("m"), "member").id), fmt.Sprintf(`{"slack_user_id": "U%d"}`, n)
 		}},
+		{"set another's absence", admins, func() (string, string, string) {
+			return "PUT", e.o("/members/" + e.join(fresh("m"), "member").id + "/absence"), absenceBody(e.owner.id)
+		}},
+		{"end another's absence", admins, func() (string, string, string) {
+			m := e.join(fresh("m"), "member")
+			e.must(200, e.owner.token, "PUT", e.o("/members/"+m.id+"/absence"), absenceBody(e.owner.id))
+			return "DELETE", e.o("/members/" + m.id + "/absence"), ""
+		}},
 		{"remove a member", admins, func() (string, string, string) {
 			return "DELETE", e.o("/members/" + e.join(fresh("m"), "member").id), ""
 		}},
 		{"invite", admins, func() (string, string, string) {
 			return "POST", e.o("/invitations"), fmt.Sprintf(`{"email": "%s@acme.test"}`, fresh("inv"))
 		}},
+		{"list invitations", admins, func() (string, string, string) { return "GET", e.o("/invitations"), "" }},
+		{"revoke an invitation", admins, func() (string, string, string) {
+			inv := e.must(201, e.owner.token, "POST", e.o("/invitations"), fmt.Sprintf(`{"email": "%s@acme.test"}`, fresh("rev")))
+			return "DELETE", e.o("/invitations/" + inv.s("id")), ""
+		}},
+		{"read the audit log", admins, func() (string, string, string) { return "GET", e.o("/audit"), "" }},
 		{"list teams", all, func() (string, string, string) { return "GET", e.o("/teams"), "" }},
 		{"get team", all, func() (string, string, string) { return "GET", e.o("/teams/" + teamT), "" }},
 		{"create team", admins, func() (string, string, string) {
@@ -237,6 +253,38 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("import as %s: %d %s", who, code, raw)
 		}
 	}
+
+	// Uploading media is for whoever may compose on some account (custom
+	// holds publish none: no compose; member holds no grant).
+	composers := []string{"owner", "admin", "teamadmin", "manager", "editor"}
+	png := string(mediatest.PNG(2, 2))
+	for _, who := range names {
+		body := "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" + png + "\r\n--b--\r\n"
+		code, raw := e.req(actors[who].token, "POST", e.o("/media"), "multipart/form-data; boundary=b", body)
+		if want := slices.Contains(composers, who); want != (code == 201) || (!want && code != 403) {
+			t.Errorf("upload as %s: %d %s", who, code, raw)
+		}
+	}
+}
+
+// absenceBody is a PUT …/absence body: from a minute ago until tomorrow.
+func absenceBody(delegate string) string {
+	return fmt.Sprintf(`{"from": %q, "until": %q, "delegate_member_id": %q}`,
+		time.Now().Add(-time.Minute).Format(time.RFC3339), time.Now().Add(24*time.Hour).Format(time.RFC3339), delegate)
+}
+
+// Anyone may set and end their own absence.
+func TestMembersSetTheirOwnAbsence(t *testing.T) {
+	e := newEnv(t)
+	m := e.join("Ava Away", "member")
+	e.must(200, m.token, "PUT", e.o("/members/"+m.id+"/absence"), absenceBody(e.owner.id))
+	out := e.must(200, m.token, "GET", e.o("/members/"+m.id), "")
+	if !strings.Contains(fmt.Sprint(out), e.owner.id) {
+		t.Fatalf("the member does not show the absence: %v", out)
+	}
+	e.problem(422, cs.EINVALID, m.token, "PUT", e.o("/members/"+m.id+"/absence"), absenceBody(m.id))
+	e.must(204, m.token, "DELETE", e.o("/members/"+m.id+"/absence"), "")
+	e.problem(404, cs.ENOTFOUND, m.token, "DELETE", e.o("/members/"+m.id+"/absence"), "")
 }
 
 // Anyone may clear their own Slack id, leave a team and leave the org.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/countersign/countersign/internal/blob/dirblob"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/testenv"
 	"github.com/countersign/countersign/server"
@@ -68,7 +70,12 @@ func newEnv(t *testing.T) *env {
 			t.Log("server log:\n" + logs.String())
 		}
 	})
-	s := server.New(server.Deps{Store: st, Temporal: testenv.TemporalClient(t), Logger: logger})
+	blobs, err := dirblob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := server.New(server.Deps{Store: st, Temporal: testenv.TemporalClient(t), Logger: logger,
+		Media: &media.Service{Store: st, Blobs: blobs, Logger: logger}})
 	ts := httptest.NewServer(s)
 	t.Cleanup(ts.Close)
 	b, err := st.Bootstrap(ctx, "Acme", "owner@acme.test", "Olga Owner")

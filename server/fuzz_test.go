@@ -155,6 +155,7 @@ func (e *fzEnv) endpoints() []fzEndpoint {
 			{"patch member", "PATCH", e.o("/members/" + e.approverID), e.owner, false},
 			{"patch me", "PATCH", "/v1/me", e.author, false},
 			{"create token", "POST", "/v1/me/tokens", e.author, false},
+			{"put absence", "PUT", e.o("/members/" + e.authorID + "/absence"), e.author, false},
 		}
 	})
 	return e.endpointsList
@@ -162,7 +163,7 @@ func (e *fzEnv) endpoints() []fzEndpoint {
 
 // fzAllEndpoints (as the fuzz argument "which") sends the body to every
 // endpoint; the seeds do, and the fuzzer mostly picks one.
-const fzAllEndpoints = uint8(20)
+const fzAllEndpoints = uint8(21)
 
 var fzContentTypes = []string{"application/json", "", "application/json; charset=utf-8", "text/plain", "text/csv"}
 
@@ -242,6 +243,9 @@ func FuzzMutatingBodies(f *testing.F) {
 		`{"org_role": "admin", "slack_user_id": "U123"}`,
 		`{"name": "Ines", "allow_invitations": false}`,
 		`{"label": "ci"}`,
+		`{"from": "2030-01-01T00:00:00+01:00", "until": "2030-01-05T00:00:00+01:00", "delegate_member_id": "APPROVER"}`,
+		`{"from": "2030-01-05T00:00:00Z", "until": "2030-01-01T00:00:00Z", "delegate_member_id": "AUTHOR"}`,
+		`{"from": "2030-01-01", "until": null, "delegate_member_id": "00000000-0000-0000-0000-000000000000"}`,
 		"email,name,org_role,teams\nana@fuzz.test,Ana,member,PR;Design\n",
 		// invalid ones
 		``, ` `, `{}`, `[]`, `null`, `"x"`, `1e999`, `{"x":1}`, `{} {}`, `{"text": 1}`, `{"revision": "1"}`,
@@ -499,6 +503,40 @@ func FuzzAccountSettings(f *testing.F) {
 			}
 			// Put it back for the next input.
 			e.must(t, 200, e.owner, "PATCH", path, fmt.Sprintf(`{"settings": {"url": %q}, "credentials": {"secret": %q}}`, was, secret))
+		}
+	})
+}
+
+// FuzzInvitationPage posts arbitrary form bodies (and paths) to the accept
+// page: the answer is always an HTML page with its security headers, never
+// a 5xx, and never shows an API token unless it created a user.
+func FuzzInvitationPage(f *testing.F) {
+	e := newFzEnv(f)
+	for _, s := range []string{
+		"action=accept&name=Ana", "action=decline", "action=accept&name=" + strings.Repeat("a", 300), "action=x",
+		"", "name=%00", "action=accept&name=%E2%80%AE%0D%0ABcc:x", "%zz", "action=accept&action=decline",
+	} {
+		f.Add([]byte(s), "")
+		f.Add([]byte(s), e.invitation)
+	}
+	f.Add([]byte("action=accept"), "csi_forged")
+	f.Add([]byte("action=accept"), "csi_%00")
+	f.Fuzz(func(t *testing.T, body []byte, token string) {
+		if token == "" {
+			token = "csi_none"
+		}
+		for _, method := range []string{"GET", "POST"} {
+			code, h, raw, err := e.send("", method, "/invitations/"+url.PathEscape(token), "application/x-www-form-urlencoded", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code >= 500 && code != 503 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") && code != 404 && code != 405 {
+				t.Errorf("%s %q with %q: %d %s %.200s", method, token, body, code, h.Get("Content-Type"), raw)
+			}
+			if strings.HasPrefix(h.Get("Content-Type"), "text/html") && (h.Get("Referrer-Policy") != "no-referrer" ||
+				!strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'")) {
+				t.Errorf("%s %q: page without its headers: %v", method, token, h)
+			}
 		}
 	})
 }

@@ -31,8 +31,16 @@ func (s *Server) invite(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.mailQueued(inv)
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusCreated, inv)
+}
+
+// mailQueued wakes the mail dispatcher for an invitation it must send.
+func (s *Server) mailQueued(inv cs.Invitation) {
+	if inv.Delivery == cs.DeliveryQueued && s.MailQueued != nil {
+		s.MailQueued()
+	}
 }
 
 // importInvitations answers POST …/invitations/import: a text/csv body of at
@@ -70,6 +78,9 @@ func (s *Server) importInvitations(c *gin.Context) {
 	counts := map[string]int{}
 	for _, r := range rows {
 		counts[r.Result]++
+		if r.Invitation != nil {
+			s.mailQueued(*r.Invitation)
+		}
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{

@@ -105,6 +105,9 @@ func (s *Server) updateMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if req.OrgRole != nil && *req.OrgRole != target.OrgRole { // admins approve on every account
+		s.posts.DirectoryChanged(c, me.OrgID, store.RefreshScope{MemberIDs: []string{id}, RoleSteps: true}, "a member's role changed")
+	}
 	s.writeMember(c, http.StatusOK, m)
 }
 
@@ -132,5 +135,6 @@ func (s *Server) removeMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.posts.DirectoryChanged(c, me.OrgID, store.RefreshScope{MemberIDs: []string{id}}, "a member was removed")
 	c.Status(http.StatusNoContent)
 }

@@ -20,7 +20,7 @@ func TestAdminMemberChangesAreAudited(t *testing.T) {
 	e.problem(422, cs.EINVALID, admin.token, "PATCH", path, `{"slack_user_id": "not an id"}`)
 	e.must(200, e.owner.token, "PATCH", path, `{"slack_user_id": ""}`)
 
-	rows := e.count(`SELECT count(*) FROM org_audit WHERE org_id = $1`, e.org)
+	rows := e.count(`SELECT count(*) FROM org_audit WHERE org_id = $1 AND object_type = 'member'`, e.org)
 	first := e.count(`SELECT count(*) FROM org_audit WHERE org_id = $1 AND actor_member_id = $2 AND source = 'api'
 		AND object_type = 'member' AND object_id = $3 AND action = 'update'
 		AND before = '{"org_role": "member", "slack_user_id": null}' AND after = '{"org_role": "admin", "slack_user_id": "UMO"}'`,

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/store"
 )
 
 const memberKey = "countersign.member"
@@ -27,6 +28,8 @@ func (s *Server) orgMember(c *gin.Context) {
 		return
 	}
 	c.Set(memberKey, m)
+	// Audited changes name the caller (store.WithActor).
+	c.Request = c.Request.WithContext(store.WithActor(c.Request.Context(), store.Actor{MemberID: m.ID, Source: cs.SourceAPI}))
 	c.Next()
 }
 

@@ -70,10 +70,29 @@ func (s *Server) answer(c *gin.Context, out posts.Outcome) {
 }
 
 type submitRequest struct {
-	AccountID   string   `json:"account_id"`
-	Text        string   `json:"text"`
-	MediaURLs   []string `json:"media_urls"`
-	ScheduledAt *string  `json:"scheduled_at"`
+	AccountID   string     `json:"account_id"`
+	Text        string     `json:"text"`
+	MediaURLs   []string   `json:"media_urls"`
+	Media       []mediaRef `json:"media,omitempty"`
+	ScheduledAt *string    `json:"scheduled_at"`
+}
+
+// mediaRef is an image attached to a post, as sent: an upload's id and its
+// alt text (the hash of its bytes is the server's to add).
+type mediaRef struct {
+	ID  string `json:"id"`
+	Alt string `json:"alt"`
+}
+
+func mediaRefs(refs []mediaRef) []cs.PostMedia {
+	if refs == nil {
+		return nil
+	}
+	out := make([]cs.PostMedia, len(refs))
+	for i, r := range refs {
+		out[i] = cs.PostMedia{ID: r.ID, Alt: r.Alt}
+	}
+	return out
 }
 
 // parseTime reads an RFC 3339 time with its offset ("2026-11-23T09:00:00+01:00").
@@ -109,7 +128,7 @@ func (s *Server) submitPost(c *gin.Context) {
 	}
 	canonical, _ := json.Marshal(req) // what a replay must repeat, whatever its spacing
 	p, created, err := s.posts.Submit(c, me, posts.Submission{AccountID: req.AccountID, Text: req.Text, MediaURLs: req.MediaURLs,
-		ScheduledAt: at, IdempotencyKey: key, RequestHash: posts.BodyHash(canonical)})
+		Media: mediaRefs(req.Media), ScheduledAt: at, IdempotencyKey: key, RequestHash: posts.BodyHash(canonical)})
 	if p.ID != "" {
 		c.Set(postIDKey, p.ID)
 	}
@@ -173,6 +192,7 @@ type patchRequest struct {
 	Revision    int             `json:"revision"`
 	Text        *string         `json:"text"`
 	MediaURLs   []string        `json:"media_urls"`
+	Media       []mediaRef      `json:"media"`
 	ScheduledAt json.RawMessage `json:"scheduled_at"`
 }
 
@@ -188,7 +208,7 @@ func (s *Server) patchPost(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
-	ch := posts.Change{PostID: id, Revision: req.Revision, Text: req.Text, MediaURLs: req.MediaURLs,
+	ch := posts.Change{PostID: id, Revision: req.Revision, Text: req.Text, MediaURLs: req.MediaURLs, Media: mediaRefs(req.Media),
 		Source: cs.SourceAPI, RequestID: c.GetHeader("Idempotency-Key")}
 	if len(req.ScheduledAt) > 0 {
 		ch.Reschedule = true

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/store"
 )
 
@@ -73,6 +74,7 @@ var statusOf = map[string]int{
 	cs.ReasonDistinctApprovers: http.StatusForbidden,
 	cs.ReasonNotAuthorized:     http.StatusForbidden,
 	cs.ReasonNotAwaited:        http.StatusForbidden,
+	cs.ReasonNotDelegate:       http.StatusForbidden,
 	cs.ReasonCannotCompose:     http.StatusForbidden,
 	cs.ReasonUnsigned:          http.StatusForbidden,
 	cs.ReasonNotWaiting:        http.StatusConflict,
@@ -87,6 +89,13 @@ var statusOf = map[string]int{
 	cs.ReasonRateLimited:       http.StatusTooManyRequests,
 	cs.ReasonAuthorizeFailed:   http.StatusServiceUnavailable,
 	store.EIDEMPOTENCYREUSED:   http.StatusUnprocessableEntity,
+
+	media.CodeTooLarge:    http.StatusRequestEntityTooLarge,
+	media.CodeUnsupported: http.StatusUnsupportedMediaType,
+	media.CodeDimensions:  http.StatusUnprocessableEntity,
+	media.CodeCorrupt:     http.StatusUnprocessableEntity,
+	media.CodeNetworkRule: http.StatusUnprocessableEntity,
+	media.CodeURLExpired:  http.StatusForbidden,
 }
 
 // fail writes err as a problem. Domain errors keep their message; anything

@@ -23,9 +23,15 @@ import (
 // allows only the page's own style, by hash), the page cannot be framed,
 // the token in its URL never leaves in a Referer, nothing is cached or
 // indexed, and no type is sniffed.
-func reviewHeaders(c *gin.Context) {
+func reviewHeaders(c *gin.Context) { htmlPageHeaders(c, review.CSP) }
+
+// htmlPageHeaders are the headers of every HTML page the API serves to
+// someone holding a token in its URL (the review page, the invitation's
+// accept page): csp, no framing, no Referer (the token stays in the
+// address bar), no caching or indexing, no type sniffing.
+func htmlPageHeaders(c *gin.Context, csp string) {
 	h := c.Writer.Header()
-	h.Set("Content-Security-Policy", review.CSP)
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -73,7 +79,7 @@ func (s *Server) reviewAnswer(c *gin.Context) {
 	// The token in the path is what authorizes the answer; a form posted
 	// from another site (which would need the token) is refused anyway, as
 	// browsers say where a form comes from.
-	if !sameOrigin(c.Request) {
+	if !sameOrigin(c.Request, s.PublicURL) {
 		s.reviewProblem(c, &review.Problem{Status: http.StatusForbidden, Title: "This answer came from another site",
 			Detail: "Open the link from your e-mail and answer on its page."})
 		return
@@ -124,15 +130,20 @@ func (s *Server) reviewAnswer(c *gin.Context) {
 // sameOrigin reports whether the browser says the form was posted from this
 // site: Sec-Fetch-Site same-origin (or none: typed or bookmarked) when the
 // browser sends it; otherwise an Origin, when sent, whose host is the
-// request's. (With Referrer-Policy no-referrer, browsers send Origin "null"
-// on the page's own form: Sec-Fetch-Site is what tells.)
-func sameOrigin(r *http.Request) bool {
+// request's or COUNTERSIGN_PUBLIC_URL's. (With Referrer-Policy no-referrer,
+// browsers send Origin "null" on the page's own form: Sec-Fetch-Site is what
+// tells.)
+func sameOrigin(r *http.Request, publicURL string) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
 		return site == "same-origin" || site == "none"
 	}
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
+		if err != nil {
+			return false
+		}
+		pub, _ := url.Parse(publicURL)
+		return u.Host == r.Host || (pub != nil && pub.Host != "" && u.Host == pub.Host)
 	}
 	return true
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/review"
@@ -43,6 +44,17 @@ type Deps struct {
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
+	// Media stores uploads and checks posts' images; without it the media
+	// routes answer 503 and posts with images are refused.
+	Media *media.Service
+	// MediaURLs checks signed media URLs (nil: only members read media).
+	MediaURLs *media.URLs
+	// MailQueued is told when invitations were queued for mail (the
+	// dispatcher polls at once); nil without SMTP.
+	MailQueued func()
+	// PublicURL is COUNTERSIGN_PUBLIC_URL, for the links the accept page
+	// shows ("" uses the request's host).
+	PublicURL string
 	// MemberRate limits each member's decisions and edits (zero:
 	// posts.PerMember).
 	MemberRate posts.Rate
@@ -67,8 +79,12 @@ func New(d Deps) *Server {
 	if perMember == (posts.Rate{}) {
 		perMember = posts.PerMember
 	}
-	s.posts = posts.New(posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
-		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)})
+	pd := posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
+		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)}
+	if d.Media != nil { // a nil *media.Service must stay a nil interface
+		pd.Media = d.Media
+	}
+	s.posts = posts.New(pd)
 	if d.ReviewLinks != nil {
 		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: review.StoreComments(d.Store)}
 	}
@@ -101,6 +117,13 @@ func New(d Deps) *Server {
 	// existing user with their own API token too (optional here).
 	e.POST("/v1/invitations/:token/accept", s.acceptInvitation)
 	e.POST("/v1/invitations/:token/decline", s.declineInvitation)
+	// The accept link of the invitation mail: a small HTML page.
+	e.GET("/invitations/:token", s.invitationPage)
+	e.POST("/invitations/:token", s.invitationPageAnswer)
+
+	// An image is read by members of its org (API token) or by whoever
+	// holds a signed URL of it (Slack, webhook receivers): see mediaAccess.
+	e.GET("/v1/orgs/:org/media/:media", s.mediaAccess, s.getMedia)
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.GET("/me", s.me)
@@ -108,16 +131,22 @@ func New(d Deps) *Server {
 	v1.GET("/me/tokens", s.listTokens)
 	v1.POST("/me/tokens", s.createToken)
 	v1.DELETE("/me/tokens/:token", s.revokeToken)
+	v1.GET("/me/invitations", s.myInvitations)
+	v1.POST("/me/invitations/:invitation/accept", s.acceptMyInvitation)
+	v1.POST("/me/invitations/:invitation/decline", s.declineMyInvitation)
 
 	org := v1.Group("/orgs/:org", s.orgMember)
 	org.POST("/invitations", s.invite)
 	org.POST("/invitations/import", s.importInvitations)
 	org.GET("/invitations", s.listInvitations)
 	org.DELETE("/invitations/:invitation", s.revokeInvitation)
+	org.GET("/audit", s.orgAudit)
 	org.GET("/members", s.listMembers)
 	org.GET("/members/:member", s.getMember)
 	org.PATCH("/members/:member", s.updateMember)
 	org.DELETE("/members/:member", s.removeMember)
+	org.PUT("/members/:member/absence", s.putAbsence)
+	org.DELETE("/members/:member/absence", s.deleteAbsence)
 	org.GET("/teams", s.listTeams)
 	org.POST("/teams", s.createTeam)
 	org.GET("/teams/:team", s.getTeam)
@@ -139,6 +168,7 @@ func New(d Deps) *Server {
 	org.DELETE("/approval-chains/:chain", s.deleteChain)
 	org.GET("/reports/approvals", s.approvalReport)
 	s.postRoutes(org)
+	org.POST("/media", s.uploadMedia)
 	return s
 }
 
@@ -162,7 +192,11 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 func limitBody(c *gin.Context) {
 	if c.Request.Body != nil {
-		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+		limit := int64(maxBodyBytes)
+		if c.FullPath() == uploadRoute && c.Request.Method == http.MethodPost {
+			limit = maxUploadBody
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 	}
 	c.Next()
 }

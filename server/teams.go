@@ -136,6 +136,8 @@ func (s *Server) putTeamMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.posts.DirectoryChanged(c, currentMember(c).OrgID, store.RefreshScope{MemberIDs: []string{memberID}, TeamID: teamID},
+		"a member was added to a team")
 	c.JSON(http.StatusOK, tm)
 }
 
@@ -148,5 +150,7 @@ func (s *Server) removeTeamMember(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	s.posts.DirectoryChanged(c, currentMember(c).OrgID, store.RefreshScope{MemberIDs: []string{memberID}, TeamID: teamID},
+		"a member was removed from a team")
 	c.Status(http.StatusNoContent)
 }

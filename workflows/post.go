@@ -19,6 +19,8 @@
 //     asked at each decision against the current database (so a member added
 //     to the team later may approve, a removed one may not). An approval
 //     already counted stays counted if its author is removed afterwards.
+//     The list is resolved again after a directory change or at the start
+//     or end of an absence (post_directory.go).
 //   - Fallback widens the step: the original approvers may still approve,
 //     the quorum is unchanged. A step without timeout waits until approved,
 //     rejected, edited, canceled or expired by the late policy.
@@ -117,10 +119,21 @@
 //     two history events fewer. GetVersion(versionLeaner) is asked only on
 //     version 1, and answers DefaultVersion when an older history replays.
 //
+// Version "media-attachments" (images, issue 16) is asked lazily, only when
+// a submission or an edit carries images (withMedia): a post without images
+// records no marker and hashes its content exactly as before. With it, the
+// images (ids, alt texts and the hashes of their bytes, never the bytes) are
+// in the state, in the content hash (changing an image or its alt text
+// voids approvals) and in the PublishRequest.
+//
 // The late grace (change id "late-grace", asked only when a pending post's
 // scheduled time passes under the late policy expire; histories
 // late_grace_*.v3.json): the post waits LateGrace for decisions sent before
 // its time, counted from their signed DecisionSignal.SentAt.
+//
+// Absences with delegates and directory changes that reach open steps
+// ("absences-and-directory-changes", asked lazily: a plain post records no
+// marker) are described in post_directory.go.
 //
 // The clean three-step post (Update-With-Start, three decide Updates, no
 // schedule; internal/e2e TestCleanThreeStepPost, counted by internal/bench on
@@ -155,8 +168,11 @@ type PostInput struct {
 	Revision  int      `json:"revision"` // 0 reads as 1
 	Text      string   `json:"text"`
 	MediaURLs []string `json:"media_urls,omitempty"`
+	// Media are the submission's images: ids, alt texts and hashes, never
+	// bytes (version "media-attachments").
+	Media []countersign.PostMedia `json:"media,omitempty"`
 	// ContentHash is informative: the workflow recomputes
-	// countersign.ContentHash(Text, MediaURLs) and that is what it records.
+	// countersign.ContentHash(Text, MediaURLs, Media...) and that is what it records.
 	ContentHash string     `json:"content_hash,omitempty"`
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 	// Chain is the snapshot taken at submission; an empty chain means the
@@ -212,6 +228,10 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	p.v3 = p.lean && workflow.GetVersion(ctx, versionLeaner, workflow.DefaultVersion, 1) == 1
 	p.v2 = p.v3 || workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
 	p.askExternal(ctx)
+	if in.Continued == nil && len(in.Media) > 0 && p.withMedia(ctx) {
+		p.st.Media = slices.Clone(in.Media)
+		p.st.ContentHash = countersign.ContentHash(in.Text, in.MediaURLs, in.Media...)
+	}
 	if err := workflow.SetQueryHandler(ctx, countersign.QueryState, func() (countersign.PostState, error) {
 		return p.st, nil
 	}); err != nil {
@@ -266,6 +286,34 @@ const versionLean = "one-commit-per-transition"
 // versionLeaner is the change id of version 3 (see the package comment).
 const versionLeaner = "leaner-histories"
 
+// versionMedia is the change id of images attached to posts: asked only
+// when a submission or an edit carries images (withMedia), so a post
+// without any records no marker. From it, the images (ids, alt texts,
+// hashes) are part of the content hash and go to the publisher.
+const versionMedia = "media-attachments"
+
+// withMedia asks, once per run, whether this run knows images.
+func (p *post) withMedia(ctx workflow.Context) bool {
+	if p.mediaVer == 0 {
+		p.mediaVer = -1
+		if workflow.GetVersion(ctx, versionMedia, workflow.DefaultVersion, 1) == 1 {
+			p.mediaVer = 1
+		}
+	}
+	return p.mediaVer == 1
+}
+
+// editMedia are the images an edit brings: none where this run's history
+// was recorded by code that ignored them. A validator, which may not ask
+// GetVersion, takes an unknown version as the current one (validators do
+// not run on replay).
+func (p *post) editMedia(e countersign.EditSignal) []countersign.PostMedia {
+	if p.mediaVer == -1 || len(e.Media) == 0 {
+		return nil
+	}
+	return slices.Clone(e.Media)
+}
+
 // versionLateGrace is the change id of the late grace (see LateGrace). It is
 // asked only when a pending post's scheduled time passes under the late
 // policy expire, so other posts record no marker.
@@ -291,6 +339,9 @@ type post struct {
 	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
 	v3    bool // version 3: one upsert per workflow task, the first publish attempt local
 	ext   bool // external reviewers (external.go); asked only of posts whose chain has one
+	// mediaVer is the answer of GetVersion(versionMedia): 0 not asked yet
+	// in this run, 1 images count, -1 this history predates them.
+	mediaVer int
 
 	seq     int                       // last event sequence number
 	pending []countersign.PostEvent   // events not mirrored yet
@@ -321,7 +372,13 @@ type post struct {
 	done               bool
 	canceledByTemporal bool
 
-	decisionCh, editCh, rescheduleCh, cancelCh workflow.ReceiveChannel
+	// Absences and directory changes (post_directory.go).
+	dirVer   int                       // versionDirectory: 0 not asked yet, 1 on, -1 off
+	dirAt    time.Time                 // the next start or end of an absence the open step knows
+	dels     []countersign.Delegation  // the absences the open step's last resolution found
+	nextDels *[]countersign.Delegation // the next step's, resolved with the approval completing this one
+
+	decisionCh, editCh, rescheduleCh, cancelCh, dirCh workflow.ReceiveChannel
 }
 
 func newPost(ctx workflow.Context, in PostInput) *post {
@@ -356,6 +413,7 @@ func newPost(ctx workflow.Context, in PostInput) *post {
 		editCh:        workflow.GetSignalChannel(ctx, countersign.SignalEdit),
 		rescheduleCh:  workflow.GetSignalChannel(ctx, countersign.SignalReschedule),
 		cancelCh:      workflow.GetSignalChannel(ctx, countersign.SignalCancel),
+		dirCh:         workflow.GetSignalChannel(ctx, countersign.SignalDirectoryChanged),
 	}
 }
 
@@ -378,6 +436,7 @@ func (p *post) waitNext(ctx workflow.Context) {
 	onSignal(sel, p.editCh, func(s countersign.EditSignal) { p.onEdit(ctx, s) })
 	onSignal(sel, p.rescheduleCh, func(s countersign.RescheduleSignal) { p.onReschedule(ctx, s) })
 	onSignal(sel, p.cancelCh, func(s countersign.CancelSignal) { p.onCancel(ctx, s) })
+	onSignal(sel, p.dirCh, func(s countersign.DirectoryChangedSignal) { p.onDirectoryChanged(ctx, s) })
 	if p.v2 {
 		sel.AddReceive(p.reqCh, func(c workflow.ReceiveChannel, _ bool) {
 			var r *request
@@ -437,6 +496,7 @@ func (p *post) nextAlarm() (time.Time, string) {
 				consider(*p.st.ScheduledAt, label)
 			}
 		}
+		consider(p.dirAt, "an absence starts or ends")
 		return at, what
 	case countersign.PostScheduled:
 		return *p.st.ScheduledAt, "scheduled time"
@@ -455,6 +515,7 @@ func (p *post) onAlarm(ctx workflow.Context) {
 		switch {
 		case p.chain.LatePolicy == countersign.LateExpire && p.st.ScheduledAt != nil && !now.Before(*p.st.ScheduledAt):
 			if p.inLateGrace(ctx, now) {
+				p.absenceChange(ctx, now) // an absence may start or end within the grace too
 				return
 			}
 			p.expire(ctx, "the scheduled time passed before the post was approved")
@@ -462,6 +523,7 @@ func (p *post) onAlarm(ctx workflow.Context) {
 			p.openFallback(ctx)
 		case s.Deadline != nil && !now.Before(*s.Deadline):
 			p.expire(ctx, fmt.Sprintf("step %d/%d timed out", s.Index, p.st.TotalSteps))
+		case p.absenceChange(ctx, now):
 		case !p.reminded:
 			p.remind(ctx)
 		}
@@ -509,23 +571,43 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 	p.st.CurrentStep = n
 	cs, s := p.chainStep(), p.step()
 	var ids []string
+	var dels []countersign.Delegation
 	switch {
 	case p.ext && cs.Approver.External != nil: // nobody in the directory: the reviewer gets a link
 		ids, p.next = []string{}, nil
 	case p.next != nil:
 		ids, p.next = *p.next, nil
+		if p.nextDels != nil {
+			dels = *p.nextDels
+		}
 	default:
-		ids = p.resolve(ctx, cs.Approver)
+		res := p.resolveAll(ctx, cs.Approver)
+		ids, dels = res.MemberIDs, res.Delegations
 	}
+	p.nextDels = nil
 	now := workflow.Now(ctx)
 	s.Status, s.OpenedAt, s.Eligible = countersign.StepOpen, &now, ids
+	p.setDelegations(ctx, dels)
 	p.startPhase(now, cs.Timeout.D())
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventStepOpened, Step: n, Detail: fmt.Sprintf(
 		"step %d/%d: %s, %d approval(s) needed, %d eligible member(s)%s",
 		n, p.st.TotalSteps, cs.Approver, s.Quorum, len(ids), deadlineText(s.Deadline))})
 	p.commit(ctx)
+	p.checkSatisfiable(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ids,
 		TeamID: cs.Approver.Team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
+	p.notifyDelegates(ctx)
+}
+
+// notifyDelegates asks the delegates the open step awaits, by direct
+// message (a team's channel does not reach them).
+func (p *post) notifyDelegates(ctx workflow.Context) {
+	if len(p.step().Delegates) == 0 {
+		return
+	}
+	if ds := p.delegatesAwaited(p.principals()); len(ds) > 0 && p.step().Unsatisfiable == "" {
+		p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ds, Deadline: p.step().Deadline})
+	}
 }
 
 // startPhase starts the primary or the fallback phase of the current step.
@@ -542,15 +624,21 @@ func (p *post) startPhase(now time.Time, length time.Duration) {
 // openFallback widens the current step to its fallback team.
 func (p *post) openFallback(ctx workflow.Context) {
 	cs, s := p.chainStep(), p.step()
-	ids := p.resolve(ctx, countersign.Approver{Team: cs.FallbackTeam})
+	res := p.resolveAll(ctx, countersign.Approver{Team: cs.FallbackTeam})
+	ids := res.MemberIDs
 	s.FallbackActive, s.FallbackEligible = true, ids
+	if len(res.Delegations) > 0 || len(p.dels) > 0 {
+		p.setDelegations(ctx, append(slices.Clone(p.dels), res.Delegations...))
+	}
 	p.startPhase(workflow.Now(ctx), cs.FallbackTimeout.D())
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventFallbackOpened, Step: s.Index, Detail: fmt.Sprintf(
 		"step %d timed out: fallback team %s (%d member(s)) may approve too%s",
 		s.Index, cs.FallbackTeam, len(ids), deadlineText(s.Deadline))})
 	p.commit(ctx)
+	p.checkSatisfiable(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyFallback, TeamID: cs.FallbackTeam,
 		MemberIDs: union(s.Eligible, ids), Deadline: s.Deadline})
+	p.notifyDelegates(ctx)
 }
 
 // remind tells the step's approvers that a quarter of its time is left.
@@ -602,6 +690,8 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 	p.inputs++
 	received := workflow.Now(ctx)
 	d.Source = sourceOr(d.Source)
+	sent := d // as signed: the MAC covers what the sender wrote
+	d = p.onBehalf(d)
 	if reason, detail := p.precheck(d); reason != "" {
 		return p.ignoreDecision(ctx, d, reason, detail)
 	}
@@ -610,7 +700,7 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 		len(s.Approvals)+1 >= s.Quorum && s.Index < p.st.TotalSteps {
 		next = &p.chain.Steps[s.Index].Approver
 	}
-	res, err := p.authorize(ctx, d, next)
+	res, err := p.authorize(ctx, d, sent, next)
 	if err != nil {
 		// Not marked as seen: the same request may be sent again.
 		return p.ignoreDecision(ctx, d, countersign.ReasonAuthorizeFailed, "could not check the decision: "+err.Error())
@@ -626,9 +716,12 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 	if res.NextResolved {
 		ids := union(res.NextEligible)
 		p.next = &ids
+		if len(res.NextDelegations) > 0 {
+			p.nextDels = &res.NextDelegations
+		}
 	}
 	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, External: d.External, Decision: d.Decision,
-		Note: d.Note, Source: d.Source, RequestID: d.RequestID, At: workflow.Now(ctx)}
+		Note: d.Note, Source: d.Source, RequestID: d.RequestID, OnBehalfOf: d.OnBehalfOf, At: workflow.Now(ctx)}
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
 	}
@@ -678,12 +771,15 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 	case d.Decision == countersign.DecisionReject && strings.TrimSpace(d.Note) == "":
 		return countersign.ReasonNoteRequired, "a rejection needs a note"
 	}
+	if r := p.delegateRefusal(d); r != nil {
+		return r.reason, r.detail
+	}
 	return "", ""
 }
 
 func (p *post) ignoreDecision(ctx workflow.Context, d countersign.DecisionSignal, reason, detail string) *refusal {
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionIgnored, Actor: d.MemberID, Source: d.Source,
-		Step: d.Step, Reason: reason, Detail: d.Decision + " ignored: " + detail})
+		Step: d.Step, Reason: reason, Detail: d.Decision + " ignored: " + detail, OnBehalfOf: d.OnBehalfOf})
 	p.commit(ctx)
 	return &refusal{reason: reason, detail: detail}
 }
@@ -693,7 +789,8 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 	s := p.step()
 	s.Approvals = append(s.Approvals, rec)
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d", len(s.Approvals), s.Quorum, s.Index) + byExternal(rec)})
+		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d%s", len(s.Approvals), s.Quorum, s.Index, behalfText(rec.OnBehalfOf)) + byExternal(rec),
+		OnBehalfOf: rec.OnBehalfOf})
 	if len(s.Approvals) < s.Quorum {
 		p.commit(ctx)
 		if p.lean { // rides on the same save: the requests show "1 of 2 approvals"
@@ -721,9 +818,9 @@ func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
 	p.st.Status = countersign.PostRejected
 	p.rejectedAt = rec.At
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + byExternal(rec)})
+		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + behalfText(rec.OnBehalfOf) + byExternal(rec), OnBehalfOf: rec.OnBehalfOf})
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventRejected, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: rec.Note})
+		Step: s.Index, Detail: rec.Note, OnBehalfOf: rec.OnBehalfOf})
 	p.commit(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyRejected, MemberIDs: []string{p.in.AuthorID},
 		Actor: rec.MemberID, Detail: rec.Note})
@@ -766,6 +863,9 @@ func (p *post) release(ctx workflow.Context, approvedAt *time.Time) {
 // unsigned edit is an operator's, and its revision always needs approval.
 func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	p.inputs++
+	if len(e.Media) > 0 {
+		p.withMedia(ctx)
+	}
 	src := sourceOr(e.Source)
 	if r := p.checkEdit(e); r != nil {
 		return p.ignoreSignal(ctx, "edit", e.By, src, r)
@@ -786,7 +886,8 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 			needs = needs || res.Publish != countersign.PublishDirect || p.chain.RequireApprovalForAll
 		}
 	}
-	hash := countersign.ContentHash(e.Text, e.MediaURLs)
+	media := p.editMedia(e)
+	hash := countersign.ContentHash(e.Text, e.MediaURLs, media...)
 	if hash == p.st.ContentHash { // only with Reschedule (checkEdit): the time alone changes
 		p.applySchedule(ctx, e.ScheduledAt, e.By, src)
 		p.afterReschedule(ctx)
@@ -796,7 +897,7 @@ func (p *post) onEdit(ctx workflow.Context, e countersign.EditSignal) *refusal {
 	was := p.st.Status
 	p.st.Revision++
 	p.graceUntil = nil // a new revision, a new grace if its time passes
-	p.st.Text, p.st.MediaURLs, p.st.ContentHash = e.Text, e.MediaURLs, hash
+	p.st.Text, p.st.MediaURLs, p.st.Media, p.st.ContentHash = e.Text, e.MediaURLs, media, hash
 	p.st.Writer = e.By
 	detail := "content changed"
 	switch {
@@ -917,6 +1018,7 @@ func (p *post) drain(ctx workflow.Context) {
 		n += drainAll(p.rescheduleCh, func(r countersign.RescheduleSignal) { p.recordLate(ctx, "reschedule", r.By, r.Source) })
 		n += drainAll(p.cancelCh, func(c countersign.CancelSignal) { p.recordLate(ctx, "cancel", c.By, c.Source) })
 		n += drainAll(p.reqCh, func(r *request) { p.process(ctx, r) }) // refused (the post ended), recorded, answered
+		drainAll(p.dirCh, func(countersign.DirectoryChangedSignal) {}) // nothing open to re-resolve
 		if n == 0 {
 			return
 		}
@@ -963,7 +1065,7 @@ func (p *post) publish(ctx workflow.Context) {
 	req := activities.PublishRequest{
 		PostID: p.in.PostID, OrgID: p.in.OrgID, AccountID: p.in.AccountID, AuthorID: p.in.AuthorID,
 		Revision: p.st.Revision, ContentHash: p.st.ContentHash, Text: p.st.Text, MediaURLs: p.st.MediaURLs,
-		ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
+		Media: slices.Clone(p.st.Media), ScheduledAt: p.st.ScheduledAt, Approvals: p.approvals(), Mirror: mirror,
 	}
 	summary := fmt.Sprintf("publish revision %d", p.st.Revision)
 	var res activities.PublishResult

@@ -96,11 +96,11 @@ func (p *post) resolve(ctx workflow.Context, a countersign.Approver) []string {
 // authorize asks the directory whether the member may decide now. It gives up
 // after two minutes: the decision is then ignored (and may be sent again).
 // next, when set, is the approver of the step this approval would open.
-func (p *post) authorize(ctx workflow.Context, d countersign.DecisionSignal, next *countersign.Approver) (activities.AuthorizeResult, error) {
+func (p *post) authorize(ctx workflow.Context, d, sent countersign.DecisionSignal, next *countersign.Approver) (activities.AuthorizeResult, error) {
 	s := p.step()
 	req := activities.AuthorizeRequest{OrgID: p.in.OrgID, AccountID: p.in.AccountID, PostID: p.in.PostID,
 		AuthorID: p.in.AuthorID, MemberID: d.MemberID, Revision: d.Revision, Step: d.Step, Approver: s.Approver,
-		ResolveNext: next, Decision: &d}
+		ResolveNext: next, Decision: &sent, OnBehalfOf: d.OnBehalfOf}
 	if s.FallbackActive {
 		req.FallbackTeam = s.FallbackTeam
 	}
@@ -153,23 +153,19 @@ func (p *post) chainStep() countersign.ChainStep { return p.chain.Steps[p.st.Cur
 // the author, (from version 2) the revision's writer, and earlier approvers
 // when approvers must be distinct. This is the one computation of who is
 // awaited: the state's Awaited, PostApprovers and the reminders use it.
+//
+// From versionDirectory it adds the delegates of awaited members away now,
+// and is empty while the step cannot be satisfied (post_directory.go).
 func (p *post) awaited() []string {
 	if p.st.Status != countersign.PostPendingApproval {
 		return nil
 	}
-	s := p.step()
-	candidates := s.Eligible
-	if s.FallbackActive {
-		candidates = union(s.Eligible, s.FallbackEligible)
+	if p.step().Unsatisfiable != "" {
+		return nil
 	}
-	var out []string
-	earlier := p.earlierApprovers()
-	for _, id := range candidates {
-		if id == p.in.AuthorID || (p.v2 && id == p.st.Writer) || hasApproval(s.Approvals, id) ||
-			(p.chain.DistinctApprovers && slices.Contains(earlier, id)) {
-			continue
-		}
-		out = append(out, id)
+	out := p.principals()
+	if ds := p.delegatesAwaited(out); len(ds) > 0 {
+		return union(out, ds)
 	}
 	return out
 }
@@ -179,7 +175,7 @@ func (p *post) earlierApprovers() []string {
 	var ids []string
 	for _, s := range p.st.Steps[:max(p.st.CurrentStep-1, 0)] {
 		for _, a := range s.Approvals {
-			ids = append(ids, a.MemberID)
+			ids = append(ids, a.MemberID, a.OnBehalfOf)
 		}
 	}
 	return union(ids)
@@ -212,8 +208,19 @@ func (p *post) approvals() []countersign.DecisionRecord {
 	return out
 }
 
+// hasApproval: memberID approved, in person or (versionDirectory) through
+// their delegate.
 func hasApproval(recs []countersign.DecisionRecord, memberID string) bool {
-	return slices.ContainsFunc(recs, func(r countersign.DecisionRecord) bool { return r.MemberID == memberID })
+	return slices.ContainsFunc(recs, func(r countersign.DecisionRecord) bool {
+		return r.MemberID == memberID || (memberID != "" && r.OnBehalfOf == memberID)
+	})
+}
+
+func behalfText(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " on behalf of " + id
 }
 
 // union returns the sorted, distinct, non-empty ids of lists (never nil).
@@ -284,6 +291,9 @@ func (p *post) details() string {
 			until = "until " + p.st.Deadline.UTC().Format(time.RFC3339)
 		}
 		b.WriteString("\n\nSince " + p.since.UTC().Format(time.RFC3339) + ", " + until)
+	}
+	if p.st.Status == countersign.PostPendingApproval && p.step().Unsatisfiable != "" {
+		b.WriteString("\n\n**Cannot be satisfied**: " + p.step().Unsatisfiable + ". Nobody is awaited; the org's admins were told.")
 	}
 	if p.st.ExternalURL != "" {
 		b.WriteString("\n\nPublished: " + p.st.ExternalURL)

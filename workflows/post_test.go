@@ -44,6 +44,7 @@ type fixture struct {
 	env *testsuite.TestWorkflowEnvironment
 
 	dir          map[string][]string          // approver.String() -> member ids
+	absences     []countersign.Delegation     // the directory's absences (ResolveApprovers returns those of its members)
 	deny         map[string]string            // member id -> reason AuthorizeDecision gives
 	rights       map[string]countersign.Right // member id -> right on the account (default: editor)
 	signer       *secrets.DecisionSigner      // signs what the fixture sends as the API would
@@ -102,7 +103,9 @@ func newFixture(t *testing.T) *fixture {
 	env.OnActivity(a.ResolveApprovers, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ResolveApproversInput) (activities.ResolveApproversResult, error) {
 			f.resolved = append(f.resolved, in.Approver)
-			return activities.ResolveApproversResult{MemberIDs: f.dir[in.Approver.String()]}, nil
+			ids := f.dir[in.Approver.String()]
+			dels, _ := fixtureDir{f}.Delegations(context.Background(), in.OrgID, ids)
+			return activities.ResolveApproversResult{MemberIDs: ids, Delegations: dels}, nil
 		})
 	env.OnActivity(a.AuthorizeDecision, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
@@ -189,10 +192,28 @@ func (d fixtureDir) EligibleApprovers(_ context.Context, _, _ string, a counters
 
 func (d fixtureDir) AuthorizeDecision(_ context.Context, in activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
 	d.f.authReqs = append(d.f.authReqs, in)
+	if in.OnBehalfOf != "" { // the delegate decides as the absent member would
+		if !slices.ContainsFunc(d.f.absences, func(x countersign.Delegation) bool {
+			return x.MemberID == in.OnBehalfOf && x.DelegateID == in.MemberID
+		}) {
+			return activities.AuthorizeResult{Code: countersign.ReasonNotDelegate, Reason: "not away with this delegate"}, nil
+		}
+		in.MemberID = in.OnBehalfOf
+	}
 	if reason, ok := d.f.deny[in.MemberID]; ok {
 		return activities.AuthorizeResult{Allowed: false, Reason: reason}, nil
 	}
 	return activities.AuthorizeResult{Allowed: true}, nil
+}
+
+func (d fixtureDir) Delegations(_ context.Context, _ string, memberIDs []string) ([]countersign.Delegation, error) {
+	var out []countersign.Delegation
+	for _, del := range d.f.absences {
+		if slices.Contains(memberIDs, del.MemberID) {
+			out = append(out, del)
+		}
+	}
+	return out, nil
 }
 
 func (d fixtureDir) EffectiveRight(_ context.Context, _, _, memberID string) (countersign.Right, error) {

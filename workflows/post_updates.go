@@ -163,7 +163,7 @@ func busy() *refusal {
 
 // validateDecision is the decide validator: precheck on the state as it is.
 func (p *post) validateDecision(d countersign.DecisionSignal) *refusal {
-	if reason, detail := p.precheck(d); reason != "" {
+	if reason, detail := p.precheck(p.onBehalf(d)); reason != "" {
 		return &refusal{reason, detail}
 	}
 	return nil
@@ -179,7 +179,7 @@ func (p *post) checkEdit(e countersign.EditSignal) *refusal {
 		return duplicate(e.RequestID)
 	case e.Revision != 0 && e.Revision != p.st.Revision:
 		return &refusal{countersign.ReasonStaleRevision, fmt.Sprintf("edit of revision %d, the post is at revision %d", e.Revision, p.st.Revision)}
-	case !e.Reschedule && countersign.ContentHash(e.Text, e.MediaURLs) == p.st.ContentHash:
+	case !e.Reschedule && countersign.ContentHash(e.Text, e.MediaURLs, p.editMedia(e)...) == p.st.ContentHash:
 		return &refusal{countersign.ReasonUnchanged, "same content: approvals kept"}
 	}
 	return nil
@@ -270,6 +270,10 @@ type Continued struct {
 	Since         time.Time               `json:"since"`
 	GraceUntil    *time.Time              `json:"grace_until,omitempty"`
 	Pending       []countersign.PostEvent `json:"pending,omitempty"`
+	// DirVer, DirAt and Dels are versionDirectory's bookkeeping.
+	DirVer int                      `json:"dir_ver,omitempty"`
+	DirAt  time.Time                `json:"dir_at,omitzero"`
+	Dels   []countersign.Delegation `json:"dels,omitempty"`
 	// SA are the search attribute values last upserted: the next run
 	// inherits the attributes and upserts only what changes.
 	SA struct {
@@ -308,7 +312,7 @@ func (p *post) readyToContinue(ctx workflow.Context) bool {
 
 // waiting reports signals or requests not taken yet.
 func (p *post) waiting() bool {
-	return p.decisionCh.Len()+p.editCh.Len()+p.rescheduleCh.Len()+p.cancelCh.Len()+p.reqCh.Len() > 0
+	return p.decisionCh.Len()+p.editCh.Len()+p.rescheduleCh.Len()+p.cancelCh.Len()+p.reqCh.Len()+p.dirCh.Len() > 0
 }
 
 // carry is the next run's input.
@@ -319,7 +323,8 @@ func (p *post) carry() PostInput {
 		seen = seen[len(seen)-maxSeenCarried:]
 	}
 	c := &Continued{State: cloneState(p.st), Seq: p.seq, Seen: slices.Clone(seen), NeedsApproval: p.needsApproval,
-		PhaseLen: p.phaseLen, Reminded: p.reminded, RejectedAt: p.rejectedAt, Since: p.since, Pending: p.pending, GraceUntil: p.graceUntil}
+		PhaseLen: p.phaseLen, Reminded: p.reminded, RejectedAt: p.rejectedAt, Since: p.since, Pending: p.pending, GraceUntil: p.graceUntil,
+		DirVer: p.dirVer, DirAt: p.dirAt, Dels: p.dels}
 	c.SA.Status, c.SA.Step, c.SA.Approvers, c.SA.Deadline, c.SA.Scheduled =
 		p.sa.status, p.sa.step, p.sa.approvers, p.sa.deadline, p.sa.scheduled
 	in.Continued = c
@@ -331,6 +336,7 @@ func (p *post) resume(ctx workflow.Context, c Continued) {
 	p.st, p.seq, p.needsApproval = c.State, c.Seq, c.NeedsApproval
 	p.phaseLen, p.reminded, p.rejectedAt, p.since, p.pending = c.PhaseLen, c.Reminded, c.RejectedAt, c.Since, c.Pending
 	p.graceUntil = c.GraceUntil
+	p.dirVer, p.dirAt, p.dels = c.DirVer, c.DirAt, c.Dels
 	for _, id := range c.Seen {
 		p.markSeen(id)
 	}
@@ -343,11 +349,13 @@ func (p *post) resume(ctx workflow.Context, c Continued) {
 // workflow's own do not reach the copy.
 func cloneState(st countersign.PostState) countersign.PostState {
 	st.MediaURLs = slices.Clone(st.MediaURLs)
+	st.Media = slices.Clone(st.Media)
 	st.Awaited = slices.Clone(st.Awaited)
 	steps := make([]countersign.StepState, len(st.Steps))
 	for i, s := range st.Steps {
 		s.Eligible, s.FallbackEligible = slices.Clone(s.Eligible), slices.Clone(s.FallbackEligible)
 		s.Approvals = slices.Clone(s.Approvals)
+		s.Delegates = slices.Clone(s.Delegates)
 		steps[i] = s
 	}
 	st.Steps = steps

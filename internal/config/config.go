@@ -41,6 +41,14 @@ type Config struct {
 	SlackAPIURL        string // COUNTERSIGN_SLACK_API_URL
 	SlackAppToken      string // COUNTERSIGN_SLACK_APP_TOKEN (Socket Mode)
 
+	DataDir           string // COUNTERSIGN_DATA_DIR: local data; media go to <DataDir>/media by default
+	BlobURL           string // COUNTERSIGN_BLOB_URL: "" (the data directory), file:///path or s3://bucket/prefix
+	S3Endpoint        string // COUNTERSIGN_S3_ENDPOINT
+	S3Region          string // COUNTERSIGN_S3_REGION
+	S3AccessKeyID     string // COUNTERSIGN_S3_ACCESS_KEY_ID
+	S3SecretAccessKey string // COUNTERSIGN_S3_SECRET_ACCESS_KEY (never logged)
+	SMTPURL           string // COUNTERSIGN_SMTP_URL: smtp[s]://user:pass@host:port; empty: no mail (invitation tokens go to the admin)
+	MailFrom          string // COUNTERSIGN_MAIL_FROM
 	// MemberChangesPerMinute is each member's rate of decisions and edits
 	// (COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE, docs/limits.md).
 	MemberChangesPerMinute int
@@ -75,6 +83,14 @@ var Vars = []Var{
 	{"COUNTERSIGN_SLACK_SIGNING_SECRET", "", "Slack signing secret that verifies interaction requests"},
 	{"COUNTERSIGN_SLACK_API_URL", "https://slack.com/api/", "Slack API base URL (tests, proxies)"},
 	{"COUNTERSIGN_SLACK_APP_TOKEN", "", "Slack app token (xapp-…) to use Socket Mode instead of a public URL"},
+	{"COUNTERSIGN_DATA_DIR", ".countersign", "directory for local data; uploaded media go to its media/ subdirectory unless COUNTERSIGN_BLOB_URL says otherwise (serve and worker must share it)"},
+	{"COUNTERSIGN_BLOB_URL", "", "where media bytes live: empty for <data dir>/media, file:///path for another directory, s3://bucket/prefix for an S3-compatible store"},
+	{"COUNTERSIGN_S3_ENDPOINT", "https://s3.amazonaws.com", "S3 API base URL (e.g. https://s3.eu-central-1.amazonaws.com, https://<account>.r2.cloudflarestorage.com)"},
+	{"COUNTERSIGN_S3_REGION", "", "S3 region (e.g. eu-central-1; auto for Cloudflare R2)"},
+	{"COUNTERSIGN_S3_ACCESS_KEY_ID", "", "S3 access key id"},
+	{"COUNTERSIGN_S3_SECRET_ACCESS_KEY", "", "S3 secret access key (never logged)"},
+	{"COUNTERSIGN_SMTP_URL", "", "SMTP server for invitation mail: smtp://user:pass@host:587 (STARTTLS, required with credentials) or smtps://user:pass@host:465; empty: no mail, the invite answer carries the token"},
+	{"COUNTERSIGN_MAIL_FROM", "Countersign <countersign@localhost>", "sender address of Countersign's mail"},
 	{"COUNTERSIGN_MEMBER_CHANGES_PER_MINUTE", "30", "decisions and edits each member may send a minute, in bursts of a third of it (at least 10); more is answered 429"},
 	{egress.Variable, "", "what outbound calls may reach beyond public addresses: comma-separated CIDRs, IP addresses or host:port (loopback, private, link-local and metadata addresses are refused otherwise)"},
 }
@@ -112,6 +128,14 @@ func Load(getenv func(string) string) (Config, error) {
 		SlackSigningSecret: get("COUNTERSIGN_SLACK_SIGNING_SECRET"),
 		SlackAPIURL:        get("COUNTERSIGN_SLACK_API_URL"),
 		SlackAppToken:      get("COUNTERSIGN_SLACK_APP_TOKEN"),
+		DataDir:            get("COUNTERSIGN_DATA_DIR"),
+		BlobURL:            get("COUNTERSIGN_BLOB_URL"),
+		S3Endpoint:         get("COUNTERSIGN_S3_ENDPOINT"),
+		S3Region:           get("COUNTERSIGN_S3_REGION"),
+		S3AccessKeyID:      get("COUNTERSIGN_S3_ACCESS_KEY_ID"),
+		S3SecretAccessKey:  get("COUNTERSIGN_S3_SECRET_ACCESS_KEY"),
+		SMTPURL:            get("COUNTERSIGN_SMTP_URL"),
+		MailFrom:           get("COUNTERSIGN_MAIL_FROM"),
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return c, fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/countersign/countersign/internal/config"
 	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/egress"
+	"github.com/countersign/countersign/internal/mail/mailsink"
 	"github.com/countersign/countersign/internal/pgserver"
 	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/internal/store"
@@ -49,6 +51,9 @@ type Options struct {
 	TemporalPersistence string
 	PGBinDir            string // where initdb and postgres are; default: PATH and the usual places
 	Logger              *slog.Logger
+	// MailNotices receives the one-line notice of each mail the dev SMTP
+	// sink keeps (default: standard output).
+	MailNotices io.Writer
 }
 
 // Defaults of Options, as documented in the README.
@@ -76,7 +81,10 @@ type Stack struct {
 	// MetricsURL is the metrics listener's /metrics, "" without one.
 	MetricsURL string
 	Demo       *Demo // the demo org's credentials
-	Seeded     bool  // the demo org was created by this start
+	// Mail is the in-process SMTP sink invitation mail goes to (under
+	// <data-dir>/mail), nil when COUNTERSIGN_SMTP_URL names a real server.
+	Mail   *mailsink.Sink
+	Seeded bool // the demo org was created by this start
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -165,6 +173,20 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	smtpURL := os.Getenv("COUNTERSIGN_SMTP_URL")
+	if smtpURL == "" {
+		// Invitation mail goes to an SMTP sink that keeps it under the data
+		// directory and prints a notice with the link to follow.
+		notices := o.MailNotices
+		if notices == nil {
+			notices = os.Stdout
+		}
+		if s.Mail, err = mailsink.Start(mailsink.Options{Dir: filepath.Join(o.DataDir, "mail"),
+			Notify: func(m mailsink.Message) { fmt.Fprintln(notices, mailsink.Notice(m)) }}); err != nil {
+			return s, fmt.Errorf("mail sink: %w", err)
+		}
+		smtpURL = s.Mail.URL()
+	}
 	cfg, err := config.Load(func(name string) string {
 		switch name {
 		case "DATABASE_URL":
@@ -179,6 +201,10 @@ func Start(ctx context.Context, o Options) (s *Stack, err error) {
 			return o.MetricsAddr
 		case "COUNTERSIGN_SECRET_KEY":
 			return key
+		case "COUNTERSIGN_DATA_DIR": // media under the dev stack's own directory
+			return o.DataDir
+		case "COUNTERSIGN_SMTP_URL":
+			return smtpURL
 		case "TEMPORAL_GRPC_COMPRESSION":
 			// Temporal is on this machine: compressing costs CPU for nothing.
 			if v := os.Getenv(name); v != "" {
@@ -253,6 +279,9 @@ func (s *Stack) Stop() error {
 	}
 	if s.PG != nil {
 		s.PG.Stop()
+	}
+	if s.Mail != nil {
+		_ = s.Mail.Close()
 	}
 	s.errMu.Lock()
 	defer s.errMu.Unlock()

@@ -6,13 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign/internal/cli"
 	"github.com/countersign/countersign/internal/devstack"
+	"github.com/countersign/countersign/internal/media/mediatest"
 	"github.com/countersign/countersign/internal/testenv"
 )
 
@@ -25,6 +30,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestDevStack(t *testing.T) {
 	testenv.RequirePostgresBinaries(t)
 	dir := testenv.DataDir(t)
+	notices := &noticeBuffer{}
 	opts := devstack.Options{
 		DataDir:      dir,
 		HTTPAddr:     fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
@@ -33,6 +39,7 @@ func TestDevStack(t *testing.T) {
 		PGPort:       testenv.FreePort(t),
 		MetricsAddr:  "127.0.0.1:0",
 		Logger:       testenv.Logger(t),
+		MailNotices:  notices,
 	}
 	ctx := context.Background()
 
@@ -48,6 +55,10 @@ func TestDevStack(t *testing.T) {
 	// The walk-through of the README on the seeded org: Ines submits, Maya,
 	// Pat (team PR) and Eddie (editor) approve, the log account publishes.
 	postID := walkThrough(t, s)
+
+	// Invitation mail goes to the dev SMTP sink: a file under <data-dir>/mail
+	// and a one-line notice whose link opens the accept page.
+	inviteThroughSink(t, s, notices, dir)
 
 	// The Web UI serves its app and can reach the namespace's workflows.
 	resp, err := http.Get(s.Temporal.UIURL)
@@ -76,6 +87,8 @@ func TestDevStack(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `countersign_posts{status="published"} 1`) {
 		t.Fatalf("metrics listener %s: %s %.300s", s.MetricsURL, resp.Status, raw)
 	}
+	// The README's walk-through with an image (after the count above).
+	imageWalkThrough(t, s)
 	if resp, err = http.Get(s.APIURL + "/metrics"); err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +195,48 @@ func walkThrough(t *testing.T, s *devstack.Stack) string {
 		t.Fatalf("report: %d %+v %v", resp.StatusCode, report, err)
 	}
 	return id
+}
+
+// imageWalkThrough is the README's "With an image": Ines uploads an image
+// (curl -F file=@…), attaches it with alt text, the chain approves, and the
+// log account publishes the post, which lists the image.
+func imageWalkThrough(t *testing.T, s *devstack.Stack) {
+	t.Helper()
+	d := s.Demo
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	part, _ := w.CreateFormFile("file", "logo.png")
+	part.Write(mediatest.PNG(32, 16))
+	w.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.APIURL+"/v1/orgs/"+d.OrgID+"/media", &body)
+	req.Header.Set("Authorization", "Bearer "+d.Tokens["INES"])
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var img map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&img)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || img["content_type"] != "image/png" || img["width"] != float64(32) {
+		t.Fatalf("upload: %d %v", resp.StatusCode, img)
+	}
+	var post map[string]any
+	if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts", d.Tokens["INES"], fmt.Sprintf(
+		`{"account_id":%q,"text":"New logo!","media":[{"id":%q,"alt":"Our logo, white on red"}]}`, d.AccountID, img["id"]), &post); code != http.StatusCreated {
+		t.Fatalf("submit with an image: %d %v", code, post)
+	}
+	id := post["id"].(string)
+	for _, who := range []string{"MAYA", "PAT", "EDDIE"} {
+		if code := send(t, s.APIURL+"/v1/orgs/"+d.OrgID+"/posts/"+id+"/approve", d.Tokens[who], `{"revision":1}`, nil); code != http.StatusOK {
+			t.Fatalf("%s approving the post with an image: %d", who, code)
+		}
+	}
+	p := waitFor(t, s, id, "published", func(p map[string]any) bool { return p["status"] == "published" })
+	media, _ := p["media"].([]any)
+	if len(media) != 1 || media[0].(map[string]any)["alt"] != "Our logo, white on red" {
+		t.Fatalf("the published post lists %v", p["media"])
+	}
 }
 
 func stepOpen(p map[string]any, i int) bool {
@@ -304,4 +359,60 @@ func getMe(t *testing.T, api, token string) string {
 		t.Fatalf("GET /v1/me: %s %s", resp.Status, body.String())
 	}
 	return body.String()
+}
+
+// noticeBuffer collects the dev mail sink's notices.
+type noticeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (n *noticeBuffer) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.b.Write(p)
+}
+
+func (n *noticeBuffer) String() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.b.String()
+}
+
+// inviteThroughSink invites as the demo owner and follows the notice's link.
+func inviteThroughSink(t *testing.T, s *devstack.Stack, notices *noticeBuffer, dir string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.APIURL+"/v1/orgs/"+s.Demo.OrgID+"/invitations",
+		strings.NewReader(`{"email": "ana@demo.test", "org_role": "member"}`))
+	req.Header.Set("Authorization", "Bearer "+s.Demo.Tokens["OWNER"])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || strings.Contains(string(body), "csi_") {
+		t.Fatalf("invite: %d %s", resp.StatusCode, body)
+	}
+	link := regexp.MustCompile(`-> (http\S+/invitations/csi_\S+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	for link.FindStringSubmatch(notices.String()) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail notice with a link: %q", notices.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "mail", "*.eml")); len(files) != 1 {
+		t.Errorf("mail files: %v", files)
+	}
+	resp, err = http.Get(link.FindStringSubmatch(notices.String())[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Demo") {
+		t.Fatalf("accept page: %d %s", resp.StatusCode, page)
+	}
 }

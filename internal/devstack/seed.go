@@ -41,6 +41,10 @@ func (d *Demo) Env() string {
 	for _, p := range demoPeople {
 		b.WriteString(" " + p.Key + "=" + d.Tokens[p.Key])
 	}
+	b.WriteString("\nexport")
+	for _, p := range demoPeople { // member ids, e.g. for an absence's delegate
+		b.WriteString(" " + p.Key + "_ID=" + d.Members[p.Key])
+	}
 	b.WriteString("\n")
 	return b.String()
 }
@@ -76,7 +80,7 @@ func Seed(ctx context.Context, st *store.Store, apiURL string) (*Demo, error) {
 	}
 	d := &Demo{APIURL: apiURL, OrgID: b.Org.ID, Tokens: map[string]string{"OWNER": b.Token}, Members: map[string]string{"OWNER": b.Member.ID}}
 	for _, p := range demoPeople {
-		inv, err := st.Invite(ctx, d.OrgID, b.Member.ID, cs.InvitationRequest{
+		inv, err := st.InviteWithToken(ctx, d.OrgID, b.Member.ID, cs.InvitationRequest{
 			Email: strings.ToLower(p.Key) + "@demo.countersign.test", Name: p.Name, OrgRole: cs.RoleMember})
 		if err != nil {
 			return nil, err

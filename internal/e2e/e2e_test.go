@@ -68,9 +68,13 @@ func newEnv(t *testing.T) *env {
 // its API, starts a worker and a webhook receiver; all stop with the test.
 func startEnv(t *testing.T, vars map[string]string, logger *slog.Logger) *env {
 	t.Helper()
+	dataDir := t.TempDir()
 	cfg, err := config.Load(func(name string) string {
 		if name == "COUNTERSIGN_SECRET_KEY" {
 			return fmt.Sprintf("%x", secrets.RandomBytes(32))
+		}
+		if _, ok := vars[name]; !ok && name == "COUNTERSIGN_DATA_DIR" {
+			return dataDir // media blobs: the test's own directory
 		}
 		if _, ok := vars[name]; !ok && name == "COUNTERSIGN_EGRESS_ALLOW" {
 			// The fakes and receivers listen on loopback; nothing else is

@@ -3,20 +3,23 @@ package e2e
 import (
 	"context"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/mail"
+	"github.com/countersign/countersign/internal/mail/mailsink"
 )
 
 // External reviewers (SPEC §2, the external approver; §6 /review/{token}):
@@ -25,34 +28,33 @@ import (
 
 const cleo = "cleo@client.test"
 
-// mailbox is the deployment's Mailer: it keeps every message sent.
+// mailbox is where the deployment's mail goes: the real SMTP sender
+// (internal/mail) to an in-process SMTP sink.
 type mailbox struct {
-	mu    sync.Mutex
-	mails []cs.Mail
+	sink *mailsink.Sink
 }
 
-func (m *mailbox) Send(_ context.Context, mail cs.Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mails = append(m.mails, mail)
-	return nil
-}
-
-// wait returns the n-th message (1-based) sent to to.
+// wait returns the n-th message (1-based) sent to to, decoded.
 func (m *mailbox) wait(t *testing.T, to string, n int) cs.Mail {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		m.mu.Lock()
-		var got []cs.Mail
-		for _, mail := range m.mails {
-			if mail.To == to {
-				got = append(got, mail)
+		var got []mailsink.Message
+		for _, msg := range m.sink.Messages() {
+			if slices.Contains(msg.To, to) {
+				got = append(got, msg)
 			}
 		}
-		m.mu.Unlock()
 		if len(got) >= n {
-			return got[n-1]
+			hdr, text, html, err := mailsink.Parts(got[n-1].Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject, err := new(mime.WordDecoder).DecodeHeader(hdr.Get("Subject"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cs.Mail{To: to, Subject: subject, Text: text, HTML: html}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -60,13 +62,24 @@ func (m *mailbox) wait(t *testing.T, to string, n int) cs.Mail {
 	return cs.Mail{}
 }
 
-// withMailbox restarts the worker with a mailbox as its Mailer.
+// withMailbox restarts the worker with the SMTP sender, to a sink, as its
+// Mailer. (Invitations stay unmailed: the tests' invite reads the token from
+// the API's answer.)
 func (e *env) withMailbox() *mailbox {
-	box := &mailbox{}
+	e.t.Helper()
+	sink, err := mailsink.Start(mailsink.Options{Dir: e.t.TempDir()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { sink.Close() })
+	sender, err := mail.NewSender(mail.Settings{URL: sink.URL(), From: "Countersign <no-reply@acme.test>", Egress: e.app.Config.Egress})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	e.stopWorker()
-	e.app.Mailer = box
+	e.app.Mailer = sender
 	e.startWorker()
-	return box
+	return &mailbox{sink: sink}
 }
 
 var reviewLink = regexp.MustCompile(`https?://[^\s"<>]+/review/([A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)`)

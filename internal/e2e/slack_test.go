@@ -503,3 +503,52 @@ func TestSlackFallbackRemindersExpiry(t *testing.T) {
 	}
 	s.dump()
 }
+
+// TestSlackDelegateAndDirectoryChanges: Maya goes away with Eddie as her
+// delegate: Eddie gets a request and approves from Slack on her behalf. At
+// step 2 the PR team loses both members: its channel's request loses its
+// buttons and the owner is told by direct message that the post is stuck.
+func TestSlackDelegateAndDirectoryChanges(t *testing.T) {
+	s := newSlackEnv(t)
+	acct := s.setupSlack()
+	var post cs.Post
+	s.must(201, s.members["Ines"].token, "POST", s.org("/posts"), map[string]any{"account_id": acct, "text": "Holiday cover"}, &post)
+	maya := s.request("DMAYA", 1, 1)
+	s.must(200, s.members["Maya"].token, "PUT", s.org("/members/"+s.members["Maya"].memberID+"/absence"), map[string]any{
+		"from": time.Now().Add(-time.Minute).Format(time.RFC3339), "until": time.Now().Add(time.Hour).Format(time.RFC3339),
+		"delegate_member_id": s.members["Eddie"].memberID}, nil)
+	eddie := s.request("DEDDIE", 1, 1)
+	if !strings.Contains(eddie.AllText(), "delegate of *Maya*") {
+		t.Fatalf("the delegate's request does not say for whom: %s", eddie.AllText())
+	}
+	if code, _ := s.click("UEDDIE", csslack.ActionApprove, eddie); code != 200 {
+		t.Fatalf("click: %d", code)
+	}
+	p := s.waitPost(post.ID, "at step 2", atStep(2))
+	if got := p.Steps[0].Approvals[0]; got.MemberID != s.members["Eddie"].memberID || got.OnBehalfOf != s.members["Maya"].memberID {
+		t.Fatalf("step 1 approval: %+v", got)
+	}
+	s.slack.Eventually("both step-1 requests lost their buttons", func() bool {
+		return !s.find(maya).HasButtons() && !s.find(eddie).HasButtons()
+	})
+	pr := s.request("CPR", 1, 2)
+	var teams struct {
+		Items []struct{ ID, Name string }
+	}
+	s.must(200, s.owner, "GET", s.org("/teams"), nil, &teams)
+	for _, who := range []string{"Pat", "Paul"} {
+		s.must(204, s.owner, "DELETE", s.org("/teams/"+teams.Items[0].ID+"/members/"+s.members[who].memberID), nil, nil)
+	}
+	s.slack.Eventually("the stuck step's request lost its buttons and the owner was told", func() bool {
+		cur := s.find(pr)
+		if cur.HasButtons() || !strings.Contains(cur.AllText(), "No one left can approve") {
+			return false
+		}
+		for _, m := range s.slack.Messages() {
+			if m.Channel == "DOLIVIA" && strings.Contains(m.AllText(), "is stuck") {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -96,7 +96,7 @@ func Refused(err error) bool {
 func input(p store.UnstartedPost) workflows.PostInput {
 	return workflows.PostInput{
 		PostID: p.ID, OrgID: p.OrgID, AccountID: p.AccountID, AuthorID: p.AuthorID, Revision: 1,
-		Text: p.Text, MediaURLs: p.MediaURLs, ContentHash: cs.ContentHash(p.Text, p.MediaURLs),
+		Text: p.Text, MediaURLs: p.MediaURLs, Media: p.Media, ContentHash: cs.ContentHash(p.Text, p.MediaURLs, p.Media...),
 		ScheduledAt: p.ScheduledAt, Chain: p.Chain, NeedsApproval: p.NeedsApproval,
 	}
 }

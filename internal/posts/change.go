@@ -89,6 +89,8 @@ type Change struct {
 	// Text and MediaURLs: new content (Text nil: the content stays).
 	Text      *string
 	MediaURLs []string
+	// Media are the new content's images as sent (ids and alt texts).
+	Media []cs.PostMedia
 	// Reschedule: a new time (ScheduledAt nil: as soon as approved).
 	Reschedule  bool
 	ScheduledAt *time.Time
@@ -102,8 +104,8 @@ type Change struct {
 // Update, so the change applies whole or not at all.
 func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, error) {
 	var fields []cs.FieldError
-	if c.Text == nil && c.MediaURLs != nil {
-		fields = append(fields, cs.FieldError{Field: "text", Message: "send the text with media_urls (the content is replaced whole)"})
+	if c.Text == nil && (c.MediaURLs != nil || c.Media != nil) {
+		fields = append(fields, cs.FieldError{Field: "text", Message: "send the text with media_urls and media (the content is replaced whole)"})
 	}
 	fields = append(fields, CheckMedia(c.MediaURLs)...)
 	if c.Text == nil && !c.Reschedule && len(fields) == 0 {
@@ -132,8 +134,12 @@ func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, er
 		if err := s.limit(me.ID, p.ID); err != nil {
 			return Outcome{}, err
 		}
+		media, err := s.resolveMedia(ctx, p.OrgID, acct.Network, c.Media)
+		if err != nil {
+			return Outcome{}, err
+		}
 		// Text and time together are one edit: one Update, one transition.
-		edit := cs.EditSignal{Revision: revision, Text: *c.Text, MediaURLs: c.MediaURLs, By: me.ID, Source: c.Source,
+		edit := cs.EditSignal{Revision: revision, Text: *c.Text, MediaURLs: c.MediaURLs, Media: media, By: me.ID, Source: c.Source,
 			RequestID: id, Reschedule: c.Reschedule, ScheduledAt: c.ScheduledAt}
 		if edit.MediaURLs == nil {
 			edit.MediaURLs = []string{}

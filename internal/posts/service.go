@@ -57,11 +57,23 @@ type Workflows interface {
 	Signal(ctx context.Context, postID, name string, arg any) error
 }
 
+// Media checks and attaches a post's images (*media.Service).
+type Media interface {
+	// Resolve checks images (ids and alt texts, as sent) for the network
+	// and returns them with the hashes of their bytes, or a 422.
+	Resolve(ctx context.Context, orgID string, n cs.Network, refs []cs.PostMedia) ([]cs.PostMedia, error)
+	// Attach keeps them from the sweep of unattached uploads.
+	Attach(ctx context.Context, orgID string, media []cs.PostMedia) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
 	Store     Store
 	Workflows Workflows
-	Logger    *slog.Logger
+	// Media checks posts' images; without it, a post with images is
+	// refused (422).
+	Media  Media
+	Logger *slog.Logger
 	// Signer signs decisions and edits (SPEC §8). Without one they go
 	// unsigned, and the workflow ignores the decisions.
 	Signer *secrets.DecisionSigner
@@ -137,9 +149,11 @@ type Outcome struct {
 
 // Submission is a new post.
 type Submission struct {
-	AccountID   string
-	Text        string
-	MediaURLs   []string
+	AccountID string
+	Text      string
+	MediaURLs []string
+	// Media are the images as sent: ids and alt texts.
+	Media       []cs.PostMedia
 	ScheduledAt *time.Time
 	// IdempotencyKey is optional; RequestHash identifies the request's body
 	// (see BodyHash).
@@ -228,12 +242,16 @@ func (s *Service) Submit(ctx context.Context, me cs.Member, in Submission) (p cs
 	if !right.Compose || right.Publish == cs.PublishNone {
 		return p, false, cs.Errorf(cs.EFORBIDDEN, "you have no right to post to %s: ask an admin for a grant on this account", acct.Handle)
 	}
+	media, err := s.resolveMedia(ctx, me.OrgID, acct.Network, in.Media)
+	if err != nil {
+		return p, false, err
+	}
 	chain, err := s.Store.AccountChain(ctx, me.OrgID, acct.ID)
 	if err != nil {
 		return p, false, err
 	}
 	np := store.NewPost{
-		OrgID: me.OrgID, AccountID: acct.ID, AuthorID: me.ID, Text: in.Text, MediaURLs: in.MediaURLs,
+		OrgID: me.OrgID, AccountID: acct.ID, AuthorID: me.ID, Text: in.Text, MediaURLs: in.MediaURLs, Media: media,
 		ScheduledAt: in.ScheduledAt, Chain: chain, IdempotencyKey: in.IdempotencyKey, RequestHash: in.RequestHash,
 		NeedsApproval: right.Publish == cs.PublishWithApproval || chain.RequireApprovalForAll,
 	}
@@ -255,6 +273,22 @@ func (s *Service) Submit(ctx context.Context, me cs.Member, in Submission) (p cs
 	}
 	p, err = s.start(ctx, p, store.UnstartedPost{NewPost: np, ID: p.ID}, summary)
 	return p, true, err
+}
+
+// resolveMedia checks a post's images for the network (422 naming the
+// image and the limit) and marks them attached, so the sweep keeps them.
+func (s *Service) resolveMedia(ctx context.Context, orgID string, n cs.Network, refs []cs.PostMedia) ([]cs.PostMedia, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	if s.Media == nil {
+		return nil, &cs.Error{Code: cs.EINVALID, Message: "this server keeps no media", Fields: []cs.FieldError{{Field: "media", Message: "is not available"}}}
+	}
+	media, err := s.Media.Resolve(ctx, orgID, n, refs)
+	if err != nil {
+		return nil, err
+	}
+	return media, s.Media.Attach(ctx, orgID, media)
 }
 
 // start starts the post's workflow and returns the post as it answered. A
@@ -322,7 +356,7 @@ func (s *Service) mirror(ctx context.Context, p cs.Post, st cs.PostState) cs.Pos
 // WithState is p showing the workflow's state st.
 func WithState(p cs.Post, st cs.PostState) cs.Post {
 	p.Status, p.Revision, p.ContentHash = st.Status, st.Revision, st.ContentHash
-	p.Text, p.MediaURLs = st.Text, st.MediaURLs
+	p.Text, p.MediaURLs, p.Media = st.Text, st.MediaURLs, cs.PostImages(p.OrgID, st.Media)
 	if p.MediaURLs == nil {
 		p.MediaURLs = []string{}
 	}

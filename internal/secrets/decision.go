@@ -96,7 +96,14 @@ func editBytes(e cs.EditSignal) []byte {
 	}
 	fields := []string{"edit", strconv.Itoa(e.Revision), e.Text, e.By, e.Source, e.RequestID,
 		strconv.FormatBool(e.Reschedule), at, strconv.Itoa(len(e.MediaURLs))}
-	return lengthPrefixed(append(fields, e.MediaURLs...)...)
+	fields = append(fields, e.MediaURLs...)
+	if len(e.Media) > 0 { // only then: an edit without images signs the same bytes as before
+		fields = append(fields, "media", strconv.Itoa(len(e.Media)))
+		for _, m := range e.Media {
+			fields = append(fields, m.ID, m.Alt, m.SHA256)
+		}
+	}
+	return lengthPrefixed(fields...)
 }
 
 // lengthPrefixed joins fields, each after its length, so that no two

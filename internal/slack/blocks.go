@@ -101,13 +101,17 @@ type request struct {
 	AuthorName   string
 	Text         string
 	MediaCount   int
+	// Images are the post's images: a signed URL (empty without one) and
+	// the alt text.
+	Images       []image
 	ScheduledAt  *time.Time
 	Timezone     string
 	Step, Total  int
 	Revision     int
 	ApproverText string
 	Deadline     *time.Time
-	Fallback     bool // sent to a fallback team
+	Fallback     bool   // sent to a fallback team
+	OnBehalfOf   string // the name of the absent member the recipient stands for, if any
 }
 
 // requestBody is the fixed part of an approval request.
@@ -117,6 +121,9 @@ func requestBody(r request) slackgo.Blocks {
 	if r.Fallback {
 		intro = fmt.Sprintf("*%s* asks for approval to post on *%s* · step %d/%d (your team is the fallback: the first approver did not answer in time)",
 			escape(r.AuthorName), escape(r.AccountLabel), r.Step, r.Total)
+	}
+	if r.OnBehalfOf != "" {
+		intro += fmt.Sprintf(" (you are asked as the delegate of *%s*, who is away: your decision counts on their behalf)", escape(r.OnBehalfOf))
 	}
 	scheduled := "as soon as approved"
 	if r.ScheduledAt != nil {
@@ -141,8 +148,77 @@ func requestBody(r request) slackgo.Blocks {
 	if r.MediaCount > 0 {
 		blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(fmt.Sprintf("%d media attachment(s)", r.MediaCount))))
 	}
+	blocks = append(blocks, imageBlocks(r.Images)...)
 	blocks = append(blocks, slackgo.NewSectionBlock(nil, fields, nil))
 	return slackgo.Blocks{BlockSet: blocks}
+}
+
+// image is an image of a post as an approval request shows it.
+type image struct {
+	URL, Alt string
+}
+
+// Slack's limits on an image block's alt_text and title.
+const (
+	maxImageAlt   = 2000
+	maxImageTitle = 200
+)
+
+// imageBlocks shows each image (an image block through its signed URL,
+// with its alt text as the block's alt text and title), or, without a URL,
+// its alt text in words, so the approver knows what is attached.
+func imageBlocks(images []image) []slackgo.Block {
+	var blocks []slackgo.Block
+	for i, im := range images {
+		alt := strings.TrimSpace(im.Alt)
+		label := fmt.Sprintf("Image %d of %d", i+1, len(images))
+		if alt == "" {
+			alt = label + " (no alt text)"
+		} else {
+			label += ": " + alt
+		}
+		if im.URL == "" {
+			blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(escape(clip(label, maxImageAlt)))))
+			continue
+		}
+		blocks = append(blocks, slackgo.NewImageBlock(im.URL, clip(alt, maxImageAlt), "", plain(clip(label, maxImageTitle))))
+	}
+	return blocks
+}
+
+// withoutImages is a request's body with its image blocks turned into
+// their titles in words; ok is false when it has none.
+func withoutImages(body json.RawMessage) (json.RawMessage, bool) {
+	var blocks []map[string]any
+	if json.Unmarshal(body, &blocks) != nil {
+		return body, false
+	}
+	found := false
+	for i, b := range blocks {
+		if b["type"] != "image" {
+			continue
+		}
+		found = true
+		label, _ := b["alt_text"].(string)
+		if t, ok := b["title"].(map[string]any); ok {
+			label, _ = t["text"].(string)
+		}
+		blocks[i] = map[string]any{"type": "context", "elements": []any{map[string]any{"type": "mrkdwn", "text": escape(label)}}}
+	}
+	if !found {
+		return body, false
+	}
+	out, err := json.Marshal(blocks)
+	return out, err == nil
+}
+
+// clip shortens s to at most n runes, with an ellipsis.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 // fallbackText is the notification text of an approval request.

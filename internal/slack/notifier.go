@@ -132,6 +132,9 @@ func (r *run) do() error {
 			return err
 		}
 		return r.tellAuthor(fmt.Sprintf("📣 Your post on *%s* is published: %s", escape(account), link))
+	case activities.NotifyUnsatisfiable:
+		return r.tellAdmins(fmt.Sprintf("⚠️ A post on *%s* by %s is stuck: %s. Nobody is awaited; change the team, the grants or the chain, or cancel the post.",
+			escape(account), escape(r.name(r.sp.Post.AuthorID)), escape(note.Detail)))
 	case activities.NotifyFailed, activities.NotifyNeedsAttention:
 		what := "⚠️ Publishing failed"
 		if note.Kind == activities.NotifyNeedsAttention {
@@ -263,6 +266,13 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 		ScheduledAt: p.ScheduledAt, Timezone: r.sp.Account.Timezone, Step: n, Total: max(p.TotalSteps, r.note.TotalSteps),
 		Revision: p.Revision, Deadline: r.note.Deadline, Fallback: fallback,
 	}
+	for _, m := range p.Media {
+		im := image{Alt: m.Alt}
+		if r.svc.cfg.MediaURL != nil {
+			im.URL = r.svc.cfg.MediaURL(p.OrgID, m.ID)
+		}
+		req.Images = append(req.Images, im)
+	}
 	if s := r.step(n); s != nil {
 		req.ApproverText = r.approverText(s.Approver)
 		if fallback {
@@ -306,11 +316,33 @@ func (r *run) requestApprovals(n int, teamID string, memberIDs []string, fallbac
 		}
 		m := msg
 		m.Recipient, m.MemberID = "member:"+id, id
+		if absent := r.standsFor(n, id); absent != "" {
+			dreq := req
+			dreq.OnBehalfOf = r.name(absent)
+			if m.Body, err = json.Marshal(requestBody(dreq)); err != nil {
+				return err
+			}
+		}
 		if err := r.sendRequest(m, slackID, req.fallbackText()); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// standsFor is the absent member a delegate is asked for on step n ("" when
+// id is asked in their own right).
+func (r *run) standsFor(n int, id string) string {
+	s := r.step(n)
+	if s == nil || slices.Contains(s.Eligible, id) || (s.FallbackActive && slices.Contains(s.FallbackEligible, id)) {
+		return ""
+	}
+	for _, d := range s.Delegates {
+		if d.DelegateID == id {
+			return d.MemberID
+		}
+	}
+	return ""
 }
 
 // sendRequest posts one approval request unless it was sent already.
@@ -325,6 +357,17 @@ func (r *run) sendRequest(m store.SlackMessage, channel, text string) error {
 		return err
 	}
 	ch, ts, err := r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	if stripped, ok := withoutImages(m.Body); err != nil && ok && strings.Contains(err.Error(), "invalid_blocks") {
+		// Slack could not fetch an image (COUNTERSIGN_PUBLIC_URL is not
+		// reachable from Slack): the request goes without image blocks
+		// rather than not at all; the images' alt texts stay in words.
+		r.svc.logger.Warn("slack refused the request's image blocks; sent without them", "post_id", m.PostID, "error", err)
+		m.Body = stripped
+		if blocks, hash, err = compose(m.Body, status, open, Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step}); err != nil {
+			return err
+		}
+		ch, ts, err = r.api.PostMessageContext(r.ctx, channel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	}
 	if ok, abort := r.check(err, "chat.postMessage"); !ok {
 		return abort
 	}
@@ -449,16 +492,35 @@ func (r *run) reply(parent store.SlackMessage, kind, text string) error {
 
 // tellAuthor sends the author a direct message, once per kind and revision.
 func (r *run) tellAuthor(text string) error {
-	p := r.sp.Post
-	if err := r.load(p.AuthorID); err != nil {
+	return r.tell(r.sp.Post.AuthorID, text)
+}
+
+// tellAdmins sends text to each of the org's admins and owners.
+func (r *run) tellAdmins(text string) error {
+	ids, err := r.svc.store.OrgAdminIDs(r.ctx, r.sp.Post.OrgID)
+	if err != nil {
 		return err
 	}
-	slackID, err := r.svc.slackIDOf(r.ctx, p.OrgID, r.members[p.AuthorID])
+	for _, id := range ids {
+		if err := r.tell(id, text); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tell sends text to one member once per post revision and kind.
+func (r *run) tell(memberID, text string) error {
+	p := r.sp.Post
+	if err := r.load(memberID); err != nil {
+		return err
+	}
+	slackID, err := r.svc.slackIDOf(r.ctx, p.OrgID, r.members[memberID])
 	if ok, abort := r.check(err, "users.lookupByEmail"); !ok || slackID == "" {
 		return abort
 	}
-	m := store.SlackMessage{OrgID: p.OrgID, PostID: p.ID, Revision: r.note.Revision, Kind: string(r.note.Kind),
-		Recipient: "member:" + p.AuthorID, MemberID: p.AuthorID}
+	m := store.SlackMessage{OrgID: p.OrgID, PostID: p.ID, Revision: r.note.Revision, Step: r.note.Step, Kind: string(r.note.Kind),
+		Recipient: "member:" + memberID, MemberID: memberID}
 	_, found, err := r.svc.store.FindSlackMessage(r.ctx, m.PostID, m.Revision, m.Step, m.Kind, m.Recipient)
 	if err != nil || found {
 		return err
@@ -541,6 +603,20 @@ func (r *run) adjust() {
 	}
 }
 
+// approvedStep: the request's member approved its step (in person or for
+// someone), so its buttons go for that reason, not a directory change.
+func (r *run) approvedStep(m store.SlackMessage) bool {
+	s := r.step(m.Step)
+	return s != nil && slices.ContainsFunc(s.Approvals, func(d cs.DecisionRecord) bool { return d.MemberID == m.MemberID })
+}
+
+// reresolved: the step's awaited list can be trusted to drop people (it
+// lists someone, or the step is reported unsatisfiable).
+func (r *run) reresolved(step int) bool {
+	s := r.step(step)
+	return len(r.sp.Post.Awaited) > 0 || (s != nil && s.Unsatisfiable != "")
+}
+
 // statusOf says what a request shows below its fixed body, and whether it
 // keeps its buttons: only a request of the open step of the current revision
 // of a post pending approval does.
@@ -553,6 +629,16 @@ func (r *run) statusOf(m store.SlackMessage) ([]string, bool) {
 	}
 	open := p.Status == cs.PostPendingApproval && m.Revision == p.Revision && m.Step == p.CurrentStep
 	var lines []string
+	if open && m.MemberID != "" && !slices.Contains(p.Awaited, m.MemberID) && !r.approvedStep(m) && r.reresolved(m.Step) {
+		// A directory change dropped them (removed, left the team, the
+		// absence they covered ended): no buttons.
+		open = false
+		lines = append(lines, "🚪 You are no longer awaited for this step.")
+	}
+	if s := r.step(m.Step); open && s != nil && s.Unsatisfiable != "" {
+		open = false
+		lines = append(lines, "⚠️ *No one left can approve this step*: "+escape(s.Unsatisfiable)+". The admins were told.")
+	}
 	if s := r.step(m.Step); s != nil {
 		var approvers []string
 		for _, a := range s.Approvals {

@@ -38,6 +38,10 @@ type Config struct {
 	// The app always sets it; nil (tests with a fake Slack built by hand)
 	// leaves connections unguarded.
 	Egress *egress.Guard
+	// MediaURL is a signed, expiring URL of an image of a post
+	// (media.URLs.URL), which Slack fetches for the approval request's
+	// image blocks; nil shows only the images' alt texts.
+	MediaURL func(orgID, mediaID string) string
 }
 
 // Enabled reports whether any Slack setting is present.
@@ -58,6 +62,7 @@ type Store interface {
 	MemberBySlackUser(ctx context.Context, orgID, slackUserID string) (cs.Member, error)
 	MemberByEmail(ctx context.Context, orgID, email string) (cs.Member, error)
 	LinkSlackUser(ctx context.Context, orgID, memberID, slackUserID string) (bool, error)
+	OrgAdminIDs(ctx context.Context, orgID string) ([]string, error)
 }
 
 var _ Store = (*store.Store)(nil)

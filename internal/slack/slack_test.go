@@ -149,6 +149,8 @@ func (m *memStore) MemberByEmail(ctx context.Context, org, email string) (cs.Mem
 	return cs.Member{}, cs.Errorf(cs.ENOTFOUND, "no such member")
 }
 
+func (m *memStore) OrgAdminIDs(ctx context.Context, org string) ([]string, error) { return nil, nil }
+
 func (m *memStore) LinkSlackUser(ctx context.Context, org, memberID, slackID string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

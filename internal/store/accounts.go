@@ -236,15 +236,46 @@ func (s *Store) CreateAccount(ctx context.Context, orgID string, in NewAccount) 
 	if err != nil {
 		return cs.Account{}, err
 	}
-	a, err := scanAccount(s.pool.QueryRow(ctx, `
-		INSERT INTO accounts AS a (id, org_id, network, handle, display_name, timezone, settings, credentials, credentials_scheme)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		RETURNING `+accountColumns,
-		id, orgID, in.Network, handle, display, tz, in.Settings, sealed, credentialsScheme))
-	if isUniqueViolation(err) {
-		return a, errHandleTaken
-	}
+	var a cs.Account
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		a, err = scanAccount(tx.QueryRow(ctx, `
+			INSERT INTO accounts AS a (id, org_id, network, handle, display_name, timezone, settings, credentials, credentials_scheme)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			RETURNING `+accountColumns,
+			id, orgID, in.Network, handle, display, tz, in.Settings, sealed, credentialsScheme))
+		if isUniqueViolation(err) {
+			return errHandleTaken
+		}
+		if err != nil {
+			return err
+		}
+		after := accountFields(a)
+		after["network"] = a.Network
+		if a.HasCredentials {
+			after["credentials"] = "set"
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "account", objectID: id, action: "create", after: after})
+	})
 	return a, err
+}
+
+// accountFields are an account's audited fields: never its credentials,
+// whose change is recorded as "replaced".
+func accountFields(a cs.Account) map[string]any {
+	return map[string]any{"handle": a.Handle, "display_name": a.DisplayName, "timezone": a.Timezone,
+		"settings": a.Settings, "approval_chain_id": a.ApprovalChainID}
+}
+
+// changed keeps the fields whose values differ, before and after.
+func changed(before, after map[string]any) (map[string]any, map[string]any) {
+	b, a := map[string]any{}, map[string]any{}
+	for k, v := range after {
+		if fmt.Sprint(before[k]) != fmt.Sprint(v) {
+			b[k], a[k] = before[k], v
+		}
+	}
+	return b, a
 }
 
 var errHandleTaken = &cs.Error{Code: cs.ECONFLICT, Message: "the organization already has this account",
@@ -300,6 +331,7 @@ func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u Ac
 		if err != nil {
 			return err
 		}
+		before0 := accountFields(cur)
 		if u.Handle != nil {
 			cur.Handle = deref(u.Handle)
 		}
@@ -361,7 +393,17 @@ func (s *Store) UpdateAccount(ctx context.Context, orgID, accountID string, u Ac
 		if isUniqueViolation(err) {
 			return errHandleTaken
 		}
-		return raced(err)
+		if err != nil {
+			return raced(err)
+		}
+		b, af := changed(before0, accountFields(a))
+		if u.Credentials != nil {
+			b["credentials"], af["credentials"] = nil, "replaced"
+		}
+		if len(af) == 0 {
+			return nil
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "account", objectID: accountID, action: "update", before: b, after: af})
 	})
 	return a, err
 }
@@ -382,8 +424,10 @@ func (s *Store) DeleteAccount(ctx context.Context, orgID, accountID string) erro
 		if tag.RowsAffected() == 0 {
 			return notFound("account")
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "account", objectID: accountID, action: "delete"})
 	})
 }
 
@@ -508,7 +552,16 @@ func (s *Store) ReplaceGrants(ctx context.Context, orgID, accountID, by string, 
 				return err
 			}
 		}
+		before, err := queryGrants(ctx, tx, `SELECT `+grantColumns+` FROM account_grants g
+			WHERE g.org_id = $1 AND g.account_id = $2 ORDER BY g.member_id IS NULL, g.member_id, g.team_id`, orgID, accountID)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `DELETE FROM account_grants WHERE org_id = $1 AND account_id = $2`, orgID, accountID); err != nil {
+			return err
+		}
+		if err := audit(ctx, tx, orgID, auditRow{objectType: "account_grants", objectID: accountID, action: "replace",
+			before: map[string]any{"grants": before}, after: map[string]any{"grants": grants}}); err != nil {
 			return err
 		}
 		for _, g := range grants {

@@ -143,8 +143,10 @@ func (s *Store) CreateChain(ctx context.Context, orgID string, c cs.Chain) (cs.A
 		if err := insertSteps(ctx, tx, orgID, c); err != nil {
 			return err
 		}
-		saved, err = readChain(ctx, tx, orgID, c.ID)
-		return err
+		if saved, err = readChain(ctx, tx, orgID, c.ID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "approval_chain", objectID: c.ID, action: "create", after: map[string]any{"chain": saved}})
 	})
 	return saved, err
 }
@@ -170,6 +172,10 @@ func (s *Store) UpdateChain(ctx context.Context, orgID, chainID string, c cs.Cha
 		if err := validateChain(ctx, tx, orgID, c); err != nil {
 			return err
 		}
+		prev, err := readChain(ctx, tx, orgID, chainID)
+		if err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `
 			UPDATE approval_chains SET name = $3, require_approval_for_all = $4, late_policy = $5,
 				distinct_approvers = $6, updated_at = now()
@@ -187,8 +193,11 @@ func (s *Store) UpdateChain(ctx context.Context, orgID, chainID string, c cs.Cha
 		if err := insertSteps(ctx, tx, orgID, c); err != nil {
 			return err
 		}
-		saved, err = readChain(ctx, tx, orgID, chainID)
-		return err
+		if saved, err = readChain(ctx, tx, orgID, chainID); err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "approval_chain", objectID: chainID, action: "update",
+			before: map[string]any{"chain": prev}, after: map[string]any{"chain": saved}})
 	})
 	return saved, err
 }

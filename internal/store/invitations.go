@@ -48,6 +48,17 @@ func checkInvitation(req cs.InvitationRequest) []cs.FieldError {
 // EALREADYMEMBER for a current member. Only an owner may invite an owner:
 // that is the caller's check.
 func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest) (cs.Invitation, error) {
+	return s.invite(ctx, orgID, inviterID, req, s.mailInvitations)
+}
+
+// InviteWithToken is Invite that never mails: the token is returned
+// whatever the configuration (the dev seed accepts its demo people's
+// invitations itself).
+func (s *Store) InviteWithToken(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest) (cs.Invitation, error) {
+	return s.invite(ctx, orgID, inviterID, req, false)
+}
+
+func (s *Store) invite(ctx context.Context, orgID, inviterID string, req cs.InvitationRequest, mail bool) (cs.Invitation, error) {
 	normalizeInvitation(&req)
 	fields := checkInvitation(req)
 	var inv cs.Invitation
@@ -69,13 +80,23 @@ func (s *Store) Invite(ctx context.Context, orgID, inviterID string, req cs.Invi
 		if err := checkInvitee(ctx, tx, orgID, req.Email); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			UPDATE invitations SET status = 'replaced', answered_at = now()
-			WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending'`, orgID, req.Email); err != nil {
+			WHERE org_id = $1 AND lower(email) = lower($2) AND status = 'pending' RETURNING id`, orgID, req.Email)
+		if err != nil {
 			return err
 		}
-		var err error
-		inv, err = insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+		replaced, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, id := range replaced {
+			if err := insertAudit(ctx, tx, orgID, Actor{MemberID: inviterID, Source: cs.SourceAPI}, auditRow{objectType: "invitation", objectID: id,
+				action: "replace", before: map[string]any{"email": req.Email, "status": "pending"}, after: map[string]any{"email": req.Email, "status": "replaced"}}); err != nil {
+				return err
+			}
+		}
+		inv, err = s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs, mail)
 		return err
 	})
 	return inv, err
@@ -102,23 +123,40 @@ func checkInvitee(ctx context.Context, tx pgx.Tx, orgID, email string) error {
 	return nil
 }
 
-func insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, teamIDs []string) (cs.Invitation, error) {
+// insertInvitation inserts a pending invitation and its teams, and writes
+// it to the org audit log. With mail delivery on, the token is sealed on the
+// row for the dispatcher and left out of the returned invitation (SPEC §2:
+// the invitation reaches the invitee, not the admin).
+func (s *Store) insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, req cs.InvitationRequest, teamIDs []string, mail bool) (cs.Invitation, error) {
 	inv := cs.Invitation{
 		ID: newID(), OrgID: orgID, Email: req.Email, Name: req.Name, OrgRole: req.OrgRole,
-		Teams: []string{}, Token: secrets.NewToken(InvitationTokenPrefix),
+		Teams: []string{}, Token: secrets.NewToken(InvitationTokenPrefix), Delivery: cs.DeliveryNone,
 	}
 	var inviter any
 	if inviterID != "" {
 		inviter = inviterID
 	}
+	var sealed []byte
+	if mail {
+		if s.box == nil {
+			return inv, errors.New("invitation mail needs COUNTERSIGN_SECRET_KEY, which is not configured")
+		}
+		sealed = s.box.Seal([]byte(inv.Token), deliveryContext(inv.ID))
+		inv.Delivery = cs.DeliveryQueued
+	}
 	err := tx.QueryRow(ctx, `
-		INSERT INTO invitations (id, org_id, email, name, org_role, token_hash, invited_by, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::bigint * interval '1 second')
+		INSERT INTO invitations (id, org_id, email, name, org_role, token_hash, invited_by, expires_at,
+			delivery, delivery_token, delivery_next_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::bigint * interval '1 second',
+			$9, $10, CASE WHEN $9 = 'queued' THEN now() END)
 		RETURNING created_at, expires_at`,
 		inv.ID, orgID, inv.Email, inv.Name, inv.OrgRole, secrets.HashToken(inv.Token), inviter,
-		int64(cs.InvitationTTL/time.Second)).Scan(&inv.CreatedAt, &inv.ExpiresAt)
+		int64(cs.InvitationTTL/time.Second), inv.Delivery, sealed).Scan(&inv.CreatedAt, &inv.ExpiresAt)
 	if err != nil {
 		return inv, fmt.Errorf("insert invitation: %w", err)
+	}
+	if mail {
+		inv.Token = ""
 	}
 	seen := map[string]bool{}
 	for i, id := range teamIDs {
@@ -132,7 +170,10 @@ func insertInvitation(ctx context.Context, tx pgx.Tx, orgID, inviterID string, r
 		}
 		inv.Teams = append(inv.Teams, req.Teams[i])
 	}
-	return inv, nil
+	err = insertAudit(ctx, tx, orgID, Actor{MemberID: inviterID, Source: cs.SourceAPI}, auditRow{
+		objectType: "invitation", objectID: inv.ID, action: "create",
+		after: map[string]any{"email": inv.Email, "org_role": inv.OrgRole, "teams": inv.Teams, "status": "pending"}})
+	return inv, err
 }
 
 // teamIDByName returns the id of the org's team with this name (ignoring
@@ -230,10 +271,14 @@ func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID strin
 			if id, err = insertTeam(ctx, tx, orgID, name, nil); err != nil {
 				return err
 			}
+			if err := insertAudit(ctx, tx, orgID, Actor{MemberID: inviterID, Source: cs.SourceAPI}, auditRow{objectType: "team", objectID: id,
+				action: "create", after: map[string]any{"name": name, "slack_channel_id": nil}}); err != nil {
+				return err
+			}
 		}
 		teamIDs[i] = id
 	}
-	inv, err := insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs)
+	inv, err := s.insertInvitation(ctx, tx, orgID, inviterID, req, teamIDs, s.mailInvitations)
 	if err != nil {
 		return err
 	}
@@ -245,12 +290,18 @@ func (s *Store) importOne(ctx context.Context, tx pgx.Tx, orgID, inviterID strin
 // A token that can no longer be answered gets an error that says why:
 // used, declined, revoked, replaced or expired (410), or unknown (404).
 func lockInvitation(ctx context.Context, tx pgx.Tx, token string) (cs.Invitation, error) {
+	return lockInvitationWhere(ctx, tx, `token_hash = $1`, secrets.HashToken(token))
+}
+
+// lockInvitationWhere is lockInvitation for the one invitation that cond
+// selects (its args are $1, ...).
+func lockInvitationWhere(ctx context.Context, tx pgx.Tx, cond string, args ...any) (cs.Invitation, error) {
 	var inv cs.Invitation
 	var status string
 	var expired bool
 	err := tx.QueryRow(ctx, `
 		SELECT id, org_id, email, name, org_role, expires_at, created_at, status, expires_at <= now()
-		FROM invitations WHERE token_hash = $1 FOR UPDATE`, secrets.HashToken(token)).
+		FROM invitations WHERE `+cond+` FOR UPDATE`, args...).
 		Scan(&inv.ID, &inv.OrgID, &inv.Email, &inv.Name, &inv.OrgRole, &inv.ExpiresAt, &inv.CreatedAt, &status, &expired)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -342,9 +393,43 @@ func (s *Store) AcceptInvitation(ctx context.Context, token, name string) (cs.Ac
 // invitation's (EINVITATIONMISMATCH otherwise). Nothing about the user
 // changes and no API token is issued.
 func (s *Store) AcceptInvitationAs(ctx context.Context, token string, caller cs.User) (cs.Accepted, error) {
+	return s.acceptAs(ctx, byToken(token), caller)
+}
+
+// invitationLock locks the invitation being answered, in the answer's
+// transaction.
+type invitationLock func(ctx context.Context, tx pgx.Tx) (cs.Invitation, error)
+
+func byToken(token string) invitationLock {
+	return func(ctx context.Context, tx pgx.Tx) (cs.Invitation, error) { return lockInvitation(ctx, tx, token) }
+}
+
+// mine locks an invitation by id that is addressed to the caller's e-mail:
+// anyone else's is "no such invitation", so its id tells nothing.
+func mine(id string, caller cs.User) invitationLock {
+	return func(ctx context.Context, tx pgx.Tx) (cs.Invitation, error) {
+		if !validID(id) {
+			return cs.Invitation{}, cs.Errorf(cs.ENOTFOUND, "no such invitation")
+		}
+		return lockInvitationWhere(ctx, tx, `id = $1 AND lower(email) = lower($2)`, id, caller.Email)
+	}
+}
+
+// AcceptMyInvitation is AcceptInvitationAs for an invitation of the
+// caller's list (GET /v1/me/invitations), by id.
+func (s *Store) AcceptMyInvitation(ctx context.Context, id string, caller cs.User) (cs.Accepted, error) {
+	return s.acceptAs(ctx, mine(id, caller), caller)
+}
+
+// DeclineMyInvitation declines an invitation of the caller's list by id.
+func (s *Store) DeclineMyInvitation(ctx context.Context, id string, caller cs.User) error {
+	return s.decline(ctx, mine(id, caller), &caller)
+}
+
+func (s *Store) acceptAs(ctx context.Context, lock invitationLock, caller cs.User) (cs.Accepted, error) {
 	var a cs.Accepted
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		inv, err := lockInvitation(ctx, tx, token)
+		inv, err := lock(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -395,8 +480,12 @@ func joinInvited(ctx context.Context, tx pgx.Tx, inv cs.Invitation, user cs.User
 // can make it look as if the user said no. An anonymous decline of a new
 // e-mail's invitation is the invitation token's holder's answer.
 func (s *Store) DeclineInvitation(ctx context.Context, token string, caller *cs.User) error {
+	return s.decline(ctx, byToken(token), caller)
+}
+
+func (s *Store) decline(ctx context.Context, lock invitationLock, caller *cs.User) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
-		inv, err := lockInvitation(ctx, tx, token)
+		inv, err := lock(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -419,24 +508,32 @@ func (s *Store) DeclineInvitation(ctx context.Context, token string, caller *cs.
 }
 
 // ListInvitations lists the org's pending invitations that can still be
-// answered, by id, without their tokens.
+// answered, by id, with their inviter and delivery state, never their tokens.
 func (s *Store) ListInvitations(ctx context.Context, orgID string, p cs.Page) ([]cs.Invitation, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT i.id, i.org_id, i.email, i.name, i.org_role, i.expires_at, i.created_at,
-			coalesce(array_agg(t.name ORDER BY lower(t.name)) FILTER (WHERE t.id IS NOT NULL), '{}')
-		FROM invitations i
-		LEFT JOIN invitation_teams it ON it.invitation_id = i.id
-		LEFT JOIN teams t ON t.id = it.team_id
+		SELECT `+invitationColumns+`
+		FROM invitations i JOIN orgs o ON o.id = i.org_id
+		LEFT JOIN members im ON im.id = i.invited_by LEFT JOIN users iu ON iu.id = im.user_id
 		WHERE i.org_id = $1 AND i.status = 'pending' AND i.expires_at > now() AND ($2::uuid IS NULL OR i.id > $2)
-		GROUP BY i.id ORDER BY i.id LIMIT $3`, orgID, after(p), limit(p))
+		ORDER BY i.id LIMIT $3`, orgID, after(p), limit(p))
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.Invitation, error) {
-		var inv cs.Invitation
-		err := r.Scan(&inv.ID, &inv.OrgID, &inv.Email, &inv.Name, &inv.OrgRole, &inv.ExpiresAt, &inv.CreatedAt, &inv.Teams)
-		return inv, err
-	})
+	return pgx.CollectRows(rows, scanInvitation)
+}
+
+// invitationColumns are what scanInvitation reads: the invitation i, its
+// org o, its inviter's user iu.
+const invitationColumns = `i.id, i.org_id, i.email, i.name, i.org_role, i.expires_at, i.created_at,
+	coalesce((SELECT array_agg(t.name ORDER BY lower(t.name)) FROM invitation_teams it JOIN teams t ON t.id = it.team_id
+		WHERE it.invitation_id = i.id), '{}'),
+	o.name, coalesce(nullif(iu.name, ''), iu.email, ''), i.delivery, i.delivery_error, i.delivery_attempts`
+
+func scanInvitation(r pgx.CollectableRow) (cs.Invitation, error) {
+	var inv cs.Invitation
+	err := r.Scan(&inv.ID, &inv.OrgID, &inv.Email, &inv.Name, &inv.OrgRole, &inv.ExpiresAt, &inv.CreatedAt, &inv.Teams,
+		&inv.OrgName, &inv.Inviter, &inv.Delivery, &inv.DeliveryError, &inv.DeliveryAttempts)
+	return inv, err
 }
 
 // RevokeInvitation revokes one of the org's pending invitations (expired or

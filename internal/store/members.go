@@ -13,11 +13,18 @@ import (
 )
 
 // memberColumns selects a cs.Member from "members m JOIN users u".
-const memberColumns = `m.id, m.org_id, m.user_id, u.email, u.name, m.org_role, coalesce(m.slack_user_id, ''), m.created_at`
+// The absence shown is the current or next one (absences.go).
+const memberColumns = `m.id, m.org_id, m.user_id, u.email, u.name, m.org_role, coalesce(m.slack_user_id, ''), m.created_at,
+	(SELECT array[to_json(x.starts_at) #>> '{}', to_json(x.ends_at) #>> '{}', x.delegate_member_id::text] FROM member_absences x
+	 WHERE x.org_id = m.org_id AND x.member_id = m.id AND x.ends_at > now())`
 
 func scanMember(r pgx.Row) (cs.Member, error) {
 	var m cs.Member
-	err := r.Scan(&m.ID, &m.OrgID, &m.UserID, &m.Email, &m.Name, &m.OrgRole, &m.SlackUserID, &m.CreatedAt)
+	var absence []string
+	err := r.Scan(&m.ID, &m.OrgID, &m.UserID, &m.Email, &m.Name, &m.OrgRole, &m.SlackUserID, &m.CreatedAt, &absence)
+	if err == nil && len(absence) == 3 {
+		m.Absence, err = parseAbsence(absence)
+	}
 	return m, err
 }
 
@@ -238,7 +245,8 @@ func (s *Store) RemoveMember(ctx context.Context, orgID, memberID string) error 
 				return fmt.Errorf("remove member: %w", err)
 			}
 		}
-		return nil
+		return audit(ctx, tx, orgID, auditRow{objectType: "member", objectID: memberID, action: "remove",
+			before: map[string]any{"email": cur.Email, "org_role": cur.OrgRole}})
 	})
 }
 

@@ -18,11 +18,13 @@ import (
 
 // NewPost is a submission: what the workflow starts from.
 type NewPost struct {
-	OrgID          string
-	AccountID      string
-	AuthorID       string
-	Text           string
-	MediaURLs      []string
+	OrgID     string
+	AccountID string
+	AuthorID  string
+	Text      string
+	MediaURLs []string
+	// Media are the submission's images (posts.media; null when none).
+	Media          []cs.PostMedia
 	ScheduledAt    *time.Time
 	Chain          cs.Chain
 	NeedsApproval  bool
@@ -38,15 +40,15 @@ const EIDEMPOTENCYREUSED = "idempotency_key_reused"
 
 const postColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, revision, content_hash,
 	status, current_step, total_steps, coalesce(state, 'null'::jsonb), deadline, coalesce(last_error, ''),
-	coalesce(external_id, ''), coalesce(external_url, ''), published_at, created_at, updated_at`
+	coalesce(external_id, ''), coalesce(external_url, ''), published_at, created_at, updated_at, coalesce(media, 'null'::jsonb)`
 
 // scanPost reads postColumns, then any extra columns into extra.
 func scanPost(r pgx.Row, extra ...any) (cs.Post, error) {
 	var p cs.Post
-	var state []byte
+	var state, submitted []byte
 	err := r.Scan(append([]any{&p.ID, &p.OrgID, &p.AccountID, &p.AuthorID, &p.Text, &p.MediaURLs, &p.ScheduledAt, &p.Revision,
 		&p.ContentHash, &p.Status, &p.CurrentStep, &p.TotalSteps, &state, &p.Deadline, &p.LastError,
-		&p.ExternalID, &p.ExternalURL, &p.PublishedAt, &p.CreatedAt, &p.UpdatedAt}, extra...)...)
+		&p.ExternalID, &p.ExternalURL, &p.PublishedAt, &p.CreatedAt, &p.UpdatedAt, &submitted}, extra...)...)
 	if err != nil {
 		return p, err
 	}
@@ -56,6 +58,16 @@ func scanPost(r pgx.Row, extra ...any) (cs.Post, error) {
 	}
 	if st != nil {
 		p.Steps, p.WaitingFor, p.Awaited = st.Steps, st.WaitingFor, st.Awaited
+		p.Media = cs.PostImages(p.OrgID, st.Media)
+	} else if len(submitted) > 0 { // not mirrored yet: the submission's images
+		var m []cs.PostMedia
+		if err := json.Unmarshal(submitted, &m); err != nil {
+			return p, fmt.Errorf("decode post media: %w", err)
+		}
+		p.Media = cs.PostImages(p.OrgID, m)
+	}
+	if p.Media == nil {
+		p.Media = []cs.PostImage{}
 	}
 	if p.Awaited == nil || p.Status != cs.PostPendingApproval {
 		p.Awaited = []string{}
@@ -85,6 +97,12 @@ func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created 
 	if in.NeedsApproval {
 		status, step = cs.PostPendingApproval, 1
 	}
+	var mediaJSON []byte // NULL when none: a post without images is stored as before
+	if len(in.Media) > 0 {
+		if mediaJSON, err = json.Marshal(in.Media); err != nil {
+			return p, false, err
+		}
+	}
 	var key any
 	if in.IdempotencyKey != "" {
 		key = in.IdempotencyKey
@@ -108,11 +126,11 @@ func (s *Store) CreatePost(ctx context.Context, in NewPost) (p cs.Post, created 
 		created = true
 		p, err = scanPost(tx.QueryRow(ctx, `INSERT INTO posts
 			(id, org_id, account_id, author_id, text, media_urls, scheduled_at, content_hash, status,
-			 current_step, total_steps, chain, needs_approval, idempotency_key, request_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, nullif($15, ''))
+			 current_step, total_steps, chain, needs_approval, idempotency_key, request_hash, media)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, nullif($15, ''), $16)
 			RETURNING `+postColumns,
 			newID(), in.OrgID, in.AccountID, in.AuthorID, in.Text, media, in.ScheduledAt,
-			cs.ContentHash(in.Text, in.MediaURLs), status, step, len(in.Chain.Steps), chain, in.NeedsApproval, key, in.RequestHash))
+			cs.ContentHash(in.Text, in.MediaURLs, in.Media...), status, step, len(in.Chain.Steps), chain, in.NeedsApproval, key, in.RequestHash, mediaJSON))
 		if isUniqueViolation(err) {
 			return cs.Errorf(cs.ECONFLICT, "a post with this Idempotency-Key is being created; retry")
 		}
@@ -189,14 +207,17 @@ func (s *Store) UnstartedPostByID(ctx context.Context, postID string) (u Unstart
 	return u, err == nil, err
 }
 
-const unstartedColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, chain, needs_approval`
+const unstartedColumns = `id, org_id, account_id, author_id, text, media_urls, scheduled_at, chain, needs_approval, media`
 
 func scanUnstarted(r pgx.CollectableRow) (UnstartedPost, error) {
 	var u UnstartedPost
-	var chain []byte
-	err := r.Scan(&u.ID, &u.OrgID, &u.AccountID, &u.AuthorID, &u.Text, &u.MediaURLs, &u.ScheduledAt, &chain, &u.NeedsApproval)
+	var chain, media []byte
+	err := r.Scan(&u.ID, &u.OrgID, &u.AccountID, &u.AuthorID, &u.Text, &u.MediaURLs, &u.ScheduledAt, &chain, &u.NeedsApproval, &media)
 	if err == nil {
 		err = json.Unmarshal(chain, &u.Chain)
+	}
+	if err == nil && len(media) > 0 {
+		err = json.Unmarshal(media, &u.Media)
 	}
 	return u, err
 }
@@ -270,13 +291,13 @@ func ListPostsQuery(orgID string, f PostFilter, p cs.Page) (string, []any) {
 // PostEvents returns a post's audit log in order.
 func (s *Store) PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT key, seq, type, coalesce(actor::text, ''), source, revision, content_hash,
-		step, reason, detail, at FROM post_events WHERE post_id = $1 ORDER BY seq, at`, postID)
+		step, reason, detail, at, coalesce(on_behalf_of::text, '') FROM post_events WHERE post_id = $1 ORDER BY seq, at`, postID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (cs.PostEvent, error) {
 		var e cs.PostEvent
-		err := r.Scan(&e.Key, &e.Seq, &e.Type, &e.Actor, &e.Source, &e.Revision, &e.ContentHash, &e.Step, &e.Reason, &e.Detail, &e.At)
+		err := r.Scan(&e.Key, &e.Seq, &e.Type, &e.Actor, &e.Source, &e.Revision, &e.ContentHash, &e.Step, &e.Reason, &e.Detail, &e.At, &e.OnBehalfOf)
 		return e, err
 	})
 }
@@ -332,11 +353,15 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 			if validID(e.Actor) {
 				actor = e.Actor
 			}
+			var behalf any
+			if validID(e.OnBehalfOf) {
+				behalf = e.OnBehalfOf
+			}
 			tag, err := tx.Exec(ctx, `INSERT INTO post_events
-				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at, on_behalf_of)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (post_id, key) DO NOTHING`,
-				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At)
+				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At, behalf)
 			if err != nil {
 				return fmt.Errorf("append event %s: %w", e.Key, err)
 			}
@@ -382,6 +407,9 @@ const CountPostsByStatusQuery = `SELECT status, sum(n)::bigint FROM post_counts 
 func (s *Store) AuthorizeDecision(ctx context.Context, req activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
 	if d := req.Decision; d != nil && d.External != "" {
 		return s.authorizeExternal(ctx, req.OrgID, d.External)
+	}
+	if req.OnBehalfOf != "" {
+		return s.authorizeDelegate(ctx, req)
 	}
 	reason, err := s.CheckApprover(ctx, req.OrgID, req.AccountID, req.MemberID, req.Approver, req.FallbackTeam)
 	if err != nil {

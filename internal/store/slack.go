@@ -279,13 +279,22 @@ func (s *Store) LinkSlackUser(ctx context.Context, orgID, memberID, slackUserID 
 		strings.ContainsAny(slackUserID, " \t\r\n") {
 		return false, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE members SET slack_user_id = $3
-		WHERE org_id = $1 AND id = $2 AND removed_at IS NULL AND slack_user_id IS NULL`, orgID, memberID, slackUserID)
+	var linked bool
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE members SET slack_user_id = $3
+			WHERE org_id = $1 AND id = $2 AND removed_at IS NULL AND slack_user_id IS NULL`, orgID, memberID, slackUserID)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		linked = true
+		return insertAudit(ctx, tx, orgID, Actor{Source: cs.SourceSystem}, auditRow{objectType: "member", objectID: memberID,
+			action: "link_slack", before: map[string]any{"slack_user_id": nil}, after: map[string]any{"slack_user_id": slackUserID}})
+	})
 	if isUniqueViolation(err) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("link slack user: %w", err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return linked, nil
 }

@@ -31,6 +31,9 @@ type Store struct {
 	// egress is the operator's allow-list, for account URLs; nil allows
 	// only public https destinations.
 	egress *egress.Guard
+	// mailInvitations: invitations are mailed (SMTP configured), so their
+	// tokens go to the mail queue instead of the admin's answer.
+	mailInvitations bool
 }
 
 // Open connects to the database at url and checks that it answers.
@@ -108,7 +111,10 @@ func (s *Store) deleteUnlessUsed(ctx context.Context, orgID, id string, d deleti
 		if isForeignKeyViolation(err) {
 			return cs.Errorf(cs.EINUSE, "%s", d.usedNow)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: strings.ReplaceAll(d.what, " ", "_"), objectID: id, action: "delete"})
 	})
 }
 

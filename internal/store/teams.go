@@ -85,9 +85,17 @@ func (s *Store) CreateTeam(ctx context.Context, orgID string, in TeamInput) (cs.
 			return err
 		}
 		t, err = scanTeam(tx.QueryRow(ctx, `SELECT `+teamColumns+` FROM teams t WHERE t.id = $1`, id))
-		return err
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "team", objectID: id, action: "create", after: teamFields(t)})
 	})
 	return t, err
+}
+
+// teamFields are a team's audited fields.
+func teamFields(t cs.Team) map[string]any {
+	return map[string]any{"name": t.Name, "slack_channel_id": t.SlackChannelID}
 }
 
 func insertTeam(ctx context.Context, tx pgx.Tx, orgID, name string, slack any) (string, error) {
@@ -137,6 +145,13 @@ func (s *Store) UpdateTeam(ctx context.Context, orgID, teamID string, in TeamInp
 	}
 	var t cs.Team
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		before, err := scanTeam(tx.QueryRow(ctx, `SELECT `+teamColumns+` FROM teams t WHERE t.org_id = $1 AND t.id = $2 FOR UPDATE`, orgID, teamID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("team")
+		}
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `
 			UPDATE teams SET name = coalesce($3, name),
 				slack_channel_id = CASE WHEN $4 THEN $5 ELSE slack_channel_id END
@@ -152,7 +167,13 @@ func (s *Store) UpdateTeam(ctx context.Context, orgID, teamID string, in TeamInp
 			return notFound("team")
 		}
 		t, err = scanTeam(tx.QueryRow(ctx, `SELECT `+teamColumns+` FROM teams t WHERE t.id = $1`, teamID))
-		return err
+		if err != nil {
+			return err
+		}
+		if b, a := changed(teamFields(before), teamFields(t)); len(a) > 0 {
+			return audit(ctx, tx, orgID, auditRow{objectType: "team", objectID: teamID, action: "update", before: b, after: a})
+		}
+		return nil
 	})
 	return t, err
 }
@@ -222,12 +243,27 @@ func (s *Store) PutTeamMember(ctx context.Context, orgID, teamID, memberID strin
 	if _, err := s.Member(ctx, orgID, memberID); err != nil {
 		return cs.TeamMembership{}, err
 	}
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO team_members (org_id, team_id, member_id, team_role) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (team_id, member_id) DO UPDATE SET team_role = EXCLUDED.team_role`,
-		orgID, teamID, memberID, role)
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var before any
+		err := tx.QueryRow(ctx, `SELECT team_role FROM team_members WHERE team_id = $1 AND member_id = $2 FOR UPDATE`, teamID, memberID).Scan(&before)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO team_members (org_id, team_id, member_id, team_role) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (team_id, member_id) DO UPDATE SET team_role = EXCLUDED.team_role`,
+			orgID, teamID, memberID, role); err != nil {
+			return raced(err)
+		}
+		if before == string(role) {
+			return nil
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "team_member", objectID: teamID + "/" + memberID, action: "put",
+			before: map[string]any{"team_id": teamID, "member_id": memberID, "role": before},
+			after:  map[string]any{"team_id": teamID, "member_id": memberID, "role": role}})
+	})
 	if err != nil {
-		return cs.TeamMembership{}, raced(err)
+		return cs.TeamMembership{}, err
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+teamMembershipColumns+`
@@ -246,13 +282,17 @@ func (s *Store) RemoveTeamMember(ctx context.Context, orgID, teamID, memberID st
 	if !validID(orgID) || !validID(teamID) || !validID(memberID) {
 		return notFound("team member")
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM team_members WHERE org_id = $1 AND team_id = $2 AND member_id = $3`,
-		orgID, teamID, memberID)
-	if err != nil {
-		return err
-	}
-	if tag.RowsAffected() == 0 {
-		return cs.Errorf(cs.ENOTFOUND, "the member is not in this team")
-	}
-	return nil
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		var role string
+		err := tx.QueryRow(ctx, `DELETE FROM team_members WHERE org_id = $1 AND team_id = $2 AND member_id = $3 RETURNING team_role`,
+			orgID, teamID, memberID).Scan(&role)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return cs.Errorf(cs.ENOTFOUND, "the member is not in this team")
+		}
+		if err != nil {
+			return err
+		}
+		return audit(ctx, tx, orgID, auditRow{objectType: "team_member", objectID: teamID + "/" + memberID, action: "remove",
+			before: map[string]any{"team_id": teamID, "member_id": memberID, "role": role}})
+	})
 }

@@ -97,10 +97,12 @@ type Slack struct {
 	messages  []*Message // in the order they were posted
 	byKey     map[string]*Message
 	seq       int
-	users     map[string]string // Slack user id -> e-mail
-	limited   map[string][]int  // method -> Retry-After seconds of the next 429s
-	responses []map[string]any  // what was posted to response URLs
+	users     map[string]string  // Slack user id -> e-mail
+	limited   map[string][]int   // method -> Retry-After seconds of the next 429s
+	responses []map[string]any   // what was posted to response URLs
 	homes     map[string]Message // user id -> App Home tab last published
+	// refuseImages: chat.postMessage answers invalid_blocks to image blocks.
+	refuseImages bool
 
 	socket     chan []byte // envelopes to send over Socket Mode
 	socketAcks chan map[string]any
@@ -139,6 +141,14 @@ func (f *Slack) AddUser(id, email string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.users[id] = email
+}
+
+// RefuseImageBlocks makes chat.postMessage refuse any message with an
+// image block, as Slack does when it cannot download the image.
+func (f *Slack) RefuseImageBlocks() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuseImages = true
 }
 
 // RateLimit makes the next len(retryAfter) calls of method answer HTTP 429
@@ -249,6 +259,13 @@ func (f *Slack) postMessage(c *Call) any {
 	ch := c.Form.Get("channel")
 	if ch == "" {
 		return map[string]any{"ok": false, "error": "channel_not_found"}
+	}
+	if f.refuseImages {
+		for _, b := range decodeBlocks(c.Form.Get("blocks")) {
+			if b["type"] == "image" {
+				return map[string]any{"ok": false, "error": "invalid_blocks", "errors": []string{"downloading image failed [json-pointer:/blocks/3/image_url]"}}
+			}
+		}
 	}
 	if strings.HasPrefix(ch, "U") || strings.HasPrefix(ch, "W") {
 		ch = "D" + ch[1:]
