@@ -76,6 +76,8 @@ func TestExternalStepApprovedThroughItsLink(t *testing.T) {
 	for _, a := range f.resolved {
 		require.Nil(t, a.External, "an external step resolves nobody")
 	}
+	require.Empty(t, f.eventsOf(countersign.EventStepUnsatisfiable), "the reviewer may answer: the step is satisfiable")
+	require.Empty(t, f.notesOf(activities.NotifyUnsatisfiable))
 }
 
 func TestExternalStepRejectedThroughItsLink(t *testing.T) {
@@ -112,6 +114,7 @@ func TestExternalStepExpiresWithItsLink(t *testing.T) {
 	require.Equal(t, cleo, reminders[0].External.Email, "the reminder e-mails the reviewer again")
 	require.Equal(t, start.Add(2*time.Hour), *reminders[0].LinkExpires)
 	require.Empty(t, f.publishes)
+	require.Empty(t, f.eventsOf(countersign.EventStepUnsatisfiable))
 }
 
 func TestExternalLinkVoidedByAnEdit(t *testing.T) {
