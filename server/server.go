@@ -87,6 +87,9 @@ func New(d Deps) *Server {
 	s.posts = posts.New(pd)
 	if d.ReviewLinks != nil {
 		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: review.StoreComments(d.Store)}
+		if d.MediaURLs != nil && d.MediaURLs.Signer != nil {
+			s.reviews.MediaURL = d.MediaURLs.URL
+		}
 	}
 	e := s.engine
 	e.HandleMethodNotAllowed = true

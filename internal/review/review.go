@@ -41,7 +41,10 @@ type Comments func(ctx context.Context, orgID, postID string) ([]Comment, error)
 type Pages struct {
 	Links    *secrets.ReviewLinks
 	Store    Store
-	Comments Comments         // optional
+	Comments Comments // optional
+	// MediaURL signs an image's URL (media.URLs.URL), for the thumbnails;
+	// nil or "": the images are listed by their alt text only.
+	MediaURL func(orgID, mediaID string) string
 	Now      func() time.Time // default time.Now
 }
 

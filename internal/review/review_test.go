@@ -47,8 +47,8 @@ func fixture(t *testing.T) (*Pages, *fakeStore, *secrets.ReviewLinks) {
 	st := &fakeStore{
 		post: cs.Post{ID: postID, OrgID: orgID, AccountID: "a", Text: "Hi <b>there</b> https://acme.example/x", Revision: 2,
 			Status: cs.PostPendingApproval, CurrentStep: 2, TotalSteps: 2, ScheduledAt: &at,
-			MediaURLs: []string{"https://img.example/1.png"},
-			Steps:     []cs.StepState{{Index: 1, Status: cs.StepApproved}, {Index: 2, Status: cs.StepOpen}}},
+			MediaURLs: []string{"https://img.example/1.png"}, Media: []cs.PostImage{{PostMedia: cs.PostMedia{ID: "m1", Alt: "Our logo <red>"}}},
+			Steps: []cs.StepState{{Index: 1, Status: cs.StepApproved}, {Index: 2, Status: cs.StepOpen}}},
 		chain: cs.Chain{Steps: []cs.ChainStep{{Approver: cs.Approver{Role: "approvers"}}, {Approver: cs.Approver{External: &cleo}}}},
 	}
 	now := time.Date(2029, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -65,13 +65,16 @@ func mint(t *testing.T, links *secrets.ReviewLinks, rev, step int, email string,
 
 func TestOpenAndPage(t *testing.T) {
 	p, _, links := fixture(t)
+	p.MediaURL = func(org, id string) string {
+		return "https://cs.example/v1/orgs/" + org + "/media/" + id + "?expires=1&signature=s"
+	}
 	r, err := p.Open(context.Background(), mint(t, links, 2, 2, "Cleo@Client.test", time.Time{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	page := string(p.Page(context.Background(), r, "", ""))
 	for _, want := range []string{`id="handle">acme<`, `id="step">2/2<`, "Hi &lt;b&gt;there&lt;/b&gt;", "https://img.example/1.png",
-		"/ 280 characters", "Tuesday 15 January 2030, 09:00 EST (America/New York)", "Hello Cleo Client", `name="note"`} {
+		"/ 280 characters", `<img src="https://cs.example/v1/orgs/` + orgID + `/media/m1?expires=1&amp;signature=s" alt="Our logo &lt;red&gt;"`, "Tuesday 15 January 2030, 09:00 EST (America/New York)", "Hello Cleo Client", `name="note"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
 		}

@@ -31,6 +31,10 @@ var CSP = func() string {
 		"'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 }()
 
+// image is one of the post's images: its thumbnail's signed URL ("" when
+// none can be signed) and its alt text.
+type image struct{ URL, Alt string }
+
 // view is what the page template shows.
 type view struct {
 	Title     string
@@ -43,6 +47,7 @@ type view struct {
 	Count     string // e.g. "42 / 280 characters (URLs count as 23, …)"
 	Over      bool
 	Media     []string
+	Images    []image
 	Scheduled string
 	Step      int
 	Steps     int
@@ -74,6 +79,13 @@ func (p *Pages) Page(ctx context.Context, r *Review, formErr, note string) []byt
 	}
 	if d := r.Post.Deadline; d != nil {
 		v.Deadline = inZone(*d, r.Account.Timezone)
+	}
+	for _, m := range r.Post.Media {
+		img := image{Alt: m.Alt}
+		if p.MediaURL != nil {
+			img.URL = p.MediaURL(r.Post.OrgID, m.ID)
+		}
+		v.Images = append(v.Images, img)
 	}
 	if p.Comments != nil {
 		v.Comments, _ = p.Comments(ctx, r.Post.OrgID, r.Post.ID) // the review works without them
