@@ -521,6 +521,15 @@ func TestSlackDelegateAndDirectoryChanges(t *testing.T) {
 	if !strings.Contains(eddie.AllText(), "delegate of *Maya*") {
 		t.Fatalf("the delegate's request does not say for whom: %s", eddie.AllText())
 	}
+	// Maya's own request now says who may answer for her, updated in place.
+	s.slack.Eventually("updated Maya's request with her delegate", func() bool {
+		for _, m := range s.slack.Messages() {
+			if m.Channel == maya.Channel && m.TS == maya.TS {
+				return m.Updates > 0 && strings.Contains(m.AllText(), "Maya is away until") && strings.Contains(m.AllText(), "Eddie may answer")
+			}
+		}
+		return false
+	})
 	if code, _ := s.click("UEDDIE", csslack.ActionApprove, eddie); code != 200 {
 		t.Fatalf("click: %d", code)
 	}

@@ -661,6 +661,13 @@ func (r *run) statusOf(m store.SlackMessage) ([]string, bool) {
 			}
 			lines = append(lines, fmt.Sprintf("⏫ *Escalated*: no decision in time; team %s may approve too%s.", escape(r.teamName(s.FallbackTeam)), until))
 		}
+		if open {
+			// Who may now answer for an absent approver (SPEC §2 Member).
+			for _, d := range s.Delegates {
+				lines = append(lines, fmt.Sprintf("🏖 %s is away until %s: %s may answer on their behalf.",
+					escape(r.name(d.MemberID)), when(&d.Until, tz), escape(r.name(d.DelegateID))))
+			}
+		}
 	}
 	note := r.note
 	switch p.Status {
