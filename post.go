@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // This file holds the post, its approval chain, the post workflow's signal
@@ -64,11 +66,44 @@ func (s PostStatus) Terminal() bool {
 // right on the account includes approve.
 const ApproverRoleApprovers = "approvers"
 
-// Approver names who approves a chain step: exactly one of Member, Team, Role.
+// Approver names who approves a chain step: exactly one of Member, Team,
+// Role, External.
 type Approver struct {
 	Member string `json:"member,omitempty"`
 	Team   string `json:"team,omitempty"`
 	Role   string `json:"role,omitempty"`
+	// External is a reviewer outside the org (e.g. the client), reached by
+	// e-mail with a signed, single-use link (SPEC §2); no account is created.
+	External *ExternalReviewer `json:"external,omitempty"`
+}
+
+// ExternalReviewer is the person an external step asks, by e-mail.
+type ExternalReviewer struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// MaxExternalName bounds an external reviewer's name, in characters.
+const MaxExternalName = 100
+
+// Validate checks an external reviewer; field errors are named under
+// prefix (e.g. "steps[0].approver.external.").
+func (r ExternalReviewer) Validate(prefix string) []FieldError {
+	var fields []FieldError
+	addr, err := mail.ParseAddress(r.Email)
+	switch {
+	case strings.TrimSpace(r.Email) == "":
+		fields = append(fields, FieldError{Field: prefix + "email", Message: "is required"})
+	case err != nil || addr.Address != strings.TrimSpace(r.Email) || len(r.Email) > 254 || !strings.Contains(addr.Address[strings.LastIndex(addr.Address, "@"):], "."):
+		fields = append(fields, FieldError{Field: prefix + "email", Message: "must be an e-mail address such as client@example.com"})
+	}
+	switch n := utf8.RuneCountInString(strings.TrimSpace(r.Name)); {
+	case n == 0:
+		fields = append(fields, FieldError{Field: prefix + "name", Message: "is required"})
+	case n > MaxExternalName || strings.ContainsAny(r.Name, "\r\n"):
+		fields = append(fields, FieldError{Field: prefix + "name", Message: fmt.Sprintf("must be one line of at most %d characters", MaxExternalName)})
+	}
+	return fields
 }
 
 // String renders the approver for logs, events and the Temporal UI
@@ -81,11 +116,14 @@ func (a Approver) String() string {
 		return "team:" + a.Team
 	case a.Role != "":
 		return "role:" + a.Role
+	case a.External != nil:
+		return "external:" + a.External.Email
 	}
 	return "nobody"
 }
 
-// Validate checks that exactly one field is set and that a role is "approvers".
+// Validate checks that exactly one field is set and that a role is
+// "approvers". An external reviewer's fields are checked by Chain.Validate.
 func (a Approver) Validate() error {
 	n := 0
 	for _, s := range []string{a.Member, a.Team, a.Role} {
@@ -93,8 +131,11 @@ func (a Approver) Validate() error {
 			n++
 		}
 	}
+	if a.External != nil {
+		n++
+	}
 	if n != 1 {
-		return fmt.Errorf("exactly one of member, team or role must be set")
+		return fmt.Errorf("exactly one of member, team, role or external must be set")
 	}
 	if a.Role != "" && a.Role != ApproverRoleApprovers {
 		return fmt.Errorf("role must be %q", ApproverRoleApprovers)
@@ -223,6 +264,12 @@ func (c Chain) Validate() error {
 		if s.Quorum > 1 && s.Approver.Member != "" {
 			add(p+"quorum", "a single member cannot give %d approvals", s.Quorum)
 		}
+		if ext := s.Approver.External; ext != nil {
+			fields = append(fields, ext.Validate(p+"approver.external.")...)
+			if s.Quorum > 1 {
+				add(p+"quorum", "an external step has quorum 1, not %d", s.Quorum)
+			}
+		}
 		if s.Timeout != 0 && s.Timeout.D() < time.Second {
 			add(p+"timeout", "timeout must be at least 1s")
 		}
@@ -335,6 +382,7 @@ const (
 	SourceSlack    = "slack"
 	SourceTemporal = "temporal" // sent from the Temporal UI or CLI
 	SourceSystem   = "system"   // done by the workflow itself (timers, publishing)
+	SourceLink     = "link"     // an external reviewer's answer through their review link
 )
 
 // DecisionSignal is the payload of the "decision" signal.
@@ -353,6 +401,11 @@ type DecisionSignal struct {
 	// OnBehalfOf is the absent member a delegate decides for (SPEC §2); empty
 	// when the member decides for themselves.
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// External is the e-mail of the external reviewer deciding through their
+	// review link (source link, no MemberID). Only the review page sets it,
+	// after checking the link's signature; the workflow counts it only on an
+	// external step that names this e-mail.
+	External string `json:"external,omitempty"`
 	// SentAt is when the API or Slack received the decision (signed): one
 	// sent before the scheduled time still counts if it reaches the workflow
 	// within the late grace after it (workflows.LateGrace).
@@ -418,8 +471,10 @@ type CancelSignal struct {
 
 // DecisionRecord is a decision that counted.
 type DecisionRecord struct {
-	Step      int    `json:"step"`
-	MemberID  string `json:"member_id"`
+	Step     int    `json:"step"`
+	MemberID string `json:"member_id"`
+	// External is the external reviewer's e-mail (MemberID is then empty).
+	External  string `json:"external,omitempty"`
 	Decision  string `json:"decision"`
 	Note      string `json:"note,omitempty"`
 	Source    string `json:"source"`

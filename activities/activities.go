@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -25,6 +26,15 @@ type Activities struct {
 	Publisher Publisher
 	// Signer checks decision and edit MACs (secrets.DecisionSigner).
 	Signer Signer
+	// Reviews e-mails external reviewers their review links (internal/review);
+	// without it an external step's notification is only logged.
+	Reviews ReviewSender
+}
+
+// ReviewSender mints an external reviewer's link and e-mails it, for a
+// step_opened or reminder notification whose External is set.
+type ReviewSender interface {
+	SendReviewLink(ctx context.Context, n Notification) error
 }
 
 // errNotConfigured is returned (and retried) when the worker was built
@@ -36,6 +46,9 @@ func errNotConfigured(dep string) error {
 
 // ResolveApprovers returns who an approver stands for now (sorted member ids).
 func (a *Activities) ResolveApprovers(ctx context.Context, in ResolveApproversInput) (ResolveApproversResult, error) {
+	if in.Approver.External != nil { // outside the directory: reached by e-mail
+		return ResolveApproversResult{MemberIDs: []string{}}, nil
+	}
 	if a.Directory == nil {
 		return ResolveApproversResult{}, errNotConfigured("Directory")
 	}
@@ -67,6 +80,10 @@ func (a *Activities) AuthorizeDecision(ctx context.Context, in AuthorizeRequest)
 	if in.Decision == nil || !a.Signer.Verify(*in.Decision) {
 		return AuthorizeResult{Code: countersign.ReasonUnsigned,
 			Reason: "the decision was not sent through the API, Slack or a review link (no valid signature)"}, nil
+	}
+	if ext := in.Decision.External; ext != "" && (in.Approver.External == nil ||
+		!strings.EqualFold(strings.TrimSpace(ext), strings.TrimSpace(in.Approver.External.Email)) || in.Decision.MemberID != "") {
+		return AuthorizeResult{Code: countersign.ReasonNotAwaited, Reason: "this step does not wait for the external reviewer " + ext}, nil
 	}
 	res, err := a.Directory.AuthorizeDecision(ctx, in)
 	if err != nil || !res.Allowed || in.ResolveNext == nil {
@@ -162,10 +179,19 @@ func (a *Activities) SavePostState(ctx context.Context, in SavePostStateInput) e
 	return nil
 }
 
-// Notify sends one notification.
+// Notify sends one notification; an external step's opening or reminder
+// also e-mails its reviewer a review link.
 func (a *Activities) Notify(ctx context.Context, n Notification) error {
 	if a.Notifier == nil {
 		return errNotConfigured("Notifier")
+	}
+	if n.External != nil && (n.Kind == NotifyStepOpened || n.Kind == NotifyReminder) {
+		if a.Reviews == nil {
+			activity.GetLogger(ctx).Warn("no mail configured: the external reviewer was not sent a review link",
+				"post_id", n.PostID, "step", n.Step)
+		} else if err := a.Reviews.SendReviewLink(ctx, n); err != nil {
+			return fmt.Errorf("review link: %w", err)
+		}
 	}
 	return a.Notifier.Notify(ctx, n)
 }

@@ -219,6 +219,12 @@ type Notification struct {
 	Actor       string           `json:"actor,omitempty"`  // who caused it, when a person did
 	Detail      string           `json:"detail,omitempty"` // reject note, cancel reason, error
 	ExternalURL string           `json:"external_url,omitempty"`
+	// External, on step_opened and reminder of an external step, is the
+	// reviewer to e-mail a review link; LinkExpires is when that link ends
+	// (nil: while the step is open). The link is minted by the activity that
+	// sends the mail, never here: no token enters workflow history.
+	External    *countersign.ExternalReviewer `json:"external,omitempty"`
+	LinkExpires *time.Time                    `json:"link_expires,omitempty"`
 }
 
 // PublishRequest is what a publisher needs to publish one revision. The

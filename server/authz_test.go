@@ -143,6 +143,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"replace chain", admins, func() (string, string, string) {
 			return "PUT", e.o("/approval-chains/" + e.chain(fresh("chain"))), fmt.Sprintf(`{"name": %q, "steps": [{"approver": {"team": %q}}]}`, fresh("chain"), teamT)
 		}},
+		{"create chain with an external reviewer", admins, func() (string, string, string) {
+			return "POST", e.o("/approval-chains"), fmt.Sprintf(`{"name": %q, "steps": [{"approver": {"external": {"email": "client@client.test", "name": "Client"}}}]}`, fresh("chain"))
+		}},
 		{"delete chain", admins, func() (string, string, string) {
 			return "DELETE", e.o("/approval-chains/" + e.chain(fresh("chain"))), ""
 		}},

@@ -65,6 +65,13 @@ func TestChainValidation(t *testing.T) {
 		{"quorum as a string", step(role + `, {"approver": {"role": "approvers"}, "quorum": "2"}`), []string{"steps[1].quorum"}},
 		{"steps as an object", `{"name": "C", "steps": {}}`, []string{"steps"}},
 		{"an array, not an object", `[]`, []string{"body"}},
+		{"external without e-mail", step(`{"approver": {"external": {"name": "Cleo Client"}}}`), []string{"steps[0].approver.external.email"}},
+		{"external bad e-mail", step(`{"approver": {"external": {"email": "Cleo <cleo@client.test>", "name": "Cleo"}}}`), []string{"steps[0].approver.external.email"}},
+		{"external without name", step(`{"approver": {"external": {"email": "cleo@client.test", "name": " "}}}`), []string{"steps[0].approver.external.name"}},
+		{"external long name", step(`{"approver": {"external": {"email": "cleo@client.test", "name": "` + strings.Repeat("n", 101) + `"}}}`), []string{"steps[0].approver.external.name"}},
+		{"external quorum", step(`{"approver": {"external": {"email": "cleo@client.test", "name": "Cleo"}}, "quorum": 2}`), []string{"steps[0].quorum"}},
+		{"external and role", step(`{"approver": {"role": "approvers", "external": {"email": "cleo@client.test", "name": "Cleo"}}}`), []string{"steps[0].approver"}},
+		{"external is a member", step(`{"approver": {"external": {"email": "Owner@Acme.test", "name": "Olga"}}}`), []string{"steps[0].approver.external.email"}},
 		{"several at once", `{"name": "", "late_policy": "x", "steps": [{"approver": {}, "timeout": "1ms"}]}`,
 			[]string{"name", "steps[0].approver", "steps[0].timeout", "late_policy"}},
 	} {
@@ -126,6 +133,20 @@ func TestChainLifecycle(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("the saved chain does not validate: %v", err)
 	}
+
+	// An external reviewer is kept (e-mail lowercased) and handed on too.
+	ext := e.must(201, e.owner.token, "POST", e.o("/approval-chains"), `{"name": "Client", "steps": [{"approver": {"role": "approvers"}},
+		{"approver": {"external": {"email": " Cleo@Client.TEST ", "name": "Cleo Client"}}, "timeout": "48h"}]}`)
+	if r := ext.list("steps")[1].m("approver").m("external"); r.s("email") != "cleo@client.test" || r.s("name") != "Cleo Client" ||
+		ext.list("steps")[1]["quorum"] != 1.0 {
+		t.Fatalf("external chain: %v", ext)
+	}
+	e.must(200, e.owner.token, "PATCH", e.o("/accounts/"+acct), fmt.Sprintf(`{"approval_chain_id": %q}`, ext.s("id")))
+	if c, err := e.st.AccountChain(context.Background(), e.org, acct); err != nil || len(c.Steps) != 2 ||
+		c.Steps[1].Approver.External == nil || *c.Steps[1].Approver.External != (cs.ExternalReviewer{Email: "cleo@client.test", Name: "Cleo Client"}) {
+		t.Fatalf("AccountChain = %+v, %v", c, err)
+	}
+	e.must(200, e.owner.token, "PATCH", e.o("/accounts/"+acct), fmt.Sprintf(`{"approval_chain_id": %q}`, id))
 
 	// PUT replaces it whole; defaults apply to what is left out.
 	put := e.must(200, e.owner.token, "PUT", e.o("/approval-chains/"+id), `{"name": "Brand v2", "distinct_approvers": false, "steps": [{"approver": {"role": "approvers"}}]}`)

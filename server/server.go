@@ -14,6 +14,7 @@ import (
 	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/metrics"
 	"github.com/countersign/countersign/internal/posts"
+	"github.com/countersign/countersign/internal/review"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
@@ -37,6 +38,9 @@ type Deps struct {
 	// Signer signs the decisions and edits the API and Slack send (SPEC §8);
 	// without one they go unsigned and the workflow ignores the decisions.
 	Signer *secrets.DecisionSigner
+	// ReviewLinks checks external reviewers' links (GET/POST /review/{token});
+	// without it those pages say review links are not enabled.
+	ReviewLinks *secrets.ReviewLinks
 	// UpdateWait is how long a post change waits for a worker before it is
 	// sent as a signal (0: 5 s, SPEC §3).
 	UpdateWait time.Duration
@@ -62,6 +66,8 @@ type Server struct {
 	engine *gin.Engine
 	// posts holds the rules of submitting and changing posts.
 	posts *posts.Service
+	// reviews opens and renders external reviewers' links (nil without ReviewLinks).
+	reviews *review.Pages
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -79,6 +85,12 @@ func New(d Deps) *Server {
 		pd.Media = d.Media
 	}
 	s.posts = posts.New(pd)
+	if d.ReviewLinks != nil {
+		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: review.StoreComments(d.Store)}
+		if d.MediaURLs != nil && d.MediaURLs.Signer != nil {
+			s.reviews.MediaURL = d.MediaURLs.URL
+		}
+	}
 	e := s.engine
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
@@ -99,6 +111,10 @@ func New(d Deps) *Server {
 	// Slack signs its requests; they carry no API token.
 	e.POST("/slack/interactions", s.slackInteractions)
 	e.POST("/slack/events", s.slackEvents)
+
+	// An external reviewer's page: the token in the path is the credential.
+	e.GET("/review/:token", s.reviewPage)
+	e.POST("/review/:token", s.reviewAnswer)
 
 	// The invitee answers with the invitation token in the path, and an
 	// existing user with their own API token too (optional here).

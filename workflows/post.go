@@ -227,6 +227,7 @@ func PostWorkflow(ctx workflow.Context, in PostInput) (countersign.PostState, er
 	// finds no marker and answers DefaultVersion without a command.
 	p.v3 = p.lean && workflow.GetVersion(ctx, versionLeaner, workflow.DefaultVersion, 1) == 1
 	p.v2 = p.v3 || workflow.GetVersion(ctx, versionUpdates, workflow.DefaultVersion, 1) == 1
+	p.askExternal(ctx)
 	if in.Continued == nil && len(in.Media) > 0 && p.withMedia(ctx) {
 		p.st.Media = slices.Clone(in.Media)
 		p.st.ContentHash = countersign.ContentHash(in.Text, in.MediaURLs, in.Media...)
@@ -337,6 +338,7 @@ type post struct {
 	lean  bool // version 1: one commit per transition
 	v2    bool // version 2: Updates, edits re-authorized, continue-as-new
 	v3    bool // version 3: one upsert per workflow task, the first publish attempt local
+	ext   bool // external reviewers (external.go); asked only of posts whose chain has one
 	// mediaVer is the answer of GetVersion(versionMedia): 0 not asked yet
 	// in this run, 1 images count, -1 this history predates them.
 	mediaVer int
@@ -570,12 +572,15 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 	cs, s := p.chainStep(), p.step()
 	var ids []string
 	var dels []countersign.Delegation
-	if p.next != nil {
+	switch {
+	case p.ext && cs.Approver.External != nil: // nobody in the directory: the reviewer gets a link
+		ids, p.next = []string{}, nil
+	case p.next != nil:
 		ids, p.next = *p.next, nil
 		if p.nextDels != nil {
 			dels = *p.nextDels
 		}
-	} else {
+	default:
 		res := p.resolveAll(ctx, cs.Approver)
 		ids, dels = res.MemberIDs, res.Delegations
 	}
@@ -590,7 +595,7 @@ func (p *post) openStep(ctx workflow.Context, n int) {
 	p.commit(ctx)
 	p.checkSatisfiable(ctx)
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyStepOpened, MemberIDs: ids,
-		TeamID: cs.Approver.Team, Deadline: s.Deadline})
+		TeamID: cs.Approver.Team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
 	p.notifyDelegates(ctx)
 }
 
@@ -648,7 +653,7 @@ func (p *post) remind(ctx workflow.Context) {
 		team = s.FallbackTeam
 	}
 	p.notify(ctx, activities.Notification{Kind: activities.NotifyReminder, MemberIDs: p.awaited(),
-		TeamID: team, Deadline: s.Deadline})
+		TeamID: team, Deadline: s.Deadline, External: p.reviewer(), LinkExpires: p.linkExpiry()})
 }
 
 // inLateGrace reports whether a pending post past its scheduled time still
@@ -715,8 +720,8 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 			p.nextDels = &res.NextDelegations
 		}
 	}
-	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, Decision: d.Decision, Note: d.Note,
-		Source: d.Source, RequestID: d.RequestID, OnBehalfOf: d.OnBehalfOf, At: workflow.Now(ctx)}
+	rec := countersign.DecisionRecord{Step: d.Step, MemberID: d.MemberID, External: d.External, Decision: d.Decision,
+		Note: d.Note, Source: d.Source, RequestID: d.RequestID, OnBehalfOf: d.OnBehalfOf, At: workflow.Now(ctx)}
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
 	}
@@ -749,6 +754,10 @@ func (p *post) precheck(d countersign.DecisionSignal) (reason, detail string) {
 		return countersign.ReasonWrongStep, fmt.Sprintf("decision on step %d, the post is at step %d", d.Step, p.st.CurrentStep)
 	case d.Decision != countersign.DecisionApprove && d.Decision != countersign.DecisionReject:
 		return countersign.ReasonInvalidDecision, fmt.Sprintf("unknown decision %q", d.Decision)
+	case d.External != "" && !p.externalAnswer(d):
+		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for %s, not the external reviewer %s", d.Step, p.step().Approver, d.External)
+	case d.External == "" && p.externalOnly():
+		return countersign.ReasonNotAwaited, fmt.Sprintf("step %d waits for the external reviewer %s, who answers through their review link", d.Step, p.step().Approver.External.Email)
 	case hasApproval(p.step().Approvals, d.MemberID):
 		return countersign.ReasonAlreadyDecided, fmt.Sprintf("%s already approved step %d", d.MemberID, d.Step)
 	case d.MemberID == p.in.AuthorID || (p.v2 && d.OnBehalfOf != "" && d.OnBehalfOf == p.in.AuthorID):
@@ -780,7 +789,7 @@ func (p *post) approve(ctx workflow.Context, rec countersign.DecisionRecord) {
 	s := p.step()
 	s.Approvals = append(s.Approvals, rec)
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d%s", len(s.Approvals), s.Quorum, s.Index, behalfText(rec.OnBehalfOf)),
+		Step: s.Index, Detail: fmt.Sprintf("approval %d/%d on step %d%s", len(s.Approvals), s.Quorum, s.Index, behalfText(rec.OnBehalfOf)) + byExternal(rec),
 		OnBehalfOf: rec.OnBehalfOf})
 	if len(s.Approvals) < s.Quorum {
 		p.commit(ctx)
@@ -809,7 +818,7 @@ func (p *post) reject(ctx workflow.Context, rec countersign.DecisionRecord) {
 	p.st.Status = countersign.PostRejected
 	p.rejectedAt = rec.At
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventDecisionCounted, Actor: rec.MemberID, Source: rec.Source,
-		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + behalfText(rec.OnBehalfOf), OnBehalfOf: rec.OnBehalfOf})
+		Step: s.Index, Detail: "rejection on step " + fmt.Sprint(s.Index) + behalfText(rec.OnBehalfOf) + byExternal(rec), OnBehalfOf: rec.OnBehalfOf})
 	p.record(ctx, countersign.PostEvent{Type: countersign.EventRejected, Actor: rec.MemberID, Source: rec.Source,
 		Step: s.Index, Detail: rec.Note, OnBehalfOf: rec.OnBehalfOf})
 	p.commit(ctx)

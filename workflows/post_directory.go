@@ -190,8 +190,8 @@ func (p *post) unsatisfiable() string {
 		return ""
 	}
 	s, cs := p.step(), p.chainStep()
-	if cs.FallbackTeam != "" && !s.FallbackActive {
-		return ""
+	if (cs.FallbackTeam != "" && !s.FallbackActive) || p.reviewer() != nil {
+		return "" // a fallback is to come, or the external reviewer may still answer
 	}
 	left := p.principals()
 	if len(s.Approvals)+len(left) >= s.Quorum {

@@ -28,6 +28,7 @@ import (
 	"github.com/countersign/countersign/internal/postflow"
 	"github.com/countersign/countersign/internal/posts"
 	"github.com/countersign/countersign/internal/publish"
+	"github.com/countersign/countersign/internal/review"
 	"github.com/countersign/countersign/internal/secrets"
 	csslack "github.com/countersign/countersign/internal/slack"
 	"github.com/countersign/countersign/internal/store"
@@ -48,6 +49,12 @@ type App struct {
 	// Signer signs decisions and edits (key derived from
 	// COUNTERSIGN_SECRET_KEY); nil without a key.
 	Signer *secrets.DecisionSigner
+	// ReviewLinks mints and checks external reviewers' links (key derived
+	// from COUNTERSIGN_SECRET_KEY); nil without a key.
+	ReviewLinks *secrets.ReviewLinks
+	// Mailer sends mail (external reviewers' links); nil: not configured,
+	// and the links are not sent (logged).
+	Mailer cs.Mailer
 	// Media stores uploads in the blob store (COUNTERSIGN_BLOB_URL) and is
 	// the publishers' countersign.MediaSource.
 	Media *media.Service
@@ -103,8 +110,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	}
 	urls := &media.URLs{BaseURL: cfg.PublicURL}
 	var signer *secrets.DecisionSigner
+	var links *secrets.ReviewLinks
 	if len(cfg.SecretKey) > 0 {
 		if signer, err = secrets.NewDecisionSigner(cfg.SecretKey); err == nil {
+			links, err = secrets.NewReviewLinks(cfg.SecretKey)
+		}
+		if err == nil {
 			urls.Signer, err = secrets.NewMediaURLSigner(cfg.SecretKey)
 		}
 		if err != nil {
@@ -120,7 +131,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	}
 	slack := csslack.New(slackCfg, st, logger)
 	a := &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer,
-		Media: &media.Service{Store: st, Blobs: blobs, Logger: logger}, MediaURLs: urls}
+		Media: &media.Service{Store: st, Blobs: blobs, Logger: logger}, MediaURLs: urls, ReviewLinks: links}
 	if err := a.openMail(); err != nil {
 		a.Close()
 		return nil, err
@@ -144,6 +155,7 @@ func (a *App) openMail() error {
 	}
 	a.Store.SetMailInvitations(true)
 	a.Mail = mail.NewDispatcher(a.Store, sender, cfg.PublicURL, a.Logger)
+	a.Mailer = sender // external reviewers' links go out with the same sender
 	a.Logger.Info("invitation mail on", "smtp", sender.String())
 	return nil
 }
@@ -182,7 +194,7 @@ func (a *App) Close() {
 func (a *App) Server() *server.Server {
 	d := server.Deps{Store: a.Store, Temporal: a.Temporal, Logger: a.Logger, Metrics: a.Metrics, Slack: a.Slack,
 		Signer: a.Signer, MemberRate: posts.PerMinute(a.Config.MemberChangesPerMinute), PublicURL: a.Config.PublicURL,
-		Media: a.Media, MediaURLs: a.MediaURLs}
+		Media: a.Media, MediaURLs: a.MediaURLs, ReviewLinks: a.ReviewLinks}
 	if a.Mail != nil {
 		d.MailQueued = a.Mail.Wake
 	}
@@ -248,6 +260,9 @@ func (a *App) Activities() *activities.Activities {
 	}
 	if a.Signer != nil { // the API's own signer; a nil one must stay a nil interface
 		acts.Signer = a.Signer
+	}
+	if a.Mailer != nil && a.ReviewLinks != nil {
+		acts.Reviews = &review.Sender{Links: a.ReviewLinks, Mailer: a.Mailer, Accounts: a.Store, PublicURL: a.Config.PublicURL}
 	}
 	return acts
 }

@@ -67,11 +67,16 @@ func (s *DecisionSigner) String() string { return "secrets.DecisionSigner" }
 
 // decisionBytes is the canonical encoding of every field that decides what a
 // decision does: each length-prefixed, so no two payloads collide.
+// An external reviewer's e-mail is appended only when set, so a member's
+// decision encodes as before (a list of more fields never encodes alike).
 func decisionBytes(d cs.DecisionSignal) []byte {
 	fields := []string{"decision", d.PostID, strconv.Itoa(d.Revision), strconv.Itoa(d.Step), d.MemberID,
 		d.Decision, d.Note, d.Source, d.RequestID, d.OnBehalfOf}
 	if d.SentAt != nil { // appended only when set: older signatures still verify
 		fields = append(fields, d.SentAt.UTC().Format(time.RFC3339Nano))
+	}
+	if d.External != "" { // 12 or 13 fields: never a list without it
+		fields = append(fields, "external", d.External)
 	}
 	return lengthPrefixed(fields...)
 }

@@ -26,6 +26,7 @@ func TestDecisionSigner(t *testing.T) {
 		"step":     func(d *cs.DecisionSignal) { d.Step = 2 },
 		"revision": func(d *cs.DecisionSignal) { d.Revision = 3 },
 		"behalf":   func(d *cs.DecisionSignal) { d.OnBehalfOf = "x" },
+		"external": func(d *cs.DecisionSignal) { d.External = "x@example.com" },
 	} {
 		c := d
 		change(&c)

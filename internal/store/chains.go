@@ -26,6 +26,10 @@ func normalizeChain(c *cs.Chain) {
 		if c.Steps[i].Quorum == 0 {
 			c.Steps[i].Quorum = 1
 		}
+		if ext := c.Steps[i].Approver.External; ext != nil {
+			c.Steps[i].Approver.External = &cs.ExternalReviewer{Email: strings.ToLower(strings.TrimSpace(ext.Email)),
+				Name: strings.TrimSpace(ext.Name)}
+		}
 	}
 }
 
@@ -73,6 +77,18 @@ func validateChain(ctx context.Context, tx pgx.Tx, orgID string, c cs.Chain) err
 				add(p+"approver.team", "no such team in this organization")
 			case st.NeededApprovals() > size:
 				add(p+"quorum", "the team has %d active member(s): a quorum of %d cannot be reached", size, st.NeededApprovals())
+			}
+		}
+		if ext := st.Approver.External; ext != nil && ext.Email != "" {
+			// Members decide through the API or Slack, under every rule of
+			// the chain; a link would let one approve as an outsider.
+			var member bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members m JOIN users u ON u.id = m.user_id
+				WHERE m.org_id = $1 AND m.removed_at IS NULL AND lower(u.email) = lower($2))`, orgID, ext.Email).Scan(&member); err != nil {
+				return err
+			}
+			if member {
+				add(p+"approver.external.email", "belongs to a member of this organization: name them as {\"member\": id} instead")
 			}
 		}
 		if id := st.FallbackTeam; id != "" {
@@ -188,16 +204,21 @@ func (s *Store) UpdateChain(ctx context.Context, orgID, chainID string, c cs.Cha
 
 func insertSteps(ctx context.Context, tx pgx.Tx, orgID string, c cs.Chain) error {
 	for i, st := range c.Steps {
-		var role any
+		var role, extEmail, extName any
 		if st.Approver.Role != "" {
 			role = st.Approver.Role
 		}
+		if ext := st.Approver.External; ext != nil {
+			extEmail, extName = ext.Email, ext.Name
+		}
 		_, err := tx.Exec(ctx, `
 			INSERT INTO approval_chain_steps (org_id, chain_id, position, approver_member_id, approver_team_id,
-				approver_role, quorum, timeout_ns, fallback_team_id, fallback_timeout_ns)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				approver_role, quorum, timeout_ns, fallback_team_id, fallback_timeout_ns,
+				approver_external_email, approver_external_name)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			orgID, c.ID, i+1, nullIfEmpty(&st.Approver.Member), nullIfEmpty(&st.Approver.Team), role,
-			st.NeededApprovals(), int64(st.Timeout), nullIfEmpty(&st.FallbackTeam), int64(st.FallbackTimeout))
+			st.NeededApprovals(), int64(st.Timeout), nullIfEmpty(&st.FallbackTeam), int64(st.FallbackTimeout),
+			extEmail, extName)
 		if err != nil {
 			return raced(err)
 		}
@@ -242,7 +263,8 @@ func queryChains(ctx context.Context, q querier, sql string, args ...any) ([]cs.
 	}
 	rows, err = q.Query(ctx, `
 		SELECT chain_id::text, coalesce(approver_member_id::text, ''), coalesce(approver_team_id::text, ''),
-			coalesce(approver_role, ''), quorum, timeout_ns, coalesce(fallback_team_id::text, ''), fallback_timeout_ns
+			coalesce(approver_role, ''), quorum, timeout_ns, coalesce(fallback_team_id::text, ''), fallback_timeout_ns,
+			approver_external_email, coalesce(approver_external_name, '')
 		FROM approval_chain_steps WHERE chain_id = ANY($1::uuid[]) ORDER BY chain_id, position`, ids)
 	if err != nil {
 		return nil, err
@@ -251,8 +273,14 @@ func queryChains(ctx context.Context, q querier, sql string, args ...any) ([]cs.
 		var id string
 		var st cs.ChainStep
 		var timeout, fallback int64
-		err := r.Scan(&id, &st.Approver.Member, &st.Approver.Team, &st.Approver.Role, &st.Quorum, &timeout, &st.FallbackTeam, &fallback)
+		var extEmail *string
+		var extName string
+		err := r.Scan(&id, &st.Approver.Member, &st.Approver.Team, &st.Approver.Role, &st.Quorum, &timeout, &st.FallbackTeam, &fallback,
+			&extEmail, &extName)
 		st.Timeout, st.FallbackTimeout = cs.Duration(timeout), cs.Duration(fallback)
+		if extEmail != nil {
+			st.Approver.External = &cs.ExternalReviewer{Email: *extEmail, Name: extName}
+		}
 		if err == nil {
 			chains[index[id]].Steps = append(chains[index[id]].Steps, st)
 		}

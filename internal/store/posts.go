@@ -405,6 +405,9 @@ const CountPostsByStatusQuery = `SELECT status, sum(n)::bigint FROM post_counts 
 // AuthorizeDecision implements activities.Directory: the database's half of
 // a decision's authorization (member active and eligible for the step now).
 func (s *Store) AuthorizeDecision(ctx context.Context, req activities.AuthorizeRequest) (activities.AuthorizeResult, error) {
+	if d := req.Decision; d != nil && d.External != "" {
+		return s.authorizeExternal(ctx, req.OrgID, d.External)
+	}
 	if req.OnBehalfOf != "" {
 		return s.authorizeDelegate(ctx, req)
 	}
@@ -413,6 +416,23 @@ func (s *Store) AuthorizeDecision(ctx context.Context, req activities.AuthorizeR
 		return activities.AuthorizeResult{}, err
 	}
 	return activities.AuthorizeResult{Allowed: reason == "", Reason: reason}, nil
+}
+
+// authorizeExternal checks an external reviewer's decision (its MAC and its
+// step are checked already): the e-mail must not be a member's of the org
+// now. A member decides as a member, under every rule of the chain; a link
+// sent before they joined does not let them approve as an outsider.
+func (s *Store) authorizeExternal(ctx context.Context, orgID, email string) (activities.AuthorizeResult, error) {
+	var member bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members m JOIN users u ON u.id = m.user_id
+		WHERE m.org_id = $1 AND m.removed_at IS NULL AND lower(u.email) = lower($2))`, orgID, email).Scan(&member)
+	if err != nil {
+		return activities.AuthorizeResult{}, err
+	}
+	if member {
+		return activities.AuthorizeResult{Reason: "the external reviewer's e-mail now belongs to a member of the organization"}, nil
+	}
+	return activities.AuthorizeResult{Allowed: true}, nil
 }
 
 // PostChain returns the approval chain snapshot the post was submitted with.

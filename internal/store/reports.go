@@ -64,12 +64,15 @@ const reportDecisions = `decisions AS (
 		EXISTS (SELECT 1 FROM post_events f WHERE f.post_id = d.post_id AND f.seq <= d.seq AND f.type = 'fallback_opened'
 		   AND f.revision = d.revision AND f.step = d.step) AS via_fallback,
 		EXISTS (SELECT 1 FROM post_events r WHERE r.post_id = d.post_id AND r.seq >= d.seq AND r.type = 'rejected'
-		   AND r.revision = d.revision AND r.step = d.step AND r.actor = d.actor) AS rejection
+		   AND r.revision = d.revision AND r.step = d.step AND r.actor IS NOT DISTINCT FROM d.actor) AS rejection
 	FROM post_events d
 	WHERE d.org_id = $1 AND d.type = 'decision_counted' AND d.at >= $2 AND d.at < $3 AND d.step > 0
 ), waits AS (
 	SELECT *, extract(epoch FROM at - opened_at)::float8 AS secs FROM decisions
 )`
+
+// (An external reviewer's decision has no actor: IS NOT DISTINCT FROM
+// matches its rejection; per approver it has no row.)
 
 // ApprovalStepsQuery is the per-step half of the report ($1 org, $2 from, $3 to).
 const ApprovalStepsQuery = `WITH ` + reportDecisions + `, marks AS (

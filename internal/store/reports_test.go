@@ -149,3 +149,37 @@ func stepString(s store.StepTurnaround) string {
 	return fmt.Sprintf("{step %d opened %d decisions %d approvals %d rejections %d median %v p90 %v timeouts %d fallbacks %d expiries %d}",
 		s.Step, s.Opened, s.Decisions, s.Approvals, s.Rejections, deref(s.MedianSeconds), deref(s.P90Seconds), s.Timeouts, s.Fallbacks, s.Expiries)
 }
+
+// An external reviewer's decisions (no actor: source link) count in their
+// step, their rejection as a rejection, and have no per-approver row.
+func TestApprovalReportExternalReviewer(t *testing.T) {
+	d := newDir(t)
+	account := d.account("client")
+	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+	p, _, err := d.st.CreatePost(d.ctx, store.NewPost{OrgID: d.org, AccountID: account, AuthorID: d.owner.ID, Text: "hi",
+		Chain: cs.DefaultChain(), NeedsApproval: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range []cs.PostEvent{
+		{Type: cs.EventStepOpened, Step: 1, At: t0},
+		{Type: cs.EventDecisionCounted, Step: 1, Source: cs.SourceLink, Detail: "rejection on step 1 by external reviewer cleo@client.test", At: t0.Add(time.Hour)},
+		{Type: cs.EventRejected, Step: 1, Source: cs.SourceLink, Detail: "wrong date", At: t0.Add(time.Hour)},
+	} {
+		e.Key, e.Seq, e.Revision, e.ContentHash = fmt.Sprintf("post-%s/%d", p.ID, i+1), i+1, 1, "h"
+		if e.Source == "" {
+			e.Source = cs.SourceSystem
+		}
+		if err := d.st.SavePostState(d.ctx, p.ID, cs.PostState{PostID: p.ID, Status: cs.PostPendingApproval, Revision: 1, UpdatedAt: e.At},
+			[]cs.PostEvent{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := d.st.ApprovalReport(d.ctx, d.org, t0.Add(-time.Hour), t0.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Steps) != 1 || r.Steps[0].Decisions != 1 || r.Steps[0].Rejections != 1 || r.Steps[0].Approvals != 0 || len(r.Approvers) != 0 {
+		t.Fatalf("report: steps %+v approvers %+v", r.Steps, r.Approvers)
+	}
+}

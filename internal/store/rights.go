@@ -80,6 +80,8 @@ func (s *Store) EligibleApprovers(ctx context.Context, orgID, accountID string, 
 		}
 	case a.Team != "":
 		ids, err = s.teamMemberIDs(ctx, orgID, a.Team)
+	case a.External != nil:
+		ids = []string{} // outside the org: reached by e-mail
 	default:
 		ids, err = s.approversOf(ctx, orgID, accountID)
 	}
@@ -242,6 +244,8 @@ func (s *Store) approverReason(ctx context.Context, orgID, accountID, memberID s
 			return "", err
 		}
 		return "no right to approve posts of this account", nil
+	case a.External != nil:
+		return "this step is for its external reviewer, who answers through their review link", nil
 	}
 	return "the step has no approver", nil
 }
