@@ -546,12 +546,13 @@ func (r *run) refresh() error {
 	}
 	for _, m := range all {
 		status, open := r.statusOf(m)
-		blocks, hash, err := compose(m.Body, status, open, Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step})
+		target := Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step}
+		if renderKey(m.Body, status, open, target) == m.Rendered && open == m.Open {
+			continue // shown as it is: no need to decode it
+		}
+		blocks, hash, err := compose(m.Body, status, open, target)
 		if err != nil {
 			return err
-		}
-		if hash == m.Rendered && open == m.Open {
-			continue
 		}
 		text := fmt.Sprintf("Approval request (step %d): %s", m.Step, plainStatus(status))
 		_, _, _, err = r.api.UpdateMessageContext(r.ctx, m.ChannelID, m.TS, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
