@@ -344,10 +344,9 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		inserted = inserted[:0]
-		var orgID string
-		if err := tx.QueryRow(ctx, `SELECT org_id FROM posts WHERE id = $1`, postID).Scan(&orgID); err != nil {
-			return fmt.Errorf("mirror post %s: %w", postID, err)
-		}
+		// One round trip per transition (every workflow task that changes a
+		// post saves one): the events, then the post.
+		b := &pgx.Batch{}
 		for _, e := range events {
 			var actor any
 			if validID(e.Actor) {
@@ -357,19 +356,13 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 			if validID(e.OnBehalfOf) {
 				behalf = e.OnBehalfOf
 			}
-			tag, err := tx.Exec(ctx, `INSERT INTO post_events
+			b.Queue(`INSERT INTO post_events
 				(org_id, post_id, key, seq, type, actor, source, revision, content_hash, step, reason, detail, at, on_behalf_of)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+				SELECT p.org_id, p.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 FROM posts p WHERE p.id = $1
 				ON CONFLICT (post_id, key) DO NOTHING`,
-				orgID, postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At, behalf)
-			if err != nil {
-				return fmt.Errorf("append event %s: %w", e.Key, err)
-			}
-			if tag.RowsAffected() == 1 {
-				inserted = append(inserted, e)
-			}
+				postID, e.Key, e.Seq, e.Type, actor, e.Source, e.Revision, e.ContentHash, e.Step, e.Reason, e.Detail, e.At, behalf)
 		}
-		_, err := tx.Exec(ctx, `UPDATE posts SET
+		b.Queue(`UPDATE posts SET
 			status = $2, revision = $3, content_hash = $4, text = $5, media_urls = $6, current_step = $7,
 			total_steps = $8, scheduled_at = $9, awaiting = $10, deadline = $11, last_error = nullif($12, ''),
 			external_id = nullif($13, ''), external_url = nullif($14, ''), published_at = $15,
@@ -379,7 +372,34 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 			postID, st.Status, st.Revision, st.ContentHash, st.Text, media, st.CurrentStep,
 			st.TotalSteps, st.ScheduledAt, awaiting, st.Deadline, st.LastError,
 			st.ExternalID, st.ExternalURL, st.PublishedAt, state, st.UpdatedAt)
-		return err
+		br := tx.SendBatch(ctx, b)
+		for _, e := range events {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return fmt.Errorf("append event %s: %w", e.Key, err)
+			}
+			if tag.RowsAffected() == 1 {
+				inserted = append(inserted, e)
+			}
+		}
+		tag, err := br.Exec()
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("mirror post %s: %w", postID, err)
+		}
+		if tag.RowsAffected() == 0 { // a newer state is stored, or no such post
+			var exists bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM posts WHERE id = $1)`, postID).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return fmt.Errorf("mirror post %s: %w", postID, pgx.ErrNoRows)
+			}
+		}
+		return nil
 	})
 	return inserted, err
 }
