@@ -29,8 +29,8 @@ type PostMedia struct {
 }
 
 // PostImage is an image of a post as the API lists it: the attachment and
-// where a member reads the image (URL, also its thumbnail: the API serves
-// the uploaded image, which clients scale).
+// where a member reads the image and its thumbnail (at most 400 pixels a
+// side; the image itself for uploads that have none).
 type PostImage struct {
 	PostMedia
 	URL          string `json:"url"`
@@ -56,7 +56,7 @@ func PostImages(orgID string, media []PostMedia) []PostImage {
 	out := make([]PostImage, 0, len(media))
 	for _, m := range media {
 		u := "/v1/orgs/" + orgID + "/media/" + m.ID
-		out = append(out, PostImage{PostMedia: m, URL: u, ThumbnailURL: u})
+		out = append(out, PostImage{PostMedia: m, URL: u, ThumbnailURL: u + "?size=thumbnail"})
 	}
 	return out
 }

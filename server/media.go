@@ -89,8 +89,12 @@ func (s *Server) mediaAccess(c *gin.Context) {
 	if !ok {
 		return
 	}
+	size, ok := mediaSize(c)
+	if !ok {
+		return
+	}
 	if c.Query("signature") != "" || c.Query("expires") != "" {
-		if err := s.MediaURLs.Check(orgID, mediaID, c.Query("expires"), c.Query("signature")); err != nil {
+		if err := s.MediaURLs.Check(orgID, mediaID, size, c.Query("expires"), c.Query("signature")); err != nil {
 			s.fail(c, err)
 			return
 		}
@@ -111,21 +115,47 @@ func (s *Server) mediaAccess(c *gin.Context) {
 	c.Next()
 }
 
-// getMedia serves an image with its stored (sniffed) content type, never
-// one a client declared, and headers that keep a browser from running it
-// as anything but an image.
+// mediaSize reads ?size= (absent: the image; "thumbnail"); anything else
+// is a 400 naming the parameter.
+func mediaSize(c *gin.Context) (string, bool) {
+	size, given := c.GetQuery("size")
+	if !given || size == media.SizeThumbnail {
+		return size, true
+	}
+	problem(c, http.StatusBadRequest, "invalid_query", fmt.Sprintf("size must be %q or absent (the image itself), not %q", media.SizeThumbnail, size),
+		[]cs.FieldError{{Field: "size", Message: fmt.Sprintf("must be %q or absent", media.SizeThumbnail)}})
+	return "", false
+}
+
+// getMedia serves an image, or its thumbnail (?size=thumbnail), with its
+// stored (sniffed) content type, never one a client declared, and headers
+// that keep a browser from running it as anything but an image.
 func (s *Server) getMedia(c *gin.Context) {
 	if s.Media == nil {
 		problem(c, http.StatusServiceUnavailable, "media_unavailable", "this server keeps no media (no blob store configured)", nil)
 		return
 	}
 	orgID, mediaID := strings.ToLower(c.Param("org")), strings.ToLower(c.Param("media"))
-	m, rc, err := s.Media.OpenMedia(c, orgID, mediaID)
+	var (
+		m     cs.Media
+		rc    io.ReadCloser
+		err   error
+		thumb bool
+	)
+	if c.Query("size") == media.SizeThumbnail {
+		m, rc, thumb, err = s.Media.OpenThumbnail(c, orgID, mediaID)
+	} else {
+		m, rc, err = s.Media.OpenMedia(c, orgID, mediaID)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	defer rc.Close()
+	name := m.ID
+	if thumb {
+		name += "-thumbnail"
+	}
 	ext := strings.TrimPrefix(m.ContentType, "image/")
 	if ext == "jpeg" {
 		ext = "jpg"
@@ -133,7 +163,7 @@ func (s *Server) getMedia(c *gin.Context) {
 	c.DataFromReader(http.StatusOK, m.Bytes, m.ContentType, rc, map[string]string{
 		"X-Content-Type-Options":  "nosniff",
 		"Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox",
-		"Content-Disposition":     fmt.Sprintf("inline; filename=%q", m.ID+"."+ext),
+		"Content-Disposition":     fmt.Sprintf("inline; filename=%q", name+"."+ext),
 		"Cache-Control":           "private, max-age=3600",
 		"ETag":                    `"` + m.SHA256 + `"`,
 	})

@@ -88,7 +88,7 @@ func New(d Deps) *Server {
 	if d.ReviewLinks != nil {
 		s.reviews = &review.Pages{Links: d.ReviewLinks, Store: d.Store, Comments: review.StoreComments(d.Store)}
 		if d.MediaURLs != nil && d.MediaURLs.Signer != nil {
-			s.reviews.MediaURL = d.MediaURLs.URL
+			s.reviews.MediaURL = d.MediaURLs.ThumbnailURL
 		}
 	}
 	e := s.engine

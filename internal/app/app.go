@@ -127,7 +127,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, er
 	slackCfg := csslack.Config{BotToken: cfg.SlackBotToken, SigningSecret: cfg.SlackSigningSecret,
 		APIURL: cfg.SlackAPIURL, AppToken: cfg.SlackAppToken, Egress: cfg.Egress}
 	if urls.Signer != nil {
-		slackCfg.MediaURL = urls.URL
+		slackCfg.MediaURL = urls.ThumbnailURL // Slack shows the image small: its thumbnail
 	}
 	slack := csslack.New(slackCfg, st, logger)
 	a := &App{Config: cfg, Logger: logger, Store: st, Temporal: tc, Metrics: m, Slack: slack, Signer: signer,

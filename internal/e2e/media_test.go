@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"image"
+	_ "image/jpeg" // thumbnails
+	_ "image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	cs "github.com/countersign/countersign"
+	"github.com/countersign/countersign/internal/media"
 	"github.com/countersign/countersign/internal/media/mediatest"
 )
 
@@ -100,12 +105,12 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 	e.setupThreeLevels()
 	acct := e.logAccount()
 
-	img := mediatest.NoisyPNG(300, 200) // about 240 KB
+	img := mediatest.NoisyPNG(600, 400) // about 960 KB
 	var m cs.Media
 	if code := e.upload(e.owner, e.orgID, "launch.png", "image/png", img, &m); code != 201 {
 		t.Fatalf("upload: %d %+v", code, m)
 	}
-	if m.ID == "" || m.ContentType != "image/png" || m.Bytes != int64(len(img)) || m.Width != 300 || m.Height != 200 || len(m.SHA256) != 64 {
+	if m.ID == "" || m.ContentType != "image/png" || m.Bytes != int64(len(img)) || m.Width != 600 || m.Height != 400 || len(m.SHA256) != 64 {
 		t.Fatalf("upload answered %+v", m)
 	}
 	resp, got := e.fetch(e.members["Ines"].token, e.org("/media/"+m.ID))
@@ -131,8 +136,43 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 		"media": []map[string]string{{"id": m.ID, "alt": "Our new logo on a red background"}}}, &p)
 	done := e.waitPost(p.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
 	if len(done.Media) != 1 || done.Media[0].ID != m.ID || done.Media[0].Alt != "Our new logo on a red background" ||
-		done.Media[0].SHA256 != m.SHA256 || done.Media[0].URL != e.org("/media/"+m.ID) || done.Media[0].ThumbnailURL == "" {
+		done.Media[0].SHA256 != m.SHA256 || done.Media[0].URL != e.org("/media/"+m.ID) || done.Media[0].ThumbnailURL != e.org("/media/"+m.ID+"?size=thumbnail") {
 		t.Fatalf("GET post lists media %+v", done.Media)
+	}
+	// The thumbnail: a member reads a 400×267 PNG (the noise has
+	// transparency, which a thumbnail keeps), with the image's safety
+	// headers.
+	resp, got = e.fetch(e.members["Ines"].token, done.Media[0].ThumbnailURL)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/png" || len(got) >= len(img) || resp.Header.Get("X-Content-Type-Options") != "nosniff" ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Fatalf("GET thumbnail: %d %v", resp.StatusCode, resp.Header)
+	}
+	if w, h := imageSize(t, got); w != 400 || h != 267 {
+		t.Fatalf("the thumbnail is %dx%d, want 400x267", w, h)
+	}
+	if resp, _ := e.fetch("", done.Media[0].ThumbnailURL); resp.StatusCode != 401 {
+		t.Fatalf("a thumbnail without a token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := e.fetch(e.members["Ines"].token, e.org("/media/"+m.ID+"?size=huge")); resp.StatusCode != 400 {
+		t.Fatalf("size=huge: %d, want 400", resp.StatusCode)
+	}
+	// Signed URLs are signed for one size: a thumbnail's URL edited to
+	// fetch the image (size dropped or changed) is refused, and so is the
+	// image's URL asking for the thumbnail.
+	signedThumb := e.local(e.app.MediaURLs.ThumbnailURL(e.orgID, m.ID))
+	resp, got = e.fetch("", signedThumb)
+	if w, _ := imageSize(t, got); resp.StatusCode != 200 || w != 400 {
+		t.Fatalf("a signed thumbnail URL: %d, %d px wide", resp.StatusCode, w)
+	}
+	for edited, want := range map[string]int{
+		strings.Replace(signedThumb, "size=thumbnail", "", 1):           403,
+		strings.Replace(signedThumb, "&size=thumbnail", "", 1):          403,
+		strings.Replace(signedThumb, "size=thumbnail", "size=", 1):      400, // not a size
+		e.local(e.app.MediaURLs.URL(e.orgID, m.ID)) + "&size=thumbnail": 403,
+	} {
+		if resp, body := e.fetch("", edited); resp.StatusCode != want || bytes.Equal(body, img) {
+			t.Fatalf("edited signed URL %s: %d, want %d", edited, resp.StatusCode, want)
+		}
 	}
 	// The log network published the image (recorded with the publication).
 	recs, err := e.app.Store.PublicationMedia(context.Background(), p.ID, 1)
@@ -191,9 +231,40 @@ func TestMediaUploadAttachPublish(t *testing.T) {
 	if resp, _ := e.fetch(e.owner, e.org("/media/"+m.ID)); resp.StatusCode != 200 {
 		t.Fatalf("attached upload after the sweep: %d", resp.StatusCode)
 	}
-	if files := e.mediaFiles(); len(files) != 1 {
-		t.Fatalf("blob files after the sweep: %v, want the attached image only", files)
+	// The swept uploads' thumbnails went with them.
+	if files := e.mediaFiles(); len(files) != 2 || !strings.HasSuffix(files[0], m.ID) || !strings.HasSuffix(files[1], m.ID+".thumb") {
+		t.Fatalf("blob files after the sweep: %v, want the attached image and its thumbnail only", files)
 	}
+
+	// An upload without a thumbnail (made before thumbnails) answers the
+	// image at its thumbnail URL.
+	if err := e.app.Media.Blobs.Delete(context.Background(), media.ThumbKey(media.BlobKey(e.orgID, m.ID))); err != nil {
+		t.Fatal(err)
+	}
+	if resp, got := e.fetch(e.owner, done.Media[0].ThumbnailURL); resp.StatusCode != 200 || !bytes.Equal(got, img) || resp.Header.Get("Content-Type") != "image/png" {
+		t.Fatalf("the thumbnail of an upload without one: %d %s, %d bytes; want the image", resp.StatusCode, resp.Header.Get("Content-Type"), len(got))
+	}
+}
+
+// imageSize decodes an image's dimensions (0×0 when it is none).
+func imageSize(t *testing.T, data []byte) (int, int) {
+	t.Helper()
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return 0, 0
+	}
+	return cfg.Width, cfg.Height
+}
+
+// local points a signed media URL (made with the public URL) at the test's
+// listener.
+func (e *env) local(signed string) string {
+	e.t.Helper()
+	u, err := url.Parse(signed)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.api.URL + u.Path + "?" + u.RawQuery
 }
 
 // hasVersionMarker reports whether the post's history has a GetVersion

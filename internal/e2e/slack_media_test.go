@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"image"
+	_ "image/jpeg" // the thumbnails
 	"net/url"
 	"strings"
 	"testing"
@@ -19,7 +21,7 @@ func TestSlackShowsImages(t *testing.T) {
 	s := newSlackEnv(t)
 	acct := s.setupSlack()
 	ines := s.members["Ines"].token
-	img := mediatest.PNG(20, 10)
+	img := mediatest.PNG(1000, 500)
 	var m cs.Media
 	if code := s.upload(ines, s.orgID, "leaf.png", "image/png", img, &m); code != 201 {
 		t.Fatalf("upload: %d", code)
@@ -47,14 +49,17 @@ func TestSlackShowsImages(t *testing.T) {
 		t.Fatalf("no image block in the request: %v", msg.Blocks)
 	}
 	u, err := url.Parse(imageURL)
-	if err != nil || u.Query().Get("signature") == "" || u.Query().Get("expires") == "" ||
+	if err != nil || u.Query().Get("signature") == "" || u.Query().Get("expires") == "" || u.Query().Get("size") != "thumbnail" ||
 		!strings.HasSuffix(u.Path, "/v1/orgs/"+s.orgID+"/media/"+m.ID) {
-		t.Fatalf("image URL %s is not a signed media URL", imageURL)
+		t.Fatalf("image URL %s is not a signed thumbnail URL", imageURL)
 	}
-	// Slack fetches it without any token (here from the test's listener).
+	// Slack fetches it without any token (here from the test's listener):
+	// the 1000×500 image's 400×200 thumbnail.
 	local := s.api.URL + u.Path + "?" + u.RawQuery
-	if resp, body := s.fetch("", local); resp.StatusCode != 200 || !bytes.Equal(body, img) || resp.Header.Get("Content-Type") != "image/png" {
-		t.Fatalf("fetching the image block's URL: %d, %d bytes", resp.StatusCode, len(body))
+	resp, body := s.fetch("", local)
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(body))
+	if resp.StatusCode != 200 || err != nil || cfg.Width != 400 || cfg.Height != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Fatalf("fetching the image block's URL: %d %s, %dx%d (%v)", resp.StatusCode, resp.Header.Get("Content-Type"), cfg.Width, cfg.Height, err)
 	}
 	if resp, _ := s.fetch("", strings.Replace(local, "signature=", "signature=x", 1)); resp.StatusCode != 403 {
 		t.Fatalf("a tampered URL: %d, want 403", resp.StatusCode)

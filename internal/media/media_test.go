@@ -94,17 +94,33 @@ func TestURLs(t *testing.T) {
 		t.Fatalf("URL %s", raw)
 	}
 	exp, sig := query(t, raw)
-	if err := u.Check(org, id, exp, sig); err != nil {
+	if err := u.Check(org, id, "", exp, sig); err != nil {
 		t.Fatalf("a fresh URL: %v", err)
 	}
-	if err := u.Check(org, "0190bbbb-0000-7000-8000-000000000003", exp, sig); cs.ErrorCode(err) != cs.EFORBIDDEN {
+	// The size is signed: the image's URL cannot fetch the thumbnail, nor
+	// the reverse.
+	if err := u.Check(org, id, media.SizeThumbnail, exp, sig); cs.ErrorCode(err) != cs.EFORBIDDEN {
+		t.Errorf("the image's signature asking for the thumbnail: %v", err)
+	}
+	thumb := u.ThumbnailURL(org, id)
+	if !strings.Contains(thumb, "size=thumbnail") {
+		t.Fatalf("thumbnail URL %s", thumb)
+	}
+	texp, tsig := query(t, thumb)
+	if err := u.Check(org, id, media.SizeThumbnail, texp, tsig); err != nil {
+		t.Fatalf("a fresh thumbnail URL: %v", err)
+	}
+	if err := u.Check(org, id, "", texp, tsig); cs.ErrorCode(err) != cs.EFORBIDDEN {
+		t.Errorf("the thumbnail's signature asking for the image: %v", err)
+	}
+	if err := u.Check(org, "0190bbbb-0000-7000-8000-000000000003", "", exp, sig); cs.ErrorCode(err) != cs.EFORBIDDEN {
 		t.Errorf("another image with this signature: %v", err)
 	}
-	if err := u.Check(org, id, exp+"0", sig); cs.ErrorCode(err) != cs.EFORBIDDEN {
+	if err := u.Check(org, id, "", exp+"0", sig); cs.ErrorCode(err) != cs.EFORBIDDEN {
 		t.Errorf("a later expiry with this signature: %v", err)
 	}
 	now = now.Add(media.URLTTL + 2*time.Hour)
-	if err := u.Check(org, id, exp, sig); cs.ErrorCode(err) != media.CodeURLExpired {
+	if err := u.Check(org, id, "", exp, sig); cs.ErrorCode(err) != media.CodeURLExpired {
 		t.Errorf("an expired URL: %v", err)
 	}
 }

@@ -73,7 +73,57 @@ func (s *Service) Upload(ctx context.Context, me cs.Member, data []byte) (cs.Med
 		s.Store.DeleteUnattachedMedia(context.WithoutCancel(ctx), id) //nolint:errcheck // the sweep removes it otherwise
 		return cs.Media{}, fmt.Errorf("store media bytes: %w", err)
 	}
+	s.storeThumbnail(ctx, m, data)
 	return m, nil
+}
+
+// storeThumbnail keeps the upload's thumbnail beside its bytes. A failure
+// is logged and the upload stands: its thumbnail is then the image itself
+// (OpenThumbnail falls back to it).
+func (s *Service) storeThumbnail(ctx context.Context, m cs.Media, data []byte) {
+	thumb, ct, err := Thumbnail(ctx, data)
+	if err == nil {
+		err = s.Blobs.Put(ctx, ThumbKey(BlobKey(m.OrgID, m.ID)), bytes.NewReader(thumb), int64(len(thumb)), ct)
+	}
+	if err != nil {
+		s.logger().Warn("no thumbnail for an upload: its thumbnail is the image", "org", m.OrgID, "media_id", m.ID, "error", err)
+	}
+}
+
+// maxThumbBytes bounds a thumbnail read back (400×400 RGBA PNG is 640 KB
+// at worst).
+const maxThumbBytes = 4 << 20
+
+// OpenThumbnail opens an image's thumbnail: its description (content type,
+// size and hash those of the thumbnail) and its bytes. Uploads without one
+// (made before thumbnails, or whose thumbnail failed) answer the image
+// itself, with thumb false.
+func (s *Service) OpenThumbnail(ctx context.Context, orgID, mediaID string) (m cs.Media, rc io.ReadCloser, thumb bool, err error) {
+	sm, err := s.Store.Media(ctx, orgID, mediaID)
+	if err != nil {
+		return cs.Media{}, nil, false, err
+	}
+	tr, err := s.Blobs.Get(ctx, ThumbKey(sm.BlobKey))
+	if errors.Is(err, blob.ErrNotFound) {
+		m, rc, err := s.OpenMedia(ctx, orgID, mediaID)
+		return m, rc, false, err
+	}
+	if err != nil {
+		return cs.Media{}, nil, false, err
+	}
+	defer tr.Close()
+	data, err := io.ReadAll(io.LimitReader(tr, maxThumbBytes+1))
+	if err != nil {
+		return cs.Media{}, nil, false, err
+	}
+	ct := Sniff(data)
+	if len(data) > maxThumbBytes || (ct != PNG && ct != JPEG) {
+		return cs.Media{}, nil, false, fmt.Errorf("the thumbnail of media %s is not a thumbnail (%d bytes, %q)", mediaID, len(data), ct)
+	}
+	sum := sha256.Sum256(data)
+	m = sm.Media
+	m.ContentType, m.Bytes, m.SHA256 = ct, int64(len(data)), hex.EncodeToString(sum[:])
+	return m, io.NopCloser(bytes.NewReader(data)), true, nil
 }
 
 // OpenMedia is countersign.MediaSource: an image of the org and its bytes
@@ -179,6 +229,9 @@ func (s *Service) Sweep(ctx context.Context, now time.Time, max int) (int, error
 		if err := s.Blobs.Delete(ctx, m.BlobKey); err != nil {
 			s.logger().Warn("delete swept media bytes", "org", m.OrgID, "media_id", m.ID, "error", err)
 			continue
+		}
+		if err := s.Blobs.Delete(ctx, ThumbKey(m.BlobKey)); err != nil { // a missing one is no error
+			s.logger().Warn("delete swept media thumbnail", "org", m.OrgID, "media_id", m.ID, "error", err)
 		}
 		n++
 	}

@@ -23,10 +23,24 @@ type URLs struct {
 	Now     func() time.Time
 }
 
+// Sizes a media URL may ask for (?size=): "" is the image itself.
+const (
+	SizeFull      = ""
+	SizeThumbnail = "thumbnail"
+)
+
 // URL is a signed URL of the org's image, valid for TTL (its expiry
 // rounded up to the hour, so repeated URLs of one image are the same URL
 // for an hour and caches work). "" without a signer.
-func (u *URLs) URL(orgID, mediaID string) string {
+func (u *URLs) URL(orgID, mediaID string) string { return u.sized(orgID, mediaID, SizeFull) }
+
+// ThumbnailURL is URL for the image's thumbnail (?size=thumbnail, signed
+// with the size).
+func (u *URLs) ThumbnailURL(orgID, mediaID string) string {
+	return u.sized(orgID, mediaID, SizeThumbnail)
+}
+
+func (u *URLs) sized(orgID, mediaID, size string) string {
 	if u == nil || u.Signer == nil {
 		return ""
 	}
@@ -39,18 +53,22 @@ func (u *URLs) URL(orgID, mediaID string) string {
 		ttl = URLTTL
 	}
 	exp := now().Add(ttl).Truncate(time.Hour).Add(time.Hour)
-	q := url.Values{"expires": {strconv.FormatInt(exp.Unix(), 10)}, "signature": {u.Signer.Sign(orgID, mediaID, exp)}}
+	q := url.Values{"expires": {strconv.FormatInt(exp.Unix(), 10)}, "signature": {u.Signer.Sign(orgID, mediaID, size, exp)}}
+	if size != SizeFull {
+		q.Set("size", size)
+	}
 	return u.BaseURL + "/v1/orgs/" + orgID + "/media/" + mediaID + "?" + q.Encode()
 }
 
-// Check verifies a signed URL's expires and signature for the org's image.
-// A tampered, foreign or expired URL is a 403 that says which.
-func (u *URLs) Check(orgID, mediaID, expires, signature string) error {
+// Check verifies a signed URL's expires and signature for the org's image
+// in that size. A tampered, foreign, resized or expired URL is a 403 that
+// says which.
+func (u *URLs) Check(orgID, mediaID, size, expires, signature string) error {
 	if u == nil || u.Signer == nil {
 		return cs.Errorf(cs.EFORBIDDEN, "signed media URLs are not configured (COUNTERSIGN_SECRET_KEY)")
 	}
 	exp, err := strconv.ParseInt(expires, 10, 64)
-	if err != nil || !u.Signer.Verify(orgID, mediaID, exp, signature) {
+	if err != nil || !u.Signer.Verify(orgID, mediaID, size, exp, signature) {
 		return cs.Errorf(cs.EFORBIDDEN, "the media URL's signature is not valid")
 	}
 	now := time.Now

@@ -42,7 +42,7 @@ type Pages struct {
 	Links    *secrets.ReviewLinks
 	Store    Store
 	Comments Comments // optional
-	// MediaURL signs an image's URL (media.URLs.URL), for the thumbnails;
+	// MediaURL signs an image's thumbnail URL (media.URLs.ThumbnailURL);
 	// nil or "": the images are listed by their alt text only.
 	MediaURL func(orgID, mediaID string) string
 	Now      func() time.Time // default time.Now

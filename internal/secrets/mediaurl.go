@@ -32,20 +32,27 @@ func NewMediaURLSigner(master []byte) (*MediaURLSigner, error) {
 	return &MediaURLSigner{mac: DecisionSigner{key: k}}, nil
 }
 
-// Sign returns the signature of a URL for the org's media until expires.
-func (s *MediaURLSigner) Sign(orgID, mediaID string, expires time.Time) string {
-	return s.mac.mac(mediaURLBytes(orgID, mediaID, expires.Unix()))
+// Sign returns the signature of a URL for the org's media, in a size (""
+// for the image itself, "thumbnail"), until expires. The size is signed: a
+// thumbnail's URL never fetches the image, nor the reverse.
+func (s *MediaURLSigner) Sign(orgID, mediaID, size string, expires time.Time) string {
+	return s.mac.mac(mediaURLBytes(orgID, mediaID, size, expires.Unix()))
 }
 
-// Verify reports whether sig signs the org's media until expires (unix
-// seconds). The caller checks that expires has not passed.
-func (s *MediaURLSigner) Verify(orgID, mediaID string, expires int64, sig string) bool {
-	return s.mac.verify(sig, mediaURLBytes(orgID, mediaID, expires))
+// Verify reports whether sig signs the org's media in that size until
+// expires (unix seconds). The caller checks that expires has not passed.
+func (s *MediaURLSigner) Verify(orgID, mediaID, size string, expires int64, sig string) bool {
+	return s.mac.verify(sig, mediaURLBytes(orgID, mediaID, size, expires))
 }
 
 // String never shows the key.
 func (s *MediaURLSigner) String() string { return "secrets.MediaURLSigner" }
 
-func mediaURLBytes(orgID, mediaID string, expires int64) []byte {
-	return lengthPrefixed("media-url", orgID, mediaID, strconv.FormatInt(expires, 10))
+// mediaURLBytes: the image itself keeps the payload of the URLs signed
+// before sizes existed (they stay valid); a size is one more field.
+func mediaURLBytes(orgID, mediaID, size string, expires int64) []byte {
+	if size == "" {
+		return lengthPrefixed("media-url", orgID, mediaID, strconv.FormatInt(expires, 10))
+	}
+	return lengthPrefixed("media-url", orgID, mediaID, strconv.FormatInt(expires, 10), size)
 }

@@ -39,7 +39,7 @@ type Config struct {
 	// leaves connections unguarded.
 	Egress *egress.Guard
 	// MediaURL is a signed, expiring URL of an image of a post
-	// (media.URLs.URL), which Slack fetches for the approval request's
+	// (media.URLs.ThumbnailURL), which Slack fetches for the approval request's
 	// image blocks; nil shows only the images' alt texts.
 	MediaURL func(orgID, mediaID string) string
 }

@@ -80,3 +80,71 @@ func PNGBomb(w, h int) []byte {
 	binary.BigEndian.PutUint32(b[29:33], crc32.ChecksumIEEE(b[12:29]))
 	return b
 }
+
+// SolidWebP is a complete w×h lossless WebP (VP8L) of one ARGB color, which
+// a decoder expands to w·h pixels: five "simple" prefix codes of one symbol
+// each, so every pixel costs no bits.
+func SolidWebP(w, h int, a, r, g, b uint8) []byte {
+	var bw bitWriter
+	bw.put(uint32(w-1), 14)
+	bw.put(uint32(h-1), 14)
+	alpha := uint32(0)
+	if a != 0xff {
+		alpha = 1
+	}
+	bw.put(alpha, 1)
+	bw.put(0, 3) // version
+	bw.put(0, 1) // no transform
+	bw.put(0, 1) // no color cache
+	bw.put(0, 1) // no meta prefix codes
+	// green, red, blue, alpha, distance: a simple code with one 8-bit symbol.
+	for _, sym := range []uint8{g, r, b, a, 0} {
+		bw.put(1, 1) // simple code
+		bw.put(0, 1) // one symbol
+		bw.put(1, 1) // 8 bits
+		bw.put(uint32(sym), 8)
+	}
+	vp8l := append([]byte{0x2f}, bw.bytes()...)
+	if len(vp8l)%2 == 1 {
+		vp8l = append(vp8l, 0)
+	}
+	chunk := append([]byte("VP8L"), binary.LittleEndian.AppendUint32(nil, uint32(len(vp8l)))...)
+	chunk = append(chunk, vp8l...)
+	body := append([]byte("WEBP"), chunk...)
+	return append(append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(len(body)))...), body...)
+}
+
+// bitWriter packs bits least significant first, as VP8L reads them.
+type bitWriter struct {
+	buf   []byte
+	nbits uint
+}
+
+func (w *bitWriter) put(v uint32, n uint) {
+	for i := uint(0); i < n; i++ {
+		if w.nbits%8 == 0 {
+			w.buf = append(w.buf, 0)
+		}
+		w.buf[len(w.buf)-1] |= byte((v>>i)&1) << (w.nbits % 8)
+		w.nbits++
+	}
+}
+
+func (w *bitWriter) bytes() []byte { return append(w.buf, 0, 0, 0, 0) } // padding for the decoder's reads
+
+// TransparentPNG is a w×h PNG whose left half is fully transparent.
+func TransparentPNG(w, h int) []byte {
+	m := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for x := 0; x < w; x++ {
+		for y := 0; y < h; y++ {
+			a := uint8(255)
+			if x < w/2 {
+				a = 0
+			}
+			m.Set(x, y, color.NRGBA{200, uint8(y), uint8(x), a})
+		}
+	}
+	var b bytes.Buffer
+	_ = png.Encode(&b, m)
+	return b.Bytes()
+}
