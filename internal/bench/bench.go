@@ -66,6 +66,9 @@ type Options struct {
 	// and two serve and two worker processes (this executable's commands);
 	// the drivers spread their requests over both APIs.
 	Topology bool
+	// Bin and TemporalBin are the binaries the topology runs (serve and
+	// worker; dev-temporal); default this executable, which has them all.
+	Bin, TemporalBin string
 }
 
 // Approver modes.
@@ -173,7 +176,7 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 	vars[memberRateVar] = memberRate
 	if o.Topology {
 		stage(o.Progress, "starting the production topology in %s …\n", dir)
-		d, err := startTopology(ctx, e, dir, vars)
+		d, err := startTopology(ctx, e, o, dir, vars)
 		if d != nil {
 			undo = append(undo, d.Stop)
 		}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"image/png"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign/internal/bench"
 	"github.com/countersign/countersign/internal/testenv"
+	"github.com/countersign/countersign/internal/topology"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -130,5 +133,45 @@ func TestSweepTwoLevels(t *testing.T) {
 	}
 	if bounds.Dx() < 300 || red < 20 || blue < 20 {
 		t.Errorf("plot %dx%d with %d countersign and %d baseline pixels", bounds.Dx(), bounds.Dy(), red, blue)
+	}
+}
+
+// TestBenchOnTopology runs the bench on the production topology (2 serve
+// and 2 worker processes of the production binary, Temporal on PostgreSQL
+// in its own process): the posts are delivered once, requests reach both
+// APIs' processes, and the processes' time is measured. -short skips it.
+func TestBenchOnTopology(t *testing.T) {
+	if testing.Short() {
+		t.Skip("production topology: not with -short")
+	}
+	testenv.RequirePostgresBinaries(t)
+	dir := testenv.DataDir(t)
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, devBin, err := topology.Build(filepath.Dir(strings.TrimSpace(string(out))), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := bench.Run(ctx, bench.Options{Posts: 4, Concurrency: 4, Lead: 3 * time.Second, Topology: true,
+		Bin: bin, TemporalBin: devBin, DataDir: filepath.Join(dir, "run"), Logger: testenv.Logger(t)})
+	if res != nil {
+		res.Print(os.Stdout)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Countersign
+	if c.Deliveries != 4 || c.Duplicates != 0 || res.Baseline.Deliveries != 4 {
+		t.Fatalf("deliveries %d (duplicates %d), baseline %d", c.Deliveries, c.Duplicates, res.Baseline.Deliveries)
+	}
+	if c.CPU.Services <= 0 || c.CPU.Temporal <= 0 {
+		t.Errorf("the topology's processes were not measured: %+v", c.CPU)
+	}
+	if !strings.Contains(res.MemoryNote, "2 serve and 2 worker") {
+		t.Errorf("memory note %q", res.MemoryNote)
 	}
 }

@@ -17,17 +17,24 @@ import (
 // serve's and worker's configuration, seeds the demo org into its database
 // and fills e. The serve and worker processes are this executable's own
 // commands, the same code as the production binary's.
-func startTopology(ctx context.Context, e *env, dir string, vars map[string]string) (*topology.Deployment, error) {
+func startTopology(ctx context.Context, e *env, o *Options, dir string, vars map[string]string) (*topology.Deployment, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
+	}
+	bin, temporalBin := self, self
+	if o.Bin != "" {
+		bin = o.Bin
+	}
+	if o.TemporalBin != "" {
+		temporalBin = o.TemporalBin
 	}
 	var extra []string
 	for k, v := range vars {
 		extra = append(extra, k+"="+v)
 	}
 	sort.Strings(extra)
-	d, err := topology.Start(ctx, topology.Options{Dir: dir, Bin: self, TemporalBin: self, Env: extra})
+	d, err := topology.Start(ctx, topology.Options{Dir: dir, Bin: bin, TemporalBin: temporalBin, Env: extra})
 	if err != nil {
 		return d, fmt.Errorf("production topology: %w", err)
 	}

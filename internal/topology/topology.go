@@ -58,6 +58,10 @@ func Start(ctx context.Context, o Options) (d *Deployment, err error) {
 		o.Workers = 2
 	}
 	d = &Deployment{Options: o}
+	// Readable by others: as root, PostgreSQL runs as the postgres user.
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			d.Stop()
