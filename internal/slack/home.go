@@ -27,6 +27,8 @@ type homeStore interface {
 	SlackMembers(ctx context.Context, orgID string, ids []string) (map[string]store.SlackMember, error)
 }
 
+var _ homeStore = (*store.Store)(nil)
+
 // homeLimit bounds the posts listed per org: Slack views hold 100 blocks.
 const homeLimit = 15
 
