@@ -75,12 +75,8 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // New builds the API.
 func New(d Deps) *Server {
 	s := &Server{Deps: d, engine: gin.New()}
-	perMember := d.MemberRate
-	if perMember == (posts.Rate{}) {
-		perMember = posts.PerMember
-	}
 	pd := posts.Deps{Store: d.Store, Comments: d.Store, Workflows: posts.NewWorkflows(d.Temporal), Logger: d.Logger,
-		Signer: d.Signer, Wait: d.UpdateWait, Limits: posts.NewLimits(perMember, posts.PerPost, nil)}
+		Signer: d.Signer, Wait: d.UpdateWait, MemberRate: d.MemberRate}
 	if d.Media != nil { // a nil *media.Service must stay a nil interface
 		pd.Media = d.Media
 	}

@@ -88,7 +88,7 @@ func (s *Server) slackEvents(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"challenge": e.Challenge})
 		return
 	}
-	s.Slack.HandleEvent(body)
+	s.Slack.HandleEvent(e)
 	c.Status(http.StatusOK)
 	c.Writer.WriteHeaderNow()
 }

@@ -77,8 +77,11 @@ type Deps struct {
 	// Signer signs decisions and edits (SPEC §8). Without one they go
 	// unsigned, and the workflow ignores the decisions.
 	Signer *secrets.DecisionSigner
-	// Limits rate-limits decisions and edits (default: PerMember, PerPost).
+	// Limits rate-limits decisions and edits (default: MemberRate, PerPost).
 	Limits *Limits
+	// MemberRate is each member's rate of decisions and edits in the
+	// default Limits (zero: PerMember).
+	MemberRate Rate
 	// Comments stores comments (nil: the service has none to offer).
 	Comments CommentStore
 	// CommentLimits rate-limits comments, apart from decisions (default:
@@ -97,7 +100,11 @@ type Service struct {
 // New builds the service.
 func New(d Deps) *Service {
 	if d.Limits == nil {
-		d.Limits = NewLimits(PerMember, PerPost, nil)
+		perMember := d.MemberRate
+		if perMember == (Rate{}) {
+			perMember = PerMember
+		}
+		d.Limits = NewLimits(perMember, PerPost, nil)
 	}
 	if d.CommentLimits == nil {
 		d.CommentLimits = NewLimits(PerMember, PerPost, nil)

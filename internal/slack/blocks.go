@@ -228,7 +228,7 @@ func (r request) fallbackText() string {
 }
 
 // decideButtons are the approve and reject buttons of target t.
-func decideButtons(t Target) slackgo.Block {
+func decideButtons(t Target) *slackgo.ActionBlock {
 	approve := slackgo.NewButtonBlockElement(ActionApprove, t.Value(), plain("Approve"))
 	approve.Style = slackgo.StylePrimary
 	reject := slackgo.NewButtonBlockElement(ActionReject, t.Value(), plain("Reject…"))
@@ -237,7 +237,7 @@ func decideButtons(t Target) slackgo.Block {
 }
 
 // compose is a whole approval message: its fixed body, the status lines and,
-// while open, the buttons. It returns the blocks and a hash of them.
+// while open, the buttons. It returns the blocks and their renderKey.
 func compose(body json.RawMessage, status []string, open bool, t Target) ([]slackgo.Block, string, error) {
 	var b slackgo.Blocks
 	if len(body) > 0 {

@@ -78,12 +78,25 @@ func (s *Service) publishHome(ctx context.Context, slackUserID string, opened bo
 		if len(memberships) > 1 {
 			blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn("*"+escape(ms.OrgName)+"*")))
 		}
+		// One look-up per org for the authors, one per account.
+		var authorIDs []string
 		for _, p := range posts {
-			bs, err := homeItem(ctx, hs, p)
-			if err != nil {
-				return err
+			authorIDs = append(authorIDs, p.AuthorID)
+		}
+		authors, err := hs.SlackMembers(ctx, ms.Member.OrgID, authorIDs)
+		if err != nil {
+			return err
+		}
+		accounts := map[string]cs.Account{}
+		for _, p := range posts {
+			acct, ok := accounts[p.AccountID]
+			if !ok {
+				if acct, err = hs.Account(ctx, p.OrgID, p.AccountID); err != nil {
+					return err
+				}
+				accounts[p.AccountID] = acct
 			}
-			blocks = append(blocks, bs...)
+			blocks = append(blocks, homeItem(p, acct, authors[p.AuthorID].Name)...)
 		}
 	}
 	if total == 0 {
@@ -102,16 +115,7 @@ func (s *Service) publishHome(ctx context.Context, slackUserID string, opened bo
 
 // homeItem is one post of the tab: who asks, where, the step, the deadline,
 // the start of the text, and the buttons of its open step.
-func homeItem(ctx context.Context, hs homeStore, p cs.Post) ([]slackgo.Block, error) {
-	acct, err := hs.Account(ctx, p.OrgID, p.AccountID)
-	if err != nil {
-		return nil, err
-	}
-	people, err := hs.SlackMembers(ctx, p.OrgID, []string{p.AuthorID})
-	if err != nil {
-		return nil, err
-	}
-	author := people[p.AuthorID].Name
+func homeItem(p cs.Post, acct cs.Account, author string) []slackgo.Block {
 	if author == "" {
 		author = "A member"
 	}
@@ -132,16 +136,13 @@ func homeItem(ctx context.Context, hs homeStore, p cs.Post) ([]slackgo.Block, er
 	if r := []rune(text); len(r) > 280 {
 		text = string(r[:280]) + "…"
 	}
-	target := Target{PostID: p.ID, Revision: p.Revision, Step: p.CurrentStep}.Value()
-	approve := slackgo.NewButtonBlockElement(ActionApprove, target, plain("Approve"))
-	approve.Style = slackgo.StylePrimary
-	reject := slackgo.NewButtonBlockElement(ActionReject, target, plain("Reject"))
-	reject.Style = slackgo.StyleDanger
+	buttons := decideButtons(Target{PostID: p.ID, Revision: p.Revision, Step: p.CurrentStep})
+	buttons.BlockID = BlockDecide + ":" + p.ID // block ids are unique within a view
 	return []slackgo.Block{
 		slackgo.NewDividerBlock(),
 		slackgo.NewSectionBlock(mrkdwn(line+"\n"+quote(strings.TrimSpace(text))), nil, nil),
-		slackgo.NewActionBlock(BlockDecide+":"+p.ID, approve, reject),
-	}, nil
+		buttons,
+	}
 }
 
 // Event is the part of an Events API request Countersign reads.
@@ -166,9 +167,8 @@ func ParseEvent(body []byte) (Event, error) {
 
 // HandleEvent acts on a verified event callback: opening the App Home tab
 // publishes it. Other events are ignored.
-func (s *Service) HandleEvent(body []byte) {
-	e, err := ParseEvent(body)
-	if err != nil || e.Type != "event_callback" {
+func (s *Service) HandleEvent(e Event) {
+	if e.Type != "event_callback" {
 		return
 	}
 	if e.Event.Type == "app_home_opened" && e.Event.Tab == "home" && e.Event.User != "" {

@@ -90,7 +90,9 @@ func (s *Service) dispatch(ctx context.Context, client *socketmode.Client, handl
 				_ = client.AckCtx(ctx, evt.Request.EnvelopeID, nil)
 			}
 			if evt.Type == socketmode.EventTypeEventsAPI && evt.Request != nil {
-				s.HandleEvent(evt.Request.Payload)
+				if e, err := ParseEvent(evt.Request.Payload); err == nil {
+					s.HandleEvent(e)
+				}
 			}
 		}
 	}
