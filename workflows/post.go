@@ -670,6 +670,20 @@ func (p *post) inLateGrace(ctx workflow.Context, now time.Time) bool {
 	return now.Before(*p.graceUntil)
 }
 
+// lateGraceOpen reports whether a decision received at now falls in the
+// late grace. The grace is opened here when the scheduled time has passed but
+// its alarm has not been handled yet: the decision and the alarm arrived in
+// one workflow task and the decision is handled first.
+func (p *post) lateGraceOpen(ctx workflow.Context, now time.Time) bool {
+	if p.graceUntil != nil {
+		return true
+	}
+	if p.chain.LatePolicy != countersign.LateExpire || p.st.ScheduledAt == nil || now.Before(*p.st.ScheduledAt) {
+		return false
+	}
+	return p.inLateGrace(ctx, now)
+}
+
 // expire ends the post expired and tells everyone involved.
 func (p *post) expire(ctx workflow.Context, why string) {
 	if p.st.CurrentStep > 0 && p.step().Status == countersign.StepOpen {
@@ -725,7 +739,7 @@ func (p *post) onDecision(ctx workflow.Context, d countersign.DecisionSignal) *r
 	if p.lean { // a decision counts from when it arrived, not from when the directory answered
 		rec.At = received
 	}
-	if p.graceUntil != nil && d.SentAt != nil && d.SentAt.Before(received) {
+	if d.SentAt != nil && d.SentAt.Before(received) && p.lateGraceOpen(ctx, received) {
 		// In the late grace, from when it was sent: its MAC, just checked,
 		// covers SentAt. One sent in time releases the post; a later one
 		// expires it (release).

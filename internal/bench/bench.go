@@ -57,6 +57,9 @@ type Options struct {
 	// (this executable's dev-temporal command), so its memory is measured
 	// on its own; otherwise it shares the bench's process.
 	SeparateServer bool
+	// ServerCPUProfile, with SeparateServer, writes a CPU profile of the
+	// Temporal server process here (both sides' runs when not skipped).
+	ServerCPUProfile string
 	// TemporalAddress and DatabaseURL use a running Temporal (namespace
 	// "default") or PostgreSQL instead of starting them.
 	TemporalAddress string
@@ -196,7 +199,7 @@ func start(ctx context.Context, o *Options) (_ *env, stop func(), err error) {
 	case o.TemporalAddress != "":
 		e.memoryNote = "API, worker, webhook receiver and drivers share one process; the given Temporal server is not measured"
 	case o.SeparateServer:
-		server, err := startServer(ctx, dir, ports[0])
+		server, err := startServer(ctx, dir, ports[0], o.ServerCPUProfile)
 		if err != nil {
 			return nil, stop, err
 		}

@@ -25,14 +25,19 @@ type serverProcess struct {
 }
 
 // startServer runs `<this executable> dev-temporal` and waits for the address
-// it prints once the server is ready.
-func startServer(ctx context.Context, dir string, port int) (*serverProcess, error) {
+// it prints once the server is ready; cpuProfile, when set, is where the
+// server writes its CPU profile when it stops.
+func startServer(ctx context.Context, dir string, port int, cpuProfile string) (*serverProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(self, TemporalCommand, "--port", strconv.Itoa(port),
-		"--db-file", dir+"/temporal.db", "--log-file", dir+"/temporal.log")
+	args := []string{TemporalCommand, "--port", strconv.Itoa(port),
+		"--db-file", dir + "/temporal.db", "--log-file", dir + "/temporal.log"}
+	if cpuProfile != "" {
+		args = append(args, "--cpuprofile", cpuProfile)
+	}
+	cmd := exec.Command(self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

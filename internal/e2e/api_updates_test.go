@@ -19,7 +19,10 @@ import (
 
 // TestApproveAtOnce: right after submitting, step 1's approver approves, and
 // right after that step 2's: no retry, each answer 200 showing the next step
-// open with its eligible approvers.
+// open with its eligible approvers. The reads that follow an answer (GET
+// /approvals and GET /posts/{id}, both from PostgreSQL) already show it: the
+// workflow stores a transition before it answers, and the API writes nothing
+// of its own.
 func TestApproveAtOnce(t *testing.T) {
 	e := newEnv(t)
 	acct := e.setupThreeLevels()
@@ -33,11 +36,28 @@ func TestApproveAtOnce(t *testing.T) {
 			post.Status, post.CurrentStep, post.Steps, post.Awaited)
 	}
 
+	// readsShow checks that the next approver's list and the post already
+	// show what the answer said, read once, without waiting.
+	readsShow := func(after string, step int, next string) {
+		t.Helper()
+		if next != "" && !slices.Contains(e.approvals(next), post.ID) {
+			t.Fatalf("right after %s, GET /approvals does not show %s the post", after, next)
+		}
+		var got cs.Post
+		e.must(200, e.owner, "GET", e.org("/posts/"+post.ID), nil, &got)
+		if got.CurrentStep != step {
+			t.Fatalf("right after %s, GET /posts/{id} shows step %d, want %d", after, got.CurrentStep, step)
+		}
+	}
+	readsShow("the 201", 1, "Maya")
+
 	p := e.approve("Maya", post.ID, 1)
+	readsShow("Maya's answer", 2, "Pat")
 	if !atStep(2)(p) || !sameSet(p.Steps[1].Eligible, []string{pat.memberID, paul.memberID}) || p.Steps[0].Status != cs.StepApproved {
 		t.Fatalf("Maya's answer does not show step 2 open for Pat and Paul: step %d, steps %+v", p.CurrentStep, p.Steps)
 	}
 	p = e.approve("Paul", post.ID, 1)
+	readsShow("Paul's answer", 3, "Eddie")
 	if !atStep(3)(p) || !slices.Contains(p.Steps[2].Eligible, eddie.memberID) || !slices.Contains(p.Awaited, eddie.memberID) {
 		t.Fatalf("Paul's answer does not show step 3 open for Eddie: step %d, steps %+v, awaited %v", p.CurrentStep, p.Steps, p.Awaited)
 	}

@@ -12,7 +12,8 @@ import (
 // TestLateGrace: under the late policy expire, a decision the API received
 // before the scheduled time but that reaches the workflow after it (here
 // sent straight to Temporal, signed, as a delayed Update would arrive)
-// still counts and the post is published; a post nobody approved expires
+// still counts and the post is published, also when it is handled in the
+// same workflow task as the scheduled time; a post nobody approved expires
 // once the grace has passed. Records the late_grace histories.
 func TestLateGrace(t *testing.T) {
 	e := newEnv(t)
@@ -41,6 +42,27 @@ func TestLateGrace(t *testing.T) {
 	}
 	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
 	recordHistory(t, e.app.Temporal, post.ID, "late_grace_published")
+
+	// The decision and the scheduled time reach the workflow in one workflow
+	// task (here: no worker while both happen), the decision handled first.
+	// It was sent in time, so it counts from then and the post is published.
+	at = time.Now().Add(3 * time.Second).Truncate(time.Millisecond)
+	raced := submit("approved in time, handled with the timer", at)
+	e.approve("Maya", raced.ID, 1)
+	e.approve("Pat", raced.ID, 1)
+	e.stopWorker()
+	d = cs.DecisionSignal{PostID: raced.ID, Revision: 1, Step: 3, MemberID: e.members["Eddie"].memberID,
+		Decision: cs.DecisionApprove, Source: cs.SourceAPI, RequestID: u.requestID(), SentAt: new(at.Add(-time.Second).UTC())}
+	d.MAC = u.signer.Sign(d)
+	if err := e.app.Temporal.SignalWorkflow(context.Background(), cs.WorkflowID(raced.ID), "", cs.SignalDecision, d); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(at) + time.Second) // the timer fires with no worker
+	e.startWorker()
+	if p := e.waitPost(raced.ID, "ended", func(p cs.Post) bool { return p.Status == cs.PostPublished || p.Status == cs.PostExpired }); p.Status != cs.PostPublished {
+		t.Fatalf("a decision sent in time and handled in the task of the scheduled time: %s, want published", p.Status)
+	}
+	recordHistory(t, e.app.Temporal, raced.ID, "late_grace_race")
 
 	at = time.Now().Add(2 * time.Second).Truncate(time.Millisecond)
 	lone := submit("nobody answers", at)

@@ -92,7 +92,7 @@ func slicesString(s []string) string {
 }
 
 // approvals lists the ids of the posts GET /approvals shows who.
-func (e *peopleEnv) approvals(who string) []string {
+func (e *env) approvals(who string) []string {
 	e.t.Helper()
 	var page struct{ Items []cs.Post }
 	e.must(200, e.members[who].token, "GET", e.org("/approvals"), nil, &page)

@@ -41,7 +41,6 @@ type Store interface {
 	Post(ctx context.Context, orgID, postID string) (cs.Post, error)
 	PostEvents(ctx context.Context, postID string) ([]cs.PostEvent, error)
 	ListPosts(ctx context.Context, orgID string, f store.PostFilter, p cs.Page) ([]cs.Post, error)
-	SavePostState(ctx context.Context, postID string, st cs.PostState, events []cs.PostEvent) error
 }
 
 // Workflows is Temporal as the service uses it (see NewWorkflows).
@@ -306,7 +305,7 @@ func (s *Service) start(ctx context.Context, p cs.Post, u store.UnstartedPost, s
 	st, err := s.Workflows.Submit(ctx, u, summary, s.Wait)
 	switch {
 	case err == nil:
-		p = s.mirror(ctx, p, st)
+		p = s.mirror(p, st)
 	case errors.Is(err, postflow.ErrNoAnswer):
 		log.Warn("post workflow started; its first state was not answered in time", "error", err)
 	default:
@@ -346,16 +345,14 @@ func plannedSteps(chain cs.Chain, needsApproval bool) []cs.StepState {
 	return steps
 }
 
-// mirror writes the state a workflow answered to the posts table (the
-// workflow mirrors it too; an older state never overwrites a newer one), so
-// that the caller's next read, and the next approver's, see it, and returns
-// the post with it.
-func (s *Service) mirror(ctx context.Context, p cs.Post, st cs.PostState) cs.Post {
+// mirror is p showing the state a workflow answered. The workflow stored
+// that state in PostgreSQL before it answered (SavePostState runs in the
+// workflow task that completes the Update, or the Publish activity stores
+// "publishing" first), so the caller's next read and the next approver's
+// already see it: the API writes nothing more.
+func (s *Service) mirror(p cs.Post, st cs.PostState) cs.Post {
 	if st.PostID == "" {
 		return p // an answer without a state (an old worker)
-	}
-	if err := s.Store.SavePostState(ctx, p.ID, st, nil); err != nil {
-		s.Logger.Warn("mirror answered post state", "org", p.OrgID, "post_id", p.ID, "error", err)
 	}
 	return WithState(p, st)
 }

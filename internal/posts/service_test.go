@@ -23,7 +23,6 @@ type fakeStore struct {
 	post    cs.Post
 	deleted bool
 	started bool
-	saved   []cs.PostState
 }
 
 func (f *fakeStore) Account(context.Context, string, string) (cs.Account, error) {
@@ -53,10 +52,6 @@ func (f *fakeStore) Post(_ context.Context, orgID, postID string) (cs.Post, erro
 func (f *fakeStore) PostEvents(context.Context, string) ([]cs.PostEvent, error) { return nil, nil }
 func (f *fakeStore) ListPosts(context.Context, string, store.PostFilter, cs.Page) ([]cs.Post, error) {
 	return []cs.Post{f.post}, nil
-}
-func (f *fakeStore) SavePostState(_ context.Context, _ string, st cs.PostState, _ []cs.PostEvent) error {
-	f.saved = append(f.saved, st)
-	return nil
 }
 
 type call struct {
@@ -97,17 +92,14 @@ func newFixture(t *testing.T, update func(string) (cs.PostState, error)) (*Servi
 	return s, st, wf, cs.Member{ID: "maya", OrgID: "o1"}
 }
 
-func TestDecideAnswersTheWorkflowsStateAndMirrorsIt(t *testing.T) {
+func TestDecideAnswersTheWorkflowsState(t *testing.T) {
 	next := cs.PostState{PostID: "p1", Status: cs.PostPendingApproval, Revision: 1, CurrentStep: 2, TotalSteps: 2,
 		Steps:   []cs.StepState{{Index: 1, Status: cs.StepApproved}, {Index: 2, Status: cs.StepOpen, Eligible: []string{"pat"}}},
 		Awaited: []string{"pat"}}
-	s, st, wf, me := newFixture(t, func(string) (cs.PostState, error) { return next, nil })
+	s, _, wf, me := newFixture(t, func(string) (cs.PostState, error) { return next, nil })
 	out, err := s.Decide(context.Background(), me, Decision{PostID: "p1", Decision: cs.DecisionApprove, Revision: 1, Source: cs.SourceAPI})
 	if err != nil || out.Pending || out.Post.CurrentStep != 2 || out.Post.Awaited[0] != "pat" {
 		t.Fatalf("Decide: %+v, %v", out, err)
-	}
-	if len(st.saved) != 1 || st.saved[0].CurrentStep != 2 {
-		t.Fatalf("the answered state was not mirrored: %+v", st.saved)
 	}
 	d := wf.calls[0].arg.(cs.DecisionSignal)
 	if wf.calls[0].name != cs.UpdateDecide || d.Step != 1 || d.MemberID != "maya" || d.RequestID == "" || !s.Signer.Verify(d) {
@@ -116,7 +108,7 @@ func TestDecideAnswersTheWorkflowsStateAndMirrorsIt(t *testing.T) {
 }
 
 func TestDecideReturnsTheWorkflowsRefusal(t *testing.T) {
-	s, st, wf, me := newFixture(t, func(string) (cs.PostState, error) {
+	s, _, wf, me := newFixture(t, func(string) (cs.PostState, error) {
 		return cs.PostState{}, fmt.Errorf("update failed: %w", temporal.NewApplicationErrorWithOptions(
 			"this step is for another member", cs.ReasonNotAwaited, temporal.ApplicationErrorOptions{NonRetryable: true}))
 	})
@@ -125,8 +117,8 @@ func TestDecideReturnsTheWorkflowsRefusal(t *testing.T) {
 	if !errors.As(err, &e) || e.Code != cs.ReasonNotAwaited || e.Message != "this step is for another member" {
 		t.Fatalf("refusal: %v", err)
 	}
-	if len(wf.calls) != 1 || len(st.saved) != 0 {
-		t.Fatalf("a refusal sent a signal or mirrored: %+v %+v", wf.calls, st.saved)
+	if len(wf.calls) != 1 {
+		t.Fatalf("a refusal sent a signal: %+v", wf.calls)
 	}
 }
 

@@ -56,6 +56,9 @@ func (n *Notifier) Notify(ctx context.Context, note activities.Notification) err
 		return err
 	}
 	r := &run{svc: n.svc, api: n.svc.api, ctx: ctx, sp: sp, note: note, members: map[string]store.SlackMember{}}
+	if err := r.load(r.involved()...); err != nil {
+		return err
+	}
 	if err := r.do(); err != nil {
 		return err
 	}
@@ -170,6 +173,26 @@ func (r *run) check(err error, what string) (ok bool, abort error) {
 }
 
 // --- who and what -----------------------------------------------------------
+
+// involved is everyone a run may name or message: read in one query up
+// front, so the rest of the run finds them in r.members.
+func (r *run) involved() []string {
+	p := r.sp.Post
+	ids := append([]string{p.AuthorID, r.note.Actor}, r.note.MemberIDs...)
+	for _, s := range p.Steps {
+		ids = append(append(ids, s.Eligible...), s.FallbackEligible...)
+		for _, a := range s.Approvals {
+			ids = append(ids, a.MemberID, a.OnBehalfOf)
+		}
+		for _, d := range s.Delegates {
+			ids = append(ids, d.MemberID, d.DelegateID)
+		}
+		if s.Rejection != nil {
+			ids = append(ids, s.Rejection.MemberID)
+		}
+	}
+	return ids
+}
 
 func (r *run) load(ids ...string) error {
 	var missing []string

@@ -144,7 +144,16 @@ func (s *Store) SlackPost(ctx context.Context, postID string) (SlackPost, error)
 	if !validID(postID) {
 		return sp, cs.Errorf(cs.ENOTFOUND, "no such post")
 	}
-	p, err := scanPost(s.pool.QueryRow(ctx, `SELECT `+postColumns+` FROM posts WHERE id = $1`, postID))
+	// One round trip: the post with its org's name, then its account.
+	var distinct *bool
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+postColumns+`, (SELECT o.name FROM orgs o WHERE o.id = posts.org_id),
+		(chain->>'distinct_approvers')::boolean FROM posts WHERE id = $1`, postID)
+	b.Queue(`SELECT `+accountColumns+` FROM posts p JOIN accounts a ON a.org_id = p.org_id AND a.id = p.account_id
+		WHERE p.id = $1`, postID)
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	p, err := scanPost(br.QueryRow(), &sp.OrgName, &distinct)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sp, cs.Errorf(cs.ENOTFOUND, "no such post")
 	}
@@ -152,15 +161,8 @@ func (s *Store) SlackPost(ctx context.Context, postID string) (SlackPost, error)
 		return sp, err
 	}
 	sp.Post = p
-	sp.Account, err = scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountColumns+` FROM accounts a
-		WHERE a.org_id = $1 AND a.id = $2`, p.OrgID, p.AccountID))
-	if err != nil {
+	if sp.Account, err = scanAccount(br.QueryRow()); err != nil {
 		return sp, fmt.Errorf("read the post's account: %w", err)
-	}
-	var distinct *bool
-	if err := s.pool.QueryRow(ctx, `SELECT o.name, (p.chain->>'distinct_approvers')::boolean
-		FROM posts p JOIN orgs o ON o.id = p.org_id WHERE p.id = $1`, postID).Scan(&sp.OrgName, &distinct); err != nil {
-		return sp, err
 	}
 	sp.DistinctApprovers = distinct == nil || *distinct
 	return sp, nil

@@ -100,6 +100,7 @@ func BenchCommand() *cobra.Command {
 	f.StringVar(&plotPath, "plot", "", "with --sweep: draw the curves as a PNG here")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (API, worker, drivers) here")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile of the bench process here, at the end")
+	f.StringVar(&o.ServerCPUProfile, "server-cpuprofile", "", "write a CPU profile of the Temporal server process here (with --separate-server)")
 	f.StringVar(&o.DataDir, "data-dir", "", "dev stack data directory (default: a temporary one, removed afterwards)")
 	f.BoolVar(&o.SkipBaseline, "skip-baseline", false, "do not run the bare Temporal baseline")
 	f.StringVar(&out, "out", "bench.json", "write the figures as JSON here (empty: do not)")
@@ -153,20 +154,26 @@ func profiles(cpu, mem string) (func() error, error) {
 // bench runs it as a child process.
 func TemporalCommand() *cobra.Command {
 	var o devtemporal.Options
+	var cpuProfile string
 	c := &cobra.Command{
 		Use:    bench.TemporalCommand,
 		Short:  "Run the embedded Temporal server alone (for the bench)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			stopProfile, err := profiles(cpuProfile, "")
+			if err != nil {
+				return err
+			}
 			t, err := devtemporal.Start(cmd.Context(), o)
 			if err != nil {
+				_ = stopProfile()
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), t.Address)
 			<-cmd.Context().Done()
 			t.Stop()
-			return nil
+			return stopProfile()
 		},
 	}
 	f := c.Flags()
@@ -174,5 +181,6 @@ func TemporalCommand() *cobra.Command {
 	f.StringVar(&o.DBFile, "db-file", "", "SQLite file (empty: in memory)")
 	f.StringVar(&o.PostgresURL, "postgres-url", "", "persist to PostgreSQL instead (databases temporal and temporal_visibility on this URL's server)")
 	f.StringVar(&o.LogFile, "log-file", "", "server log file (empty: discarded)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the server here when it stops")
 	return c
 }
