@@ -1335,6 +1335,7 @@ func TestVersion3RetriesPublishAsAnActivity(t *testing.T) {
 	for _, v := range []workflow.Version{1, workflow.DefaultVersion} {
 		f := newFixture(t)
 		if v != 1 {
+			f.env.OnGetVersion("one-start-marker", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 			f.env.OnGetVersion("leaner-histories", workflow.DefaultVersion, 1).Return(v)
 		}
 		f.publishFails = 2
@@ -1367,6 +1368,7 @@ func TestVersion3RetriesPublishAsAnActivity(t *testing.T) {
 func threeStepRun(t *testing.T, version workflow.Version) ([]string, [][]activities.NotificationKind, *fixture) {
 	f := newFixture(t)
 	if version != 1 {
+		f.env.OnGetVersion("one-start-marker", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		f.env.OnGetVersion("one-commit-per-transition", workflow.DefaultVersion, 1).Return(version)
 	}
 	in := input(chain(countersign.LateExpire, member("ana"), team("pr", 1), role()))
@@ -1456,6 +1458,7 @@ func TestVersion1FailedPublishStillRecordsItsStart(t *testing.T) {
 func lastMinuteApproval(t *testing.T, version workflow.Version) countersign.PostState {
 	f := newFixture(t)
 	if version != 1 {
+		f.env.OnGetVersion("one-start-marker", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 		f.env.OnGetVersion("one-commit-per-transition", workflow.DefaultVersion, 1).Return(version)
 	}
 	f.authDelay = 30 * time.Second

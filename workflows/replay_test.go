@@ -22,7 +22,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"v0", "v1", "v2", "v3"} {
+	for _, v := range []string{"v0", "v1", "v2", "v3", "v4"} {
 		for _, name := range []string{"three_levels_published", "worker_restart_published", "reject_edit_cancel"} {
 			if !slices.Contains(files, filepath.Join("testdata", name+"."+v+".json")) {
 				t.Errorf("testdata lacks %s.%s.json: replays must cover every workflow version", name, v)

@@ -11,7 +11,7 @@ import (
 
 // TestCountEventsFollowsTheBillingRules counts recorded three-level posts
 // (workflows/testdata: submitted, three approvals, published) before and
-// after workflow versions 1 and 3, actions and events.
+// after workflow versions 1, 3 and 4, actions and events.
 func TestCountEventsFollowsTheBillingRules(t *testing.T) {
 	for _, tc := range []struct {
 		file   string
@@ -43,6 +43,13 @@ func TestCountEventsFollowsTheBillingRules(t *testing.T) {
 		// upsert. 16 actions, 46 events (version 2: 18 and 52).
 		{"three_levels_published.v3.json", map[string]float64{"workflow started": 1, "update": 4,
 			"local activities": 5, "search attribute upsert": 5, "timer": 1}, 46},
+		// Version 4: the same, with one version marker (and its
+		// TemporalChangeVersion upsert, exempt) instead of two: 14 actions,
+		// 40 and 44 events.
+		{"clean_three_steps.v4.json", map[string]float64{"workflow started": 1, "update": 4,
+			"local activities": 4, "search attribute upsert": 4, "timer": 1}, 40},
+		{"three_levels_published.v4.json", map[string]float64{"workflow started": 1, "update": 4,
+			"local activities": 5, "search attribute upsert": 5, "timer": 1}, 44},
 	} {
 		f, err := os.Open(filepath.Join("..", "..", "workflows", "testdata", tc.file))
 		if err != nil {

@@ -431,7 +431,7 @@ func TestRejectEditResubmit(t *testing.T) {
 
 // historyVersion is the PostWorkflow version (workflow.GetVersion) that new
 // posts run: recorded histories are named after it, and older ones stay.
-const historyVersion = "v3"
+const historyVersion = "v4"
 
 // recordHistory writes the workflow's history into workflows/testdata when
 // COUNTERSIGN_RECORD_HISTORIES=1, for the replay tests.

@@ -356,5 +356,5 @@ func TestMediaEditVoidsApprovals(t *testing.T) {
 	if len(done.Media) != 2 || done.Revision != 2 {
 		t.Fatalf("published post: %+v", done)
 	}
-	writeHistory(t, e.app.Temporal, p.ID, "media_edit_published.v4")
+	writeHistory(t, e.app.Temporal, p.ID, "media_edit_published.media")
 }

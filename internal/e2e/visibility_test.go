@@ -86,7 +86,7 @@ func TestOperatorQueries(t *testing.T) {
 		{"one account awaiting approval", `PostAccount = "` + acct + `" AND PostStatus = "pending_approval"`, pendingA},
 		{"needs attention", `PostStatus = "needs_attention"`, []string{attention}},
 		{"awaiting Maya", `PostApprovers = "` + e.members["Maya"].memberID + `"`, append(slices.Clone(pendingA), stuck)},
-		{"pending on workflow version 1", `PostOrg = "` + e.orgID + `" AND TemporalChangeVersion = "one-commit-per-transition-1" AND PostStatus = "pending_approval"`,
+		{"pending on workflow version 4", `PostOrg = "` + e.orgID + `" AND TemporalChangeVersion = "one-start-marker-1" AND PostStatus = "pending_approval"`,
 			append(slices.Clone(pendingA), stuck)},
 		{"running on the old branch (none here)", `PostOrg = "` + e.orgID + `" AND ExecutionStatus = "Running" AND TemporalChangeVersion IS NULL`, nil},
 	} {
