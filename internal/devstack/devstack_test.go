@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -48,6 +49,11 @@ func TestDevStack(t *testing.T) {
 		t.Fatalf("first start should seed the demo org, got seeded=%v demo=%+v", s.Seeded, s.Demo)
 	}
 	waitReady(t, s.APIURL)
+	// Temporal's SQLite store runs in WAL mode (bytes 18 and 19 of the file
+	// header are 2): one sync per commit, readers beside the writer.
+	if hdr, err := os.ReadFile(filepath.Join(dir, "temporal.db")); err != nil || len(hdr) < 20 || hdr[18] != 2 || hdr[19] != 2 {
+		t.Fatalf("temporal.db is not in WAL mode (header %v, %v)", hdr[min(18, len(hdr)):min(20, len(hdr))], err)
+	}
 	if got := getMe(t, s.APIURL, s.Demo.Tokens["OWNER"]); !strings.Contains(got, s.Demo.OrgID) {
 		t.Fatalf("demo token's /v1/me does not list the demo org: %s", got)
 	}

@@ -213,8 +213,11 @@ func sqlitePersistence(o Options) (config.Persistence, error) {
 		sqlConf.DatabaseName = fmt.Sprintf("countersign-%d-%d", os.Getpid(), o.Port)
 	} else {
 		sqlConf.ConnectAttributes["mode"] = "rwc"
-		sqlConf.ConnectAttributes["_journal_mode"] = "wal"
-		sqlConf.ConnectAttributes["_synchronous"] = "2" // FULL: a committed event survives a crash
+		// Keys other than the driver's query parameters are pragmas, by
+		// their plain names (an "_journal_mode" key was silently ignored,
+		// leaving the rollback journal and its extra syncs per commit).
+		sqlConf.ConnectAttributes["journal_mode"] = "wal"
+		sqlConf.ConnectAttributes["synchronous"] = "2" // FULL: a committed event survives a crash
 		sqlConf.DatabaseName = o.DBFile
 		if _, err := os.Stat(o.DBFile); errors.Is(err, os.ErrNotExist) {
 			if err := os.MkdirAll(filepath.Dir(o.DBFile), 0o755); err != nil {

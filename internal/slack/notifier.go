@@ -561,12 +561,20 @@ func (r *run) tell(memberID, text string) error {
 
 // refresh updates every approval request of the post whose content changed,
 // so that only the open step's requests keep their buttons.
-func (r *run) refresh() error {
+func (r *run) refresh() (err error) {
 	r.adjust()
 	all, err := r.svc.store.SlackMessages(r.ctx, r.sp.Post.ID, store.SlackKindApproval)
 	if err != nil {
 		return err
 	}
+	// What the updates made the messages show is recorded in one statement
+	// at the end, also when the run stops early (a 429).
+	var shown []store.SlackShown
+	defer func() {
+		if serr := r.svc.store.SetSlackMessagesShown(r.ctx, shown); err == nil {
+			err = serr
+		}
+	}()
 	for _, m := range all {
 		status, open := r.statusOf(m)
 		target := Target{PostID: m.PostID, Revision: m.Revision, Step: m.Step}
@@ -586,9 +594,7 @@ func (r *run) refresh() error {
 		}
 		// Updated, or Slack refused for good (message deleted): either way
 		// there is nothing more to do for this state.
-		if err := r.svc.store.SetSlackMessageShown(r.ctx, m.ID, open, hash); err != nil {
-			return err
-		}
+		shown = append(shown, store.SlackShown{ID: m.ID, Open: open, Rendered: hash})
 	}
 	return nil
 }

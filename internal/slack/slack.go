@@ -58,7 +58,7 @@ type Store interface {
 	FindSlackMessage(ctx context.Context, postID string, revision, step int, kind, recipient string) (store.SlackMessage, bool, error)
 	SaveSlackMessage(ctx context.Context, m store.SlackMessage) (store.SlackMessage, error)
 	SlackMessages(ctx context.Context, postID, kind string) ([]store.SlackMessage, error)
-	SetSlackMessageShown(ctx context.Context, id int64, open bool, rendered string) error
+	SetSlackMessagesShown(ctx context.Context, shown []store.SlackShown) error
 	MemberBySlackUser(ctx context.Context, orgID, slackUserID string) (cs.Member, error)
 	MemberByEmail(ctx context.Context, orgID, email string) (cs.Member, error)
 	LinkSlackUser(ctx context.Context, orgID, memberID, slackUserID string) (bool, error)

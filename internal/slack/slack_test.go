@@ -120,10 +120,12 @@ func (m *memStore) SlackMessages(ctx context.Context, post, kind string) ([]stor
 	return out, nil
 }
 
-func (m *memStore) SetSlackMessageShown(ctx context.Context, id int64, open bool, rendered string) error {
+func (m *memStore) SetSlackMessagesShown(ctx context.Context, shown []store.SlackShown) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.messages[id-1].Open, m.messages[id-1].Rendered = open, rendered
+	for _, s := range shown {
+		m.messages[s.ID-1].Open, m.messages[s.ID-1].Rendered = s.Open, s.Rendered
+	}
 	return nil
 }
 

@@ -121,10 +121,27 @@ func (s *Store) SlackMessages(ctx context.Context, postID, kind string) ([]Slack
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SlackMessage, error) { return scanSlackMessage(r) })
 }
 
-// SetSlackMessageShown records what a message shows after an update.
-func (s *Store) SetSlackMessageShown(ctx context.Context, id int64, open bool, rendered string) error {
-	_, err := s.pool.Exec(ctx, `UPDATE slack_messages SET open = $2, rendered = $3, updated_at = now() WHERE id = $1`,
-		id, open, rendered)
+// SlackShown is what a message shows after an update: whether it keeps its
+// buttons, and the render key of its content.
+type SlackShown struct {
+	ID       int64
+	Open     bool
+	Rendered string
+}
+
+// SetSlackMessagesShown records what messages show after their updates, in
+// one statement (a transition updates every request of the post).
+func (s *Store) SetSlackMessagesShown(ctx context.Context, shown []SlackShown) error {
+	if len(shown) == 0 {
+		return nil
+	}
+	ids, open, rendered := make([]int64, len(shown)), make([]bool, len(shown)), make([]string, len(shown))
+	for i, m := range shown {
+		ids[i], open[i], rendered[i] = m.ID, m.Open, m.Rendered
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE slack_messages m SET open = x.open, rendered = x.rendered, updated_at = now()
+		FROM unnest($1::bigint[], $2::boolean[], $3::text[]) AS x (id, open, rendered) WHERE m.id = x.id`,
+		ids, open, rendered)
 	return err
 }
 
