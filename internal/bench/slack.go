@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -42,16 +38,16 @@ type slackEvent struct {
 	Text    string         // the blocks, as JSON text (for status lines)
 }
 
-// slackTap is the Slack the deployment talks to (COUNTERSIGN_SLACK_API_URL):
-// it passes every call through to the fake Slack (internal/slack/slackfake),
-// and hands each approval request and each update of one, as it arrives, to
-// the driver of its post. Nothing polls: the approvers react to these.
+// slackTap follows the fake Slack the deployment talks to
+// (internal/slack/slackfake, COUNTERSIGN_SLACK_API_URL): it hands each
+// approval request and each update of one, as the fake answers it, to the
+// driver of its post. Nothing polls: the approvers react to these. (It
+// observes the fake in process; a proxy in front of it cost the machine an
+// HTTP hop and a JSON decoding per Slack call, harness work that a real
+// Slack does not put on the deployment's machine.)
 type slackTap struct {
 	fake   *slackfake.Slack
 	secret string
-	url    string
-	srv    *http.Server
-	hc     *http.Client
 	tb     *fakeTB
 
 	mu      sync.Mutex
@@ -99,28 +95,18 @@ func newSlackTap() (*slackTap, error) {
 	for key, id := range slackPeople {
 		fake.AddUser(id, strings.ToLower(key)+"@demo.countersign.test")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.stop()
-		return nil, err
-	}
 	t := &slackTap{fake: fake, tb: tb, secret: fmt.Sprintf("%x", secrets.RandomBytes(16)),
-		url: "http://" + l.Addr().String() + "/", hc: &http.Client{Timeout: time.Minute},
 		subs: map[string]chan slackEvent{}, pending: map[string][]slackEvent{}, posts: map[string]string{}}
-	t.srv = &http.Server{Handler: http.HandlerFunc(t.serve), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = t.srv.Serve(l) }()
+	fake.OnCall(t.observe)
 	return t, nil
 }
 
-func (t *slackTap) close() {
-	t.srv.Close()
-	t.tb.stop()
-}
+func (t *slackTap) close() { t.tb.stop() }
 
 // env is what the deployment reads to talk to this Slack.
 func (t *slackTap) env() map[string]string {
 	return map[string]string{
-		"COUNTERSIGN_SLACK_API_URL":        t.url,
+		"COUNTERSIGN_SLACK_API_URL":        t.fake.APIURL(),
 		"COUNTERSIGN_SLACK_BOT_TOKEN":      "xoxb-bench",
 		"COUNTERSIGN_SLACK_SIGNING_SECRET": t.secret,
 		"COUNTERSIGN_SLACK_APP_TOKEN":      "",
@@ -150,63 +136,33 @@ func setEnv(vars map[string]string) func() {
 	}
 }
 
-func (t *slackTap) serve(w http.ResponseWriter, r *http.Request) {
-	at := time.Now()
-	body, _ := io.ReadAll(r.Body)
-	target := strings.TrimSuffix(t.fake.APIURL(), "/") + r.URL.Path
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
-	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, target, bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	req.Header = r.Header.Clone()
-	resp, err := t.hc.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(out)
-
-	method := strings.TrimPrefix(r.URL.Path, "/")
-	if method == "chat.postEphemeral" {
+// observe is told of each call the fake answered (slackfake.OnCall).
+func (t *slackTap) observe(c slackfake.Call, answer any) {
+	if c.Method == "chat.postEphemeral" {
 		// Countersign refused a click and says why, privately.
-		form, _ := url.ParseQuery(string(body))
 		t.mu.Lock()
 		t.refused++
 		if t.firstRefusal == "" {
-			t.firstRefusal = form.Get("text")
+			t.firstRefusal = c.Form.Get("text")
 		}
 		t.mu.Unlock()
 		return
 	}
-	if resp.StatusCode != http.StatusOK || (method != "chat.postMessage" && method != "chat.update") {
+	a, _ := answer.(map[string]any)
+	if (c.Method != "chat.postMessage" && c.Method != "chat.update") || a["ok"] != true {
 		return
 	}
-	form, _ := url.ParseQuery(string(body))
-	var answer struct {
-		OK      bool   `json:"ok"`
-		Channel string `json:"channel"`
-		TS      string `json:"ts"`
-	}
-	if json.Unmarshal(out, &answer) != nil || !answer.OK {
+	channel, _ := a["channel"].(string)
+	ts, _ := a["ts"].(string)
+	m, ok := t.fake.Message(channel, ts)
+	if !ok {
 		return
 	}
-	ev := slackEvent{At: at, Method: method, Channel: answer.Channel, TS: answer.TS, Text: form.Get("text") + "\n" + form.Get("blocks")}
-	m := slackfake.Message{}
-	_ = json.Unmarshal([]byte(form.Get("blocks")), &m.Blocks)
+	ev := slackEvent{At: c.At, Method: c.Method, Channel: channel, TS: ts, Text: c.Form.Get("text") + "\n" + c.Form.Get("blocks")}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var post string
-	if v, ok := m.Button(csslack.ActionApprove); ok && method == "chat.postMessage" {
+	if v, ok := m.Button(csslack.ActionApprove); ok && c.Method == "chat.postMessage" {
 		if tg, err := csslack.ParseTarget(v); err == nil {
 			ev.Target, post = tg, tg.PostID
 			t.posts[ev.Channel+"/"+ev.TS] = post

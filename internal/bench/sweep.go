@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultSweep is the concurrency the sweep raises through.
-var DefaultSweep = []int{5, 10, 20, 40, 60, 80, 120, 160}
+var DefaultSweep = []int{5, 10, 20, 40, 60, 80, 120, 160, 240, 320}
 
 // KneeGain is the least throughput gain of the baseline from one level to
 // the next that still counts as gaining.

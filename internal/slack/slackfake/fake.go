@@ -106,6 +106,25 @@ type Slack struct {
 
 	socket     chan []byte // envelopes to send over Socket Mode
 	socketAcks chan map[string]any
+
+	observe func(c Call, answer any) // OnCall
+}
+
+// OnCall has fn told of every Web API call the fake answered, with its
+// answer, right after the answer is written. Set it before the first call.
+// The bench follows the notifications this way, in process, instead of
+// through a proxy in front of the fake.
+func (f *Slack) OnCall(fn func(c Call, answer any)) { f.observe = fn }
+
+// Message returns the message posted as channel/ts, as it is now.
+func (f *Slack) Message(channel, ts string) (Message, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.byKey[channel+"/"+ts]
+	if !ok {
+		return Message{}, false
+	}
+	return *m, true
 }
 
 // New starts a fake Slack; it stops when the test ends.
@@ -243,6 +262,9 @@ func (f *Slack) api(method string, h func(c *Call) any) http.HandlerFunc {
 		f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
+		if f.observe != nil {
+			f.observe(c, resp)
+		}
 	}
 }
 
