@@ -68,6 +68,17 @@ func (d *dir) account(handle string) string {
 	return a.ID
 }
 
+// post submits a post by the owner on account and returns its id.
+func (d *dir) post(account string, needsApproval bool) string {
+	d.t.Helper()
+	p, _, err := d.st.CreatePost(d.ctx, store.NewPost{OrgID: d.org, AccountID: account, AuthorID: d.owner.ID, Text: "hello",
+		Chain: cs.DefaultChain(), NeedsApproval: needsApproval})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return p.ID
+}
+
 func (d *dir) grants(account string, gs ...cs.Grant) {
 	d.t.Helper()
 	if _, err := d.st.ReplaceGrants(d.ctx, d.org, account, "", gs); err != nil {

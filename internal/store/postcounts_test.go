@@ -7,7 +7,6 @@ import (
 	"time"
 
 	cs "github.com/countersign/countersign"
-	"github.com/countersign/countersign/internal/store"
 )
 
 // The metrics gauge countersign_posts{status} reads the per-org counts that
@@ -32,15 +31,7 @@ func TestPostCountsFollowEveryChange(t *testing.T) {
 			}
 		}
 	}
-	submit := func(needsApproval bool) string {
-		t.Helper()
-		p, _, err := d.st.CreatePost(ctx, store.NewPost{OrgID: d.org, AccountID: account, AuthorID: d.owner.ID, Text: "hello",
-			Chain: cs.DefaultChain(), NeedsApproval: needsApproval})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.ID
-	}
+	submit := func(needsApproval bool) string { return d.post(account, needsApproval) }
 	mirror := func(id string, s cs.PostStatus, at time.Time) {
 		t.Helper()
 		if err := d.st.SavePostState(ctx, id, cs.PostState{PostID: id, Status: s, Revision: 1, UpdatedAt: at}, nil); err != nil {

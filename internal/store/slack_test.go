@@ -16,16 +16,7 @@ func TestSlackPostAndMessagesShown(t *testing.T) {
 	d := newDir(t)
 	ctx := context.Background()
 	account := d.account("slackstore")
-	post := func() string {
-		t.Helper()
-		p, _, err := d.st.CreatePost(ctx, store.NewPost{OrgID: d.org, AccountID: account, AuthorID: d.owner.ID, Text: "hello",
-			Chain: cs.DefaultChain(), NeedsApproval: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.ID
-	}
-	a, b := post(), post()
+	a, b := d.post(account, true), d.post(account, true)
 
 	sp, err := d.st.SlackPost(ctx, a)
 	if err != nil {
