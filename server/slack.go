@@ -108,7 +108,9 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 		if err != nil {
 			return nil // some other button (Countersign has none): nothing to do
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act, at) })
+		if !s.Slack.Go(func(ctx context.Context) { s.slackClick(ctx, cb, act, at) }) {
+			s.tellBusy(cb)
+		}
 	case slackgo.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != csslack.RejectCallbackID {
 			return nil
@@ -123,9 +125,30 @@ func (s *Server) HandleSlackInteraction(cb slackgo.InteractionCallback) any {
 				csslack.RejectReasonBlock: "Say why, so that the author can fix the post.",
 			})
 		}
-		s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason, at) })
+		if !s.Slack.Go(func(ctx context.Context) { s.slackRejectSubmitted(ctx, cb, meta, reason, at) }) {
+			// The modal stays open with the reason typed: submitting again is
+			// one click.
+			return slackgo.NewErrorsViewSubmissionResponse(map[string]string{csslack.RejectReasonBlock: csslack.BusyText})
+		}
 	}
 	return nil
+}
+
+// tellBusy tells the person that their click was not taken (the pool's
+// queue stayed full), so that they click again rather than believe it
+// counted. It is one call to Slack, made apart from the full pool.
+func (s *Server) tellBusy(cb slackgo.InteractionCallback) {
+	channel := cb.Channel.ID
+	if channel == "" {
+		channel = cb.Container.ChannelID
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Slack.Ephemeral(ctx, channel, cb.User.ID, cb.ResponseURL, csslack.BusyText); err != nil {
+			s.Logger.Warn("slack: could not tell the user their click was not taken", "slack_user_id", cb.User.ID, "error", err)
+		}
+	}()
 }
 
 // slackClick handles the approve and reject buttons: approve goes to the

@@ -164,3 +164,44 @@ func BenchmarkInteractionAck(b *testing.B) {
 		b.Fatalf("%d clicks handled in the background, want %d", n, b.N)
 	}
 }
+
+// TestSlackBusyPoolTellsThePerson: when the interaction pool's queue stays
+// full, a click is not dropped silently: it is still acknowledged, and the
+// person is told privately that it was not counted; a reject submission
+// keeps its modal open with the same message. (Before, both were dropped
+// with a log line, and the approver believed they had approved.)
+func TestSlackBusyPoolTellsThePerson(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	fake := slackfake.New(t)
+	svc := csslack.New(csslack.Config{BotToken: "xoxb-test", SigningSecret: testSlackSecret, APIURL: fake.APIURL()}, nil, logger)
+	release := make(chan struct{})
+	defer func() { close(release); svc.Wait() }()
+	for svc.Go(func(context.Context) { <-release }) { // fill the pool and its queue
+	}
+	ts := httptest.NewServer(server.New(server.Deps{Logger: logger, Slack: svc}))
+	defer ts.Close()
+	url := ts.URL + "/slack/interactions"
+	target := csslack.Target{PostID: "0190a000-0000-7000-8000-000000000002", Revision: 1, Step: 1}
+
+	click := slackfake.Click("T1", "UMAYA", "approve", target.Value(), "DMAYA", "1.1", "1.2", "")
+	if code, body := postInteraction(t, url, slackfake.Interaction(url, testSlackSecret, click, time.Now())); code != 200 {
+		t.Fatalf("a click while the pool is full: %d %s, want it acknowledged", code, body)
+	}
+	fake.Eventually("Maya is told her click was not counted", func() bool {
+		calls := fake.Calls("chat.postEphemeral")
+		return len(calls) == 1 && calls[0].Form.Get("text") == csslack.BusyText && calls[0].Form.Get("user") == "UMAYA"
+	})
+
+	meta, _ := json.Marshal(csslack.ModalMeta{Target: target, ChannelID: "DMAYA"})
+	view := map[string]any{"callback_id": csslack.RejectCallbackID, "private_metadata": string(meta)}
+	submit := slackfake.Submit("T1", "UMAYA", view, "V1", csslack.RejectReasonBlock, csslack.RejectReasonAction, "Wrong date")
+	code, body := postInteraction(t, url, slackfake.Interaction(url, testSlackSecret, submit, time.Now()))
+	var ack struct {
+		ResponseAction string            `json:"response_action"`
+		Errors         map[string]string `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(body), &ack); code != 200 || err != nil || ack.ResponseAction != "errors" ||
+		ack.Errors[csslack.RejectReasonBlock] != csslack.BusyText {
+		t.Fatalf("a rejection while the pool is full: %d %s, want the modal kept open saying so", code, body)
+	}
+}

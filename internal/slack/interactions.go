@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"sync"
+	"time"
 
 	slackgo "github.com/slack-go/slack"
 )
@@ -101,13 +102,22 @@ func (s *Service) OpenRejectModal(ctx context.Context, triggerID string, meta Mo
 }
 
 // Interactions are handled in the background by a fixed pool: workersCount
-// goroutines take them from a queue of workersQueue. A burst of clicks beyond
-// that is dropped (and logged) rather than growing without bound; the person
-// clicks again.
+// goroutines take them from a queue of workersQueue. When the queue is full,
+// an interaction waits up to workersWait for room (within the 3 s Slack gives
+// the acknowledgement); past that it is refused rather than queued without
+// bound, and the person is told to try again (BusyText): a click is never
+// dropped silently. More goroutines would not answer faster: each holds an
+// Update, and more Updates at once only lengthen Temporal's queue (see
+// docs/benchmark.md).
 const (
 	workersCount = 8
-	workersQueue = 256
+	workersQueue = 1024
+	workersWait  = 2 * time.Second
 )
+
+// BusyText is what a person is told when their interaction could not be
+// taken (the pool's queue stayed full).
+const BusyText = "Countersign is too busy to take this right now: it was not counted. Try again in a moment."
 
 // workers is a fixed pool of goroutines with a bounded queue.
 type workers struct {
@@ -116,8 +126,9 @@ type workers struct {
 	wg   sync.WaitGroup // jobs queued or running
 }
 
-// submit queues fn, or returns false when the queue is full.
-func (w *workers) submit(fn func()) bool {
+// submit queues fn, waiting up to wait for room; it returns false when the
+// queue stayed full.
+func (w *workers) submit(fn func(), wait time.Duration) bool {
 	w.once.Do(func() {
 		w.jobs = make(chan func(), workersQueue)
 		for range workersCount {
@@ -134,7 +145,16 @@ func (w *workers) submit(fn func()) bool {
 	case w.jobs <- fn:
 		return true
 	default:
-		w.wg.Done()
-		return false
 	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case w.jobs <- fn:
+			return true
+		case <-t.C:
+		}
+	}
+	w.wg.Done()
+	return false
 }

@@ -152,8 +152,9 @@ func (s *Service) Notifier() *Notifier {
 // Go runs fn in the background with its own context (bounded by
 // backgroundTimeout), detached from the request that started it: an
 // interaction is acknowledged first, then handled, by a fixed pool of
-// workers (see workers). It returns false when the pool's queue is full and
-// fn was dropped. Wait waits for all of it.
+// workers (see workers). It returns false when the pool's queue stayed full
+// for workersWait and fn was not taken: the caller tells the person
+// (BusyText). Wait waits for all of it.
 func (s *Service) Go(fn func(ctx context.Context)) bool {
 	ok := s.work.submit(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), backgroundTimeout)
@@ -164,9 +165,9 @@ func (s *Service) Go(fn func(ctx context.Context)) bool {
 			}
 		}()
 		fn(ctx)
-	})
+	}, workersWait)
 	if !ok {
-		s.logger.Warn("slack background work dropped: the queue is full", "queue", workersQueue)
+		s.logger.Warn("slack interaction refused: the queue stayed full", "queue", workersQueue, "waited", workersWait)
 	}
 	return ok
 }
