@@ -75,7 +75,7 @@ func (s *Service) Decide(ctx context.Context, me cs.Member, d Decision) (Outcome
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}
-	out, err := s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig)
+	out, err := s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, id, sig, sent)
 	if err == nil && !out.Pending && d.NoteAsComment && d.Decision == cs.DecisionReject {
 		s.rejectionComment(ctx, me, p, d.Note)
 	}
@@ -147,13 +147,13 @@ func (s *Service) Edit(ctx context.Context, me cs.Member, c Change) (Outcome, er
 		if s.Signer != nil {
 			edit.MAC = s.Signer.SignEdit(edit)
 		}
-		return s.change(ctx, p, cs.UpdateEdit, cs.SignalEdit, id, edit)
+		return s.change(ctx, p, cs.UpdateEdit, cs.SignalEdit, id, edit, time.Time{})
 	}
 	if err := s.limit(me.ID, p.ID); err != nil {
 		return Outcome{}, err
 	}
 	r := cs.RescheduleSignal{ScheduledAt: c.ScheduledAt, By: me.ID, Source: c.Source, Revision: revision, RequestID: id}
-	return s.change(ctx, out.Post, cs.UpdateReschedule, cs.SignalReschedule, id, r)
+	return s.change(ctx, out.Post, cs.UpdateReschedule, cs.SignalReschedule, id, r, time.Time{})
 }
 
 // Cancellation ends a post canceled.
@@ -175,35 +175,43 @@ func (s *Service) Cancel(ctx context.Context, me cs.Member, c Cancellation) (Out
 		return Outcome{}, err
 	}
 	sig := cs.CancelSignal{By: me.ID, Reason: c.Note, Source: c.Source, Revision: c.Revision, RequestID: id}
-	return s.change(ctx, p, cs.UpdateCancel, cs.SignalCancel, id, sig)
+	return s.change(ctx, p, cs.UpdateCancel, cs.SignalCancel, id, sig, time.Time{})
 }
 
 // change sends the Update name and returns the post's new state. A refusal
 // is a *cs.Error with the workflow's reason code and sentence. When no worker
-// answers within Wait, the signal of the same name (same payload, same
-// request id, so it counts at most once) is sent instead and the outcome is
-// Pending.
-func (s *Service) change(ctx context.Context, p cs.Post, update, signal, id string, arg any) (Outcome, error) {
-	uctx, cancel := context.WithTimeout(ctx, s.Wait)
-	st, err := s.Workflows.Update(uctx, p.ID, update, id, arg)
-	cancel()
-	if err == nil {
-		return Outcome{Post: s.mirror(p, st)}, nil
+// answers within Wait of sent (when the change reached Countersign; zero:
+// now), the signal of the same name (same payload, same request id, so it
+// counts at most once) is sent instead and the outcome is Pending. A change
+// that already waited Wait before it could be sent (a Slack click queued
+// behind others) goes as the signal at once: it reaches the workflow's
+// history without waiting for a worker, in time for the late grace.
+func (s *Service) change(ctx context.Context, p cs.Post, update, signal, id string, arg any, sent time.Time) (Outcome, error) {
+	if sent.IsZero() {
+		sent = time.Now()
 	}
-	if refusal := Refusal(err); refusal != nil {
-		return Outcome{}, refusal
+	if wait := time.Until(sent.Add(s.Wait)); wait > 0 {
+		uctx, cancel := context.WithTimeout(ctx, wait)
+		st, err := s.Workflows.Update(uctx, p.ID, update, id, arg)
+		cancel()
+		if err == nil {
+			return Outcome{Post: s.mirror(p, st)}, nil
+		}
+		if refusal := Refusal(err); refusal != nil {
+			return Outcome{}, refusal
+		}
+		if isNotFound(err) {
+			return Outcome{}, ended()
+		}
+		if ctx.Err() != nil {
+			return Outcome{}, ctx.Err() // the caller went away
+		}
+		if !noAnswer(err) {
+			return Outcome{}, s.unavailable(p, update, err)
+		}
 	}
-	if isNotFound(err) {
-		return Outcome{}, ended()
-	}
-	if ctx.Err() != nil {
-		return Outcome{}, ctx.Err() // the caller went away
-	}
-	if !noAnswer(err) {
-		return Outcome{}, s.unavailable(p, update, err)
-	}
-	s.Logger.Warn("no worker answered a post change in time; sent as a signal", "org", p.OrgID, "post_id", p.ID,
-		"workflow_id", cs.WorkflowID(p.ID), "update", update, "error", err)
+	s.Logger.Warn("no worker answered a post change within its wait; sent as a signal", "org", p.OrgID, "post_id", p.ID,
+		"workflow_id", cs.WorkflowID(p.ID), "update", update, "waited", time.Since(sent).Round(time.Millisecond))
 	if err := s.Workflows.Signal(ctx, p.ID, signal, arg); err != nil {
 		if isNotFound(err) {
 			return Outcome{}, ended()

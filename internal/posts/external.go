@@ -53,5 +53,5 @@ func (s *Service) DecideExternal(ctx context.Context, d ExternalDecision) (Outco
 	if s.Signer != nil {
 		sig.MAC = s.Signer.Sign(sig)
 	}
-	return s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, d.RequestID, sig)
+	return s.change(ctx, p, cs.UpdateDecide, cs.SignalDecision, d.RequestID, sig, sent)
 }

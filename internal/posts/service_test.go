@@ -141,6 +141,32 @@ func TestDecideFallsBackToTheSignal(t *testing.T) {
 	}
 }
 
+// A decision that already waited Wait before it could be sent (a Slack
+// click queued behind others) goes as the signal at once, signed with when
+// it was sent: it reaches the history without waiting for a worker. One
+// sent just now still tries the Update first.
+func TestDecideSentLongAgoGoesAsTheSignal(t *testing.T) {
+	s, _, wf, me := newFixture(t, func(string) (cs.PostState, error) { return cs.PostState{PostID: "p1"}, nil })
+	sent := time.Now().Add(-time.Second)
+	out, err := s.Decide(context.Background(), me, Decision{PostID: "p1", Decision: cs.DecisionApprove, Revision: 1,
+		Source: cs.SourceSlack, RequestID: "click-1", SentAt: sent})
+	if err != nil || !out.Pending {
+		t.Fatalf("a decision queued past the wait: %+v, %v; want it pending", out, err)
+	}
+	if len(wf.calls) != 1 || wf.calls[0].kind != "signal" || wf.calls[0].name != cs.SignalDecision {
+		t.Fatalf("calls: %+v, want the signal alone", wf.calls)
+	}
+	if d := wf.calls[0].arg.(cs.DecisionSignal); !d.SentAt.Equal(sent.UTC().Truncate(time.Millisecond)) || !s.Signer.Verify(d) {
+		t.Fatalf("the signal carries SentAt %v (signed: %v), want %v", d.SentAt, s.Signer.Verify(d), sent)
+	}
+
+	wf.calls = nil
+	if _, err := s.Decide(context.Background(), me, Decision{PostID: "p1", Decision: cs.DecisionApprove, Revision: 1,
+		Source: cs.SourceSlack, RequestID: "click-2", SentAt: time.Now()}); err != nil || len(wf.calls) != 1 || wf.calls[0].kind != "update" {
+		t.Fatalf("a decision sent just now: %v, calls %+v; want the Update", err, wf.calls)
+	}
+}
+
 func TestDecideChecksItsInput(t *testing.T) {
 	s, _, wf, me := newFixture(t, func(string) (cs.PostState, error) { return cs.PostState{}, nil })
 	for name, d := range map[string]Decision{
