@@ -190,8 +190,8 @@ func init() {
 				{network: "x", key: "api_url", settings: func() map[string]string { return map[string]string{"api_url": x.URL} },
 					creds:     map[string]string{"access_token": "x-access", "refresh_token": "x-refresh", "client_id": "x-client", "client_secret": "x-secret"},
 					published: x.Count},
-				{network: "webhook", key: "url", settings: func() map[string]string { return map[string]string{"url": e.hook.srv.URL} },
-					creds: map[string]string{"secret": e.hook.secret}, published: e.hook.count},
+				{network: "webhook", key: "url", settings: func() map[string]string { return map[string]string{"url": e.hook.URL} },
+					creds: map[string]string{"secret": e.hook.Secret}, published: e.hook.Count},
 			} {
 				checkRepointRefused(e, r, "acme-"+r.network)
 			}
@@ -208,7 +208,7 @@ func init() {
 				{"mastodon", "instance_url", map[string]string{"access_token": "tok"}},
 				{"bluesky", "pds_url", map[string]string{"identifier": "a.test", "app_password": "pw"}},
 				{"x", "api_url", map[string]string{"access_token": "tok"}},
-				{"webhook", "url", map[string]string{"secret": e.hook.secret}},
+				{"webhook", "url", map[string]string{"secret": e.hook.Secret}},
 			} {
 				code, fields := e.problemFields("POST", e.org("/accounts"), map[string]any{"network": c.network, "handle": "plain-" + c.network,
 					"timezone": "UTC", "settings": map[string]string{c.key: "http://example.test"}, "credentials": c.creds})
@@ -218,10 +218,10 @@ func init() {
 			}
 			// An existing account cannot be moved to http either, even with
 			// its credentials sent again.
-			acct := e.createAccount("webhook", "hook", map[string]string{"url": "https://hooks.acme.test/in"}, map[string]string{"secret": e.hook.secret})
+			acct := e.createAccount("webhook", "hook", map[string]string{"url": "https://hooks.acme.test/in"}, map[string]string{"secret": e.hook.Secret})
 			before := e.accountState(acct)
 			code, fields := e.problemFields("PATCH", e.org("/accounts/"+acct), map[string]any{
-				"settings": map[string]string{"url": "http://example.test/in"}, "credentials": map[string]string{"secret": e.hook.secret}})
+				"settings": map[string]string{"url": "http://example.test/in"}, "credentials": map[string]string{"secret": e.hook.Secret}})
 			if code != 422 || !containsField(fields, "settings.url") {
 				t.Errorf("PATCH to http: %d %v, want 422 naming settings.url", code, fields)
 			}
@@ -251,7 +251,7 @@ func init() {
 			for _, u := range []string{"https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/hook", "https://[fd00:ec2::254]/",
 				"https://100.100.100.200/", "https://192.168.1.1:8443/x", "https://127.0.0.1:8443/x"} {
 				code, fields := e.problemFields("POST", e.org("/accounts"), map[string]any{"network": "webhook", "handle": "meta",
-					"timezone": "UTC", "settings": map[string]string{"url": u}, "credentials": map[string]string{"secret": e.hook.secret}})
+					"timezone": "UTC", "settings": map[string]string{"url": u}, "credentials": map[string]string{"secret": e.hook.Secret}})
 				if code != 422 || !containsField(fields, "settings.url") {
 					t.Errorf("%s: %d %v, want 422 naming settings.url", u, code, fields)
 				}
@@ -261,7 +261,7 @@ func init() {
 			tr := newTrap(t)
 			port := tr.srv.Listener.Addr().(*net.TCPAddr).Port
 			acct := e.createAccount("webhook", "local", map[string]string{"url": fmt.Sprintf("https://localhost:%d/hook", port)},
-				map[string]string{"secret": e.hook.secret})
+				map[string]string{"secret": e.hook.Secret})
 			p := e.publishNow(acct, "to loopback")
 			if p.Status != cs.PostFailed || !strings.Contains(p.LastError, "loopback") || len(p.LastError) > 200 {
 				t.Errorf("post to localhost: %s %q, want failed with a short reason naming loopback", p.Status, p.LastError)

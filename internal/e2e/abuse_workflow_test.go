@@ -107,7 +107,7 @@ func abuseRewriterApproves(t *testing.T) {
 	e.waitPost(u.postID, "opened step 3", atStep(3))
 	u.signal(cs.SignalDecision, u.decision("Eddie", 2, 3, u.requestID(), cs.DecisionApprove, ""))
 	p := e.waitEvent(u.postID, cs.EventDecisionIgnored, cs.ReasonRevisionWriter)
-	if p.Status != cs.PostPendingApproval || len(p.Steps[2].Approvals) != 0 || e.hook.count() != 0 {
+	if p.Status != cs.PostPendingApproval || len(p.Steps[2].Approvals) != 0 || e.hook.Count() != 0 {
 		t.Fatalf("the rewriter approved his revision: %s, step 3 approvals %d", p.Status, len(p.Steps[2].Approvals))
 	}
 }

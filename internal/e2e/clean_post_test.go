@@ -28,7 +28,7 @@ func TestCleanThreeStepPost(t *testing.T) {
 		}
 	}
 	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	recordHistory(t, e.app.Temporal, post.ID, "clean_three_steps")

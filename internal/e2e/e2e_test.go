@@ -6,7 +6,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +27,6 @@ import (
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/app"
 	"github.com/countersign/countersign/internal/config"
-	"github.com/countersign/countersign/internal/publish"
 	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/internal/testenv"
 )
@@ -42,7 +39,7 @@ type env struct {
 	app     *app.App
 	api     *httptest.Server
 	metrics *httptest.Server // the metrics listener
-	hook    *receiver
+	hook    *testenv.Webhook
 	stopW   context.CancelFunc
 	wDone   chan struct{}
 	orgID   string
@@ -93,7 +90,7 @@ func startEnv(t *testing.T, vars map[string]string, logger *slog.Logger) *env {
 	e := &env{t: t, app: a, members: map[string]person{}}
 	e.api = httptest.NewServer(a.Server())
 	e.metrics = httptest.NewServer(a.MetricsHandler())
-	e.hook = newReceiver(t)
+	e.hook = testenv.NewWebhook(t)
 	t.Cleanup(func() {
 		e.stopWorker()
 		e.api.Close()
@@ -204,7 +201,7 @@ func (e *env) setupThreeLevels() (accountID string) {
 	var acct struct{ ID string }
 	e.must(201, e.owner, "POST", e.org("/accounts"), map[string]any{
 		"network": "webhook", "handle": "acme", "display_name": "Acme", "timezone": "Europe/Paris",
-		"settings": map[string]string{"url": e.hook.srv.URL}, "credentials": map[string]string{"secret": e.hook.secret}}, &acct)
+		"settings": map[string]string{"url": e.hook.URL}, "credentials": map[string]string{"secret": e.hook.Secret}}, &acct)
 	e.must(200, e.owner, "PUT", e.org("/accounts/"+acct.ID+"/permissions"), map[string]any{"grants": []map[string]any{
 		{"member_id": ines.memberID, "level": "limited"},
 		{"member_id": eddie.memberID, "level": "editor"},
@@ -282,13 +279,13 @@ func TestThreeLevelsToWebhook(t *testing.T) {
 	e.approve("Eddie", post.ID, 1)
 	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
 
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	if done.PublishedAt == nil || done.PublishedAt.Before(at) {
 		t.Fatalf("published at %v, before its time %v", done.PublishedAt, at)
 	}
-	d := e.hook.deliveries[0]
+	d := e.hook.Payloads()[0]
 	if d.Data.Post.ID != post.ID || d.Data.Post.Text != "Our autumn launch is live!" || len(d.Approvals) != 3 {
 		t.Fatalf("delivery body: %+v", d)
 	}
@@ -363,7 +360,7 @@ func TestWorkerRestartWhilePostWaits(t *testing.T) {
 	e.waitPost(post.ID, "opened step 3", atStep(3))
 	e.approve("Eddie", post.ID, 1)
 	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	// The Update (kept by Temporal) and its fallback signal counted once.
@@ -423,7 +420,7 @@ func TestRejectEditResubmit(t *testing.T) {
 		t.Fatalf("the cancel's answer shows %s", canceled.Status)
 	}
 	e.waitPost(post.ID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
-	if e.hook.count() != 0 {
+	if e.hook.Count() != 0 {
 		t.Fatal("a canceled post was delivered")
 	}
 	recordHistory(t, e.app.Temporal, post.ID, "reject_edit_cancel")
@@ -480,54 +477,4 @@ func workflowHistory(t *testing.T, tc client.Client, postID string) []*historypb
 		events = append(events, ev)
 	}
 	return events
-}
-
-// receiver is a webhook endpoint that verifies each delivery's Standard
-// Webhooks signature and counts deliveries by webhook-id.
-type receiver struct {
-	t          *testing.T
-	srv        *httptest.Server
-	secret     string
-	mu         sync.Mutex
-	seen       map[string]int
-	deliveries []publish.WebhookPayload
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{t: t, secret: "whsec_" + base64.StdEncoding.EncodeToString(secrets.RandomBytes(24)), seen: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		if err := publish.VerifyWebhook(r.secret, req.Header, body, time.Now(), 5*time.Minute); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
-		}
-		var p publish.WebhookPayload
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Errorf("webhook body: %v", err)
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		id := req.Header.Get("webhook-id")
-		if r.seen[id] == 0 {
-			r.deliveries = append(r.deliveries, p)
-		}
-		r.seen[id]++
-		_, _ = fmt.Fprintf(w, `{"id":"hook-%d","url":"%s/deliveries/%s"}`, len(r.deliveries), r.srv.URL, id)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// count is the number of distinct deliveries (by webhook-id), failing the
-// test if any was delivered twice.
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, n := range r.seen {
-		if n > 1 {
-			r.t.Errorf("webhook-id %s delivered %d times", id, n)
-		}
-	}
-	return len(r.deliveries)
 }

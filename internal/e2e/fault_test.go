@@ -325,7 +325,7 @@ func (fx *faultStack) setupOrg() (brand, quick string) {
 		var acct, chain struct{ ID string }
 		e.must(201, e.owner, "POST", e.org("/accounts"), map[string]any{
 			"network": "webhook", "handle": handle, "display_name": handle, "timezone": "Europe/Paris",
-			"settings": map[string]string{"url": e.hook.srv.URL}, "credentials": map[string]string{"secret": e.hook.secret}}, &acct)
+			"settings": map[string]string{"url": e.hook.URL}, "credentials": map[string]string{"secret": e.hook.Secret}}, &acct)
 		e.must(200, e.owner, "PUT", e.org("/accounts/"+acct.ID+"/permissions"), map[string]any{"grants": []map[string]any{
 			{"member_id": ines.memberID, "level": "limited"},
 			{"member_id": eddie.memberID, "level": "editor"},
@@ -714,19 +714,17 @@ func (fx *faultStack) report(plans []*faultPlan, final map[string]cs.Post) *faul
 	r := &faultReport{posts: len(plans), byStatus: map[cs.PostStatus]int{}, across: map[string]int{}}
 	var last time.Time
 	hook := fx.env.hook
-	hook.mu.Lock()
 	idsByPost := map[string][]string{}
-	for _, d := range hook.deliveries {
+	for _, d := range hook.Payloads() {
 		idsByPost[d.Data.Post.ID] = append(idsByPost[d.Data.Post.ID], fmt.Sprintf("post-%s-r%d", d.Data.Post.ID, d.Data.Post.Revision))
 	}
-	for id, n := range hook.seen {
+	for id, n := range hook.Seen() {
 		r.deliveries++
 		if n > 1 {
 			r.duplicates += n - 1
 			fx.t.Errorf("webhook-id %s delivered %d times", id, n)
 		}
 	}
-	hook.mu.Unlock()
 
 	for _, p := range plans {
 		q := final[p.id]

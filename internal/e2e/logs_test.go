@@ -35,7 +35,7 @@ func TestLogsCarryPost(t *testing.T) {
 	// The receiver answers 500 twice: the first publish attempt (a local
 	// activity) and the first attempt of the Publish activity fail, and the
 	// SDK logs the latter ("Activity error.") with only its WorkflowID.
-	target, _ := url.Parse(e.hook.srv.URL)
+	target, _ := url.Parse(e.hook.URL)
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var fails atomic.Int32
 	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,7 @@ func TestLogsCarryPost(t *testing.T) {
 	t.Cleanup(flaky.Close)
 	// A new URL takes the credentials again (SPEC §8).
 	e.must(200, e.owner, "PATCH", e.org("/accounts/"+acct), map[string]any{"settings": map[string]string{"url": flaky.URL},
-		"credentials": map[string]string{"secret": e.hook.secret}}, nil)
+		"credentials": map[string]string{"secret": e.hook.Secret}}, nil)
 
 	var post cs.Post
 	e.must(201, e.members["Ines"].token, "POST", e.org("/posts"), map[string]any{"account_id": acct, "text": "Logged launch"}, &post)
@@ -59,8 +59,8 @@ func TestLogsCarryPost(t *testing.T) {
 	e.waitPost(post.ID, "opened step 3", atStep(3))
 	e.approve("Eddie", post.ID, 1)
 	e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if fails.Load() != 3 || e.hook.count() != 1 {
-		t.Fatalf("webhook requests %d (two failed), deliveries %d", fails.Load(), e.hook.count())
+	if fails.Load() != 3 || e.hook.Count() != 1 {
+		t.Fatalf("webhook requests %d (two failed), deliveries %d", fails.Load(), e.hook.Count())
 	}
 	e.stopWorker() // its last lines are in
 

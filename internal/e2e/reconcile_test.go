@@ -78,8 +78,8 @@ func TestReconcilerRepairsEndedWorkflows(t *testing.T) {
 	if n, err := rec.Once(ctx); err != nil || n != 0 {
 		t.Fatalf("second pass repaired %d more: %v", n, err)
 	}
-	if e.hook.count() != 1 {
-		t.Fatalf("deliveries: %d, want 1", e.hook.count())
+	if e.hook.Count() != 1 {
+		t.Fatalf("deliveries: %d, want 1", e.hook.Count())
 	}
 }
 

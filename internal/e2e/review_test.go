@@ -115,8 +115,8 @@ func (e *env) setupExternal(network string, steps ...map[string]any) (accountID 
 	e.must(200, e.owner, "PUT", e.org("/teams/"+team.ID+"/members/"+pat.memberID), map[string]any{"role": "member"}, nil)
 	acct := map[string]any{"network": network, "handle": "acme", "display_name": "Acme", "timezone": "Europe/Paris"}
 	if network == "webhook" {
-		acct["settings"] = map[string]string{"url": e.hook.srv.URL}
-		acct["credentials"] = map[string]string{"secret": e.hook.secret}
+		acct["settings"] = map[string]string{"url": e.hook.URL}
+		acct["credentials"] = map[string]string{"secret": e.hook.Secret}
 	} else {
 		acct["settings"] = map[string]string{"instance_url": "https://mastodon.example"}
 		acct["credentials"] = map[string]string{"access_token": "never-used"}
@@ -224,8 +224,8 @@ func TestExternalReviewerOverHTTP(t *testing.T) {
 	if rec.External != cleo || rec.MemberID != "" || rec.Source != cs.SourceLink {
 		t.Fatalf("the decision record: %+v", rec)
 	}
-	if e.hook.count() != 1 {
-		t.Fatalf("%d deliveries", e.hook.count())
+	if e.hook.Count() != 1 {
+		t.Fatalf("%d deliveries", e.hook.Count())
 	}
 	code, _, body = page(t, "POST", u, url.Values{"decision": {"approve"}}, nil)
 	if code != 410 || !strings.Contains(body, "You have already answered") {

@@ -284,7 +284,7 @@ func TestSlackThreeLevelsApprovedFromSlack(t *testing.T) {
 
 	s.click("UEDDIE", "approve", eddie)
 	done := s.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := s.hook.count(); got != 1 {
+	if got := s.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	counted := 0

@@ -160,7 +160,7 @@ func TestUpdatesWalkTheChainAtOnce(t *testing.T) {
 		t.Fatalf("after step 3: %s", st.Status)
 	}
 	done := e.waitPost(u.postID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	var ignored []string
@@ -201,7 +201,7 @@ func TestUpdateFallbackWithoutWorkerCountsOnce(t *testing.T) {
 	}
 	u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 3, u.requestID(), cs.DecisionApprove, ""))
 	e.waitPost(u.postID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	recordUpdateHistory(t, e, u.postID, "worker_restart_published")
@@ -234,7 +234,7 @@ func TestUpdatesRejectEditCancel(t *testing.T) {
 		t.Fatalf("after the cancel: %s", st.Status)
 	}
 	e.waitPost(u.postID, "canceled", func(p cs.Post) bool { return p.Status == cs.PostCanceled })
-	if e.hook.count() != 0 {
+	if e.hook.Count() != 0 {
 		t.Fatal("a canceled post was delivered")
 	}
 	recordUpdateHistory(t, e, u.postID, "reject_edit_cancel")
@@ -327,7 +327,7 @@ func TestContinuedPostPublishesOnce(t *testing.T) {
 	u.mustUpdate(cs.UpdateDecide, u.decision("Maya", 1, 1, u.requestID(), cs.DecisionApprove, ""))
 	u.mustUpdate(cs.UpdateDecide, u.decision("Eddie", 1, 2, u.requestID(), cs.DecisionApprove, ""))
 	done := e.waitPost(post.ID, "published", func(p cs.Post) bool { return p.Status == cs.PostPublished })
-	if got := e.hook.count(); got != 1 {
+	if got := e.hook.Count(); got != 1 {
 		t.Fatalf("deliveries = %d, want exactly 1", got)
 	}
 	for i, ev := range done.Events {

@@ -34,7 +34,7 @@ func TestOperatorQueries(t *testing.T) {
 	var doubtful struct{ ID string }
 	e.must(201, e.owner, "POST", e.org("/accounts"), map[string]any{
 		"network": "webhook", "handle": "doubtful", "display_name": "Doubtful", "timezone": "UTC",
-		"settings": map[string]string{"url": e.hook.srv.URL}, "credentials": map[string]string{"secret": e.hook.secret}}, &doubtful)
+		"settings": map[string]string{"url": e.hook.URL}, "credentials": map[string]string{"secret": e.hook.Secret}}, &doubtful)
 	e.must(200, e.owner, "PUT", e.org("/accounts/"+doubtful.ID+"/permissions"), map[string]any{"grants": []map[string]any{
 		{"member_id": e.members["Ines"].memberID, "level": "editor"}}}, nil)
 	// A chain whose single step times out in 2s with no fallback left to try

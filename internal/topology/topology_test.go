@@ -3,7 +3,6 @@ package topology
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,8 +26,6 @@ import (
 	cs "github.com/countersign/countersign"
 	"github.com/countersign/countersign/internal/devtemporal"
 	"github.com/countersign/countersign/internal/pgserver"
-	"github.com/countersign/countersign/internal/publish"
-	"github.com/countersign/countersign/internal/secrets"
 	"github.com/countersign/countersign/internal/testenv"
 )
 
@@ -59,7 +56,7 @@ type topology struct {
 	t    *testing.T
 	tc   client.Client
 	api  *apiClient
-	hook *receiver
+	hook *testenv.Webhook
 	xapi *httptest.Server // an X API that takes posts and answers nonsense
 
 	orgID, owner string
@@ -79,7 +76,7 @@ func startTopology(t *testing.T) *topology {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp.hook = newReceiver(t)
+	tp.hook = testenv.NewWebhook(t)
 	tp.xapi = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/2/tweets" {
 			w.WriteHeader(http.StatusCreated)
@@ -203,7 +200,7 @@ func (tp *topology) setupOrg() (accountID string) {
 	var acct struct{ ID string }
 	tp.must(t, 201, tp.owner, "POST", tp.org("/accounts"), map[string]any{
 		"network": "webhook", "handle": "acme", "display_name": "Acme", "timezone": "Europe/Paris",
-		"settings": map[string]string{"url": tp.hook.srv.URL}, "credentials": map[string]string{"secret": tp.hook.secret}}, &acct)
+		"settings": map[string]string{"url": tp.hook.URL}, "credentials": map[string]string{"secret": tp.hook.Secret}}, &acct)
 	tp.must(t, 200, tp.owner, "PUT", tp.org("/accounts/"+acct.ID+"/permissions"), map[string]any{"grants": []map[string]any{
 		{"member_id": tp.members["Ines"].memberID, "level": "limited"},
 		{"member_id": tp.members["Eddie"].memberID, "level": "editor"},
@@ -308,7 +305,7 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 
 	// Three posts through the whole chain, each decision on whichever API
 	// the client picks.
-	before := tp.hook.count()
+	before := tp.hook.Total()
 	var walked []string
 	for i := range 3 {
 		id := tp.submit(t, acct, fmt.Sprintf("walked post %d", i), nil)
@@ -325,7 +322,7 @@ func (tp *topology) visibility(t *testing.T, acct string) {
 			t.Fatal(err)
 		}
 	}
-	if got := tp.hook.count() - before; got != len(walked) {
+	if got := tp.hook.Total() - before; got != len(walked) {
 		t.Errorf("%d deliveries for %d published posts", got, len(walked))
 	}
 	for i := range tp.api.served {
@@ -447,7 +444,7 @@ func (tp *topology) faults(t *testing.T, acct string) {
 			t.Fatalf("COUNTERSIGN_TOPOLOGY_FAULT_POSTS=%q", v)
 		}
 	}
-	before := tp.hook.snapshot()
+	before := tp.hook.Total()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = tp.submit(t, acct, fmt.Sprintf("fault post %d", i), nil)
@@ -530,10 +527,10 @@ func (tp *topology) faults(t *testing.T, acct string) {
 
 	// 0 lost, 0 duplicated: each post delivered once, by one webhook-id.
 	lost, duplicated, decisionsLost, accepted, retried := 0, 0, 0, 0, 0
-	after := tp.hook.snapshot()
+	after, total := tp.hook.ByPost(), tp.hook.Total()
 	for _, id := range ids {
 		hooks := 0
-		for hid, c := range after.byPost[id] {
+		for hid, c := range after[id] {
 			hooks++
 			if c > 1 {
 				duplicated += c - 1
@@ -549,7 +546,7 @@ func (tp *topology) faults(t *testing.T, acct string) {
 			t.Errorf("post %s delivered under %d webhook-ids", id, hooks)
 		}
 	}
-	if extra := after.total - before.total - n; extra > 0 && duplicated == 0 {
+	if extra := total - before - n; extra > 0 && duplicated == 0 {
 		t.Errorf("%d deliveries beyond the %d posts", extra, n)
 	}
 	// 0 decisions lost: every decision an API accepted is counted on its
@@ -608,68 +605,6 @@ func (tp *topology) decide(ctx context.Context, d *decision) error {
 		d.uncertain = true
 		time.Sleep(300 * time.Millisecond)
 	}
-}
-
-// receiver is a webhook endpoint that verifies each delivery's signature and
-// counts deliveries by post and webhook-id.
-type receiver struct {
-	srv    *httptest.Server
-	secret string
-	mu     sync.Mutex
-	byPost map[string]map[string]int
-	total  int
-}
-
-type deliveries struct {
-	byPost map[string]map[string]int
-	total  int
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{secret: "whsec_" + base64.StdEncoding.EncodeToString(secrets.RandomBytes(24)), byPost: map[string]map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		if err := publish.VerifyWebhook(r.secret, req.Header, body, time.Now(), 5*time.Minute); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			http.Error(w, err.Error(), http.StatusUnauthorized)
-			return
-		}
-		var p publish.WebhookPayload
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Errorf("webhook body: %v", err)
-		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		id := req.Header.Get("webhook-id")
-		if r.byPost[p.Data.Post.ID] == nil {
-			r.byPost[p.Data.Post.ID] = map[string]int{}
-		}
-		r.byPost[p.Data.Post.ID][id]++
-		r.total++
-		_, _ = fmt.Fprintf(w, `{"id":"hook-%d"}`, r.total)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// count is the number of deliveries so far.
-func (r *receiver) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.total
-}
-
-func (r *receiver) snapshot() deliveries {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := deliveries{byPost: map[string]map[string]int{}, total: r.total}
-	for post, ids := range r.byPost {
-		d.byPost[post] = map[string]int{}
-		for id, n := range ids {
-			d.byPost[post][id] = n
-		}
-	}
-	return d
 }
 
 // quietLogger silences the SDK client that runs the visibility queries.
