@@ -195,7 +195,7 @@ func (s *Service) change(ctx context.Context, p cs.Post, update, signal, id stri
 		st, err := s.Workflows.Update(uctx, p.ID, update, id, arg)
 		cancel()
 		if err == nil {
-			return Outcome{Post: s.mirror(p, st)}, nil
+			return Outcome{Post: answered(p, st)}, nil
 		}
 		if refusal := Refusal(err); refusal != nil {
 			return Outcome{}, refusal

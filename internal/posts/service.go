@@ -305,7 +305,7 @@ func (s *Service) start(ctx context.Context, p cs.Post, u store.UnstartedPost, s
 	st, err := s.Workflows.Submit(ctx, u, summary, s.Wait)
 	switch {
 	case err == nil:
-		p = s.mirror(p, st)
+		p = answered(p, st)
 	case errors.Is(err, postflow.ErrNoAnswer):
 		log.Warn("post workflow started; its first state was not answered in time", "error", err)
 	default:
@@ -345,12 +345,12 @@ func plannedSteps(chain cs.Chain, needsApproval bool) []cs.StepState {
 	return steps
 }
 
-// mirror is p showing the state a workflow answered. The workflow stored
+// answered is p showing the state a workflow answered. The workflow stored
 // that state in PostgreSQL before it answered (SavePostState runs in the
 // workflow task that completes the Update, or the Publish activity stores
 // "publishing" first), so the caller's next read and the next approver's
 // already see it: the API writes nothing more.
-func (s *Service) mirror(p cs.Post, st cs.PostState) cs.Post {
+func answered(p cs.Post, st cs.PostState) cs.Post {
 	if st.PostID == "" {
 		return p // an answer without a state (an old worker)
 	}
