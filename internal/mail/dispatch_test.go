@@ -14,22 +14,15 @@ import (
 	"github.com/countersign/countersign/internal/mail"
 	"github.com/countersign/countersign/internal/mail/mailsink"
 	"github.com/countersign/countersign/internal/secrets"
+	"github.com/countersign/countersign/internal/store"
 	"github.com/countersign/countersign/internal/testenv"
 )
 
 // Two `serve` replicas share one queue: every invitation is mailed exactly
 // once, with its own link, and ends 'sent'.
 func TestDispatchersShareTheQueue(t *testing.T) {
-	st := testenv.Store(t)
-	if err := st.SetSecretKey(secrets.RandomBytes(32)); err != nil {
-		t.Fatal(err)
-	}
-	st.SetMailInvitations(true)
+	st, b := mailingStore(t)
 	ctx := context.Background()
-	b, err := st.Bootstrap(ctx, "Acme", "owner@acme.test", "Olga")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 25
 	for i := 0; i < n; i++ {
 		inv, err := st.Invite(ctx, b.Org.ID, b.Member.ID, cs.InvitationRequest{Email: fmt.Sprintf("p%d@acme.test", i)})
@@ -79,16 +72,8 @@ func TestDispatchersShareTheQueue(t *testing.T) {
 // A failing server: retried with back-off, then 'failed' with the reason;
 // the invitation stays pending and its sealed token is dropped.
 func TestDeliveryRetriesThenFails(t *testing.T) {
-	st := testenv.Store(t)
-	if err := st.SetSecretKey(secrets.RandomBytes(32)); err != nil {
-		t.Fatal(err)
-	}
-	st.SetMailInvitations(true)
+	st, b := mailingStore(t)
 	ctx := context.Background()
-	b, err := st.Bootstrap(ctx, "Acme", "owner@acme.test", "Olga")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := st.Invite(ctx, b.Org.ID, b.Member.ID, cs.InvitationRequest{Email: "ana@acme.test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,4 +103,20 @@ func TestDeliveryRetriesThenFails(t *testing.T) {
 	if len(sk.Messages()) != 0 {
 		t.Fatal("a message was kept")
 	}
+}
+
+// mailingStore is a store that mails invitations (its secret key set, so
+// queued tokens are sealed), with an org bootstrapped in it.
+func mailingStore(t *testing.T) (*store.Store, store.Bootstrapped) {
+	t.Helper()
+	st := testenv.Store(t)
+	if err := st.SetSecretKey(secrets.RandomBytes(32)); err != nil {
+		t.Fatal(err)
+	}
+	st.SetMailInvitations(true)
+	b, err := st.Bootstrap(context.Background(), "Acme", "owner@acme.test", "Olga")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, b
 }

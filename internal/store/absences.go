@@ -131,12 +131,7 @@ func (s *Store) Delegations(ctx context.Context, orgID string, memberIDs []strin
 	if !validID(orgID) {
 		return nil, nil
 	}
-	ids := make([]string, 0, len(memberIDs))
-	for _, id := range memberIDs {
-		if validID(id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := validIDs(memberIDs)
 	if len(ids) == 0 {
 		return nil, nil
 	}
@@ -215,12 +210,7 @@ func (s *Store) PostsToRefresh(ctx context.Context, orgID string, sc RefreshScop
 	if !validID(orgID) {
 		return nil, nil
 	}
-	var ids []string
-	for _, id := range sc.MemberIDs {
-		if validID(id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := validIDs(sc.MemberIDs)
 	var team, account any
 	if validID(sc.TeamID) {
 		team = sc.TeamID

@@ -57,12 +57,7 @@ func (s *Store) Media(ctx context.Context, orgID, id string) (StoredMedia, error
 // the org's (or not ids) are simply absent.
 func (s *Store) MediaByIDs(ctx context.Context, orgID string, ids []string) (map[string]StoredMedia, error) {
 	out := map[string]StoredMedia{}
-	var valid []string
-	for _, id := range ids {
-		if validID(id) {
-			valid = append(valid, id)
-		}
-	}
+	valid := validIDs(ids)
 	if len(valid) == 0 || !validID(orgID) {
 		return out, nil
 	}

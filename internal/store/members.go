@@ -35,6 +35,18 @@ func validID(s string) bool {
 	return err == nil && u.String() == strings.ToLower(s)
 }
 
+// validIDs keeps the ids of ids that are valid (validID), in order; nil when
+// none is.
+func validIDs(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if validID(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // after is the query argument of a page's cursor: NULL for the first page.
 func after(p cs.Page) any {
 	if p.After == "" || !validID(p.After) {

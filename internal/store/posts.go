@@ -332,11 +332,7 @@ func (s *Store) MirrorPost(ctx context.Context, postID string, st cs.PostState, 
 	// awaiting column (GIN-indexed) answers GET /approvals from it.
 	awaiting := []string{}
 	if st.Status == cs.PostPendingApproval {
-		for _, id := range st.Awaited {
-			if validID(id) {
-				awaiting = append(awaiting, id)
-			}
-		}
+		awaiting = append(awaiting, validIDs(st.Awaited)...)
 	}
 	media := st.MediaURLs
 	if media == nil {

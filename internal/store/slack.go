@@ -199,12 +199,7 @@ type SlackMember struct {
 // included (a message may name who approved before being removed).
 func (s *Store) SlackMembers(ctx context.Context, orgID string, ids []string) (map[string]SlackMember, error) {
 	out := map[string]SlackMember{}
-	var valid []string
-	for _, id := range ids {
-		if validID(id) {
-			valid = append(valid, id)
-		}
-	}
+	valid := validIDs(ids)
 	if len(valid) == 0 || !validID(orgID) {
 		return out, nil
 	}
