@@ -238,7 +238,7 @@ func (s *Server) slackAnswer(p cs.Post, decision string, out posts.Outcome, err 
 	var e *cs.Error
 	switch {
 	case err == nil && out.Pending:
-		return fmt.Sprintf("Your %s was received; it counts as soon as Countersign's worker catches up.", noun)
+		return fmt.Sprintf("Your %s %s", noun, csslack.ReceivedText)
 	case err == nil:
 		if q := out.Post; decision == cs.DecisionApprove && q.Status == cs.PostPendingApproval && q.CurrentStep >= 1 && q.CurrentStep <= len(q.Steps) {
 			if st := q.Steps[q.CurrentStep-1]; st.Quorum > 1 && len(st.Approvals) < st.Quorum {

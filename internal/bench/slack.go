@@ -142,7 +142,7 @@ func (t *slackTap) observe(c slackfake.Call, answer any) {
 		// Countersign refused a click and says why, privately; or it says
 		// that a click went as a signal (no worker answered in time), which
 		// counts once handled and is no refusal.
-		if strings.Contains(c.Form.Get("text"), "was received; it counts as soon as") {
+		if strings.HasSuffix(c.Form.Get("text"), csslack.ReceivedText) {
 			return
 		}
 		t.mu.Lock()

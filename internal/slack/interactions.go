@@ -115,6 +115,10 @@ const (
 	workersWait  = 2 * time.Second
 )
 
+// ReceivedText ends what a person is told when their decision went as a
+// signal (no worker answered in time): it counts once handled.
+const ReceivedText = "was received; it counts as soon as Countersign's worker catches up."
+
 // BusyText is what a person is told when their interaction could not be
 // taken (the pool's queue stayed full).
 const BusyText = "Countersign is too busy to take this right now: it was not counted. Try again in a moment."
